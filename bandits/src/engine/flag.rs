@@ -1,0 +1,505 @@
+//! A flag: its arms, its policy, and the rule that declares a winner.
+//!
+//! [`FlagDefinition`] is what a site owner writes (in code, the admin or the JSON API):
+//! plain public fields, every one with a default. [`Flag`] is what the engine runs, and
+//! the only way to get one is [`FlagDefinition::validate`], so a flag with one arm, an
+//! epsilon of 3 or a significance level of 0 never reaches a policy.
+
+use std::fmt;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::policy::Policy;
+use super::totals::ArmTotals;
+use super::winner::WinnerRule;
+
+/// The longest flag or arm name accepted.
+pub const MAX_NAME_LEN: usize = 100;
+/// The longest note accepted.
+pub const MAX_NOTE_LEN: usize = 10_000;
+/// The most arms a flag may have. It bounds the visitor cookie and the cost of the
+/// probability-best integration shown in the admin.
+pub const MAX_ARMS: usize = 32;
+
+/// One variant of a flag, with an optional JSON payload handed to the page that shows it.
+///
+/// ```
+/// use bandits::engine::Arm;
+///
+/// let arm = Arm::new("blue").with_payload(serde_json::json!({ "color": "#0055ff" }));
+/// assert_eq!(arm.name, "blue");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arm {
+    /// The arm's name: lowercase letters, digits, `-` and `_`, 1 to 100 characters.
+    pub name: String,
+    /// Data for the page showing this arm (a headline, a price, a colour), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+impl Arm {
+    /// An arm without payload.
+    pub fn new(name: impl Into<String>) -> Self {
+        Arm {
+            name: name.into(),
+            payload: None,
+        }
+    }
+
+    /// The same arm carrying `payload`.
+    pub fn with_payload(mut self, payload: serde_json::Value) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+}
+
+/// A flag as a site owner defines it, before validation.
+///
+/// Every field has a default: two arms `off` (the control) and `on`, epsilon-greedy with
+/// epsilon 0.1, significance level 0.05, 100 exposures before any winner is declared, and
+/// the t-test winner rule of django-bandits.
+///
+/// ```
+/// use bandits::engine::{FlagDefinition, Policy};
+///
+/// let flag = FlagDefinition::new("headline-flag")
+///     .with_arms(["control", "short", "long"])
+///     .with_policy(Policy::thompson())
+///     .validate()
+///     .expect("a valid flag");
+/// assert_eq!(flag.arms().len(), 3);
+/// assert_eq!(flag.control().name, "control");
+///
+/// let err = FlagDefinition::new("Headline Flag").validate().unwrap_err();
+/// assert_eq!(err.errors()[0].field, "name");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlagDefinition {
+    /// Lowercase letters, digits, `-` and `_`, 1 to 100 characters.
+    pub name: String,
+    /// Free text for the team: what is being tried, and why.
+    pub note: String,
+    /// Two or more arms with distinct names; the first is the control and the default.
+    pub arms: Vec<Arm>,
+    /// How new visitors are assigned an arm.
+    pub policy: Policy,
+    /// The significance level of the winner rule, in (0, 1). Intervals are shown at
+    /// confidence `1 - significance_level`.
+    pub significance_level: f64,
+    /// Exposures, over all arms, before the winner rule is consulted.
+    pub min_views: u64,
+    /// When an arm is declared the winner.
+    pub winner_rule: WinnerRule,
+    /// The name of the arm locked as the winner: every visitor gets it.
+    pub winner: Option<String>,
+}
+
+impl Default for FlagDefinition {
+    fn default() -> Self {
+        FlagDefinition {
+            name: String::new(),
+            note: String::new(),
+            arms: vec![Arm::new("off"), Arm::new("on")],
+            policy: Policy::default(),
+            significance_level: 0.05,
+            min_views: 100,
+            winner_rule: WinnerRule::default(),
+            winner: None,
+        }
+    }
+}
+
+impl FlagDefinition {
+    /// A definition named `name` with every other field at its default.
+    pub fn new(name: impl Into<String>) -> Self {
+        FlagDefinition {
+            name: name.into(),
+            ..FlagDefinition::default()
+        }
+    }
+
+    /// Replaces the arms by payload-less arms with these names, the first being the control.
+    pub fn with_arms<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.arms = names.into_iter().map(Arm::new).collect();
+        self
+    }
+
+    /// Replaces the policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Replaces the winner rule.
+    pub fn with_winner_rule(mut self, rule: WinnerRule) -> Self {
+        self.winner_rule = rule;
+        self
+    }
+
+    /// Checks every field and returns the runnable [`Flag`], or every problem found.
+    pub fn validate(self) -> Result<Flag, InvalidFlag> {
+        let mut errors = Vec::new();
+        let mut report = |field: String, rule: Rule| errors.push(FieldError { field, rule });
+
+        if let Err(rule) = check_name(&self.name) {
+            report("name".into(), rule);
+        }
+        let note_len = self.note.chars().count();
+        if note_len > MAX_NOTE_LEN {
+            report(
+                "note".into(),
+                Rule::Length {
+                    min: 0,
+                    max: MAX_NOTE_LEN,
+                    len: note_len,
+                },
+            );
+        }
+        if self.arms.len() < 2 || self.arms.len() > MAX_ARMS {
+            report(
+                "arms".into(),
+                Rule::ArmCount {
+                    min: 2,
+                    max: MAX_ARMS,
+                    count: self.arms.len(),
+                },
+            );
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            if let Err(rule) = check_name(&arm.name) {
+                report(format!("arms[{i}].name"), rule);
+            } else if self.arms[..i].iter().any(|a| a.name == arm.name) {
+                report(
+                    format!("arms[{i}].name"),
+                    Rule::Duplicate {
+                        name: arm.name.clone(),
+                    },
+                );
+            }
+        }
+        for (field, rule) in self.policy.problems(self.arms.len()) {
+            report(format!("policy.{field}"), rule);
+        }
+        if !(self.significance_level > 0.0 && self.significance_level < 1.0) {
+            report(
+                "significance_level".into(),
+                Rule::Range {
+                    range: "(0, 1)",
+                    value: self.significance_level,
+                },
+            );
+        }
+        for (field, rule) in self.winner_rule.problems() {
+            report(format!("winner_rule.{field}"), rule);
+        }
+        let winner = match &self.winner {
+            None => None,
+            Some(name) => {
+                let index = self.arms.iter().position(|arm| &arm.name == name);
+                if index.is_none() {
+                    report("winner".into(), Rule::UnknownArm { name: name.clone() });
+                }
+                index
+            }
+        };
+
+        if errors.is_empty() {
+            Ok(Flag {
+                definition: self,
+                winner,
+            })
+        } else {
+            Err(InvalidFlag { errors })
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), Rule> {
+    let len = name.chars().count();
+    if len == 0 || len > MAX_NAME_LEN {
+        return Err(Rule::Length {
+            min: 1,
+            max: MAX_NAME_LEN,
+            len,
+        });
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+    {
+        Some(found) => Err(Rule::Characters { found }),
+        None => Ok(()),
+    }
+}
+
+/// A validated flag: the engine's unit of decision.
+///
+/// Obtained from [`FlagDefinition::validate`], or by deserializing (which validates too).
+/// Arm 0 is the control: the arm a visitor gets when no decision can be made.
+///
+/// ```
+/// use bandits::engine::{ArmTotals, FlagDefinition};
+/// use rand::{rngs::SmallRng, SeedableRng};
+///
+/// let flag = FlagDefinition::new("checkout").validate()?;
+/// let totals = [ArmTotals::new(120, 6), ArmTotals::new(118, 11)];
+/// let mut rng = SmallRng::seed_from_u64(7);
+/// let arm = flag.choose_arm(&totals, &mut rng);
+/// assert!(arm < 2);
+/// # Ok::<(), bandits::engine::InvalidFlag>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FlagDefinition", into = "FlagDefinition")]
+pub struct Flag {
+    definition: FlagDefinition,
+    winner: Option<usize>,
+}
+
+impl Flag {
+    /// The flag's name.
+    pub fn name(&self) -> &str {
+        &self.definition.name
+    }
+
+    /// The team's note.
+    pub fn note(&self) -> &str {
+        &self.definition.note
+    }
+
+    /// The arms; the first is the control.
+    pub fn arms(&self) -> &[Arm] {
+        &self.definition.arms
+    }
+
+    /// The control arm: the first, and the default when no decision can be made.
+    pub fn control(&self) -> &Arm {
+        &self.definition.arms[0]
+    }
+
+    /// The index of the arm called `name`.
+    pub fn arm_index(&self, name: &str) -> Option<usize> {
+        self.definition.arms.iter().position(|arm| arm.name == name)
+    }
+
+    /// How new visitors are assigned.
+    pub fn policy(&self) -> &Policy {
+        &self.definition.policy
+    }
+
+    /// The significance level of the winner rule.
+    pub fn significance_level(&self) -> f64 {
+        self.definition.significance_level
+    }
+
+    /// The confidence of the intervals shown for this flag: `1 - significance_level`.
+    pub fn confidence(&self) -> f64 {
+        1.0 - self.definition.significance_level
+    }
+
+    /// Exposures before the winner rule is consulted.
+    pub fn min_views(&self) -> u64 {
+        self.definition.min_views
+    }
+
+    /// The rule that declares a winner.
+    pub fn winner_rule(&self) -> &WinnerRule {
+        &self.definition.winner_rule
+    }
+
+    /// The index of the locked winner, if one is locked.
+    pub fn winner(&self) -> Option<usize> {
+        self.winner
+    }
+
+    /// The definition this flag was validated from.
+    pub fn definition(&self) -> &FlagDefinition {
+        &self.definition
+    }
+
+    /// The arm for a new visitor: the locked winner if there is one, else the policy's choice.
+    ///
+    /// `totals` holds one entry per arm, in the flag's order. A slice of another length
+    /// (a snapshot taken before the arms were edited) is padded or cut to the flag's arms,
+    /// so the answer is always a valid arm index.
+    pub fn choose_arm<R: Rng + ?Sized>(&self, totals: &[ArmTotals], rng: &mut R) -> usize {
+        if let Some(winner) = self.winner {
+            return winner;
+        }
+        let k = self.definition.arms.len();
+        if totals.len() == k {
+            self.definition.policy.choose(totals, rng)
+        } else {
+            let mut padded = totals.to_vec();
+            padded.resize(k, ArmTotals::default());
+            self.definition.policy.choose(&padded, rng)
+        }
+    }
+
+    /// The arm the winner rule declares the winner given `totals`, if any.
+    ///
+    /// The rule waits until the arms together have [`min_views`](Self::min_views)
+    /// exposures. It does not lock anything: the caller stores the answer with
+    /// [`lock_winner`](Self::lock_winner).
+    pub fn find_winner(&self, totals: &[ArmTotals]) -> Option<usize> {
+        if totals.len() != self.definition.arms.len() {
+            return None;
+        }
+        self.definition.winner_rule.find_winner(
+            totals,
+            self.definition.significance_level,
+            self.definition.min_views,
+        )
+    }
+
+    /// This flag with arm `index` locked as the winner, or `None` if there is no such arm.
+    pub fn lock_winner(mut self, index: usize) -> Option<Flag> {
+        let name = self.definition.arms.get(index)?.name.clone();
+        self.definition.winner = Some(name);
+        self.winner = Some(index);
+        Some(self)
+    }
+}
+
+impl TryFrom<FlagDefinition> for Flag {
+    type Error = InvalidFlag;
+
+    fn try_from(definition: FlagDefinition) -> Result<Self, Self::Error> {
+        definition.validate()
+    }
+}
+
+impl From<Flag> for FlagDefinition {
+    fn from(flag: Flag) -> Self {
+        flag.definition
+    }
+}
+
+/// A flag definition that failed validation: every problem found, each naming its field.
+///
+/// ```
+/// use bandits::engine::{FlagDefinition, Policy};
+///
+/// let err = FlagDefinition::new("promo")
+///     .with_arms(["a", "a"])
+///     .with_policy(Policy::EpsilonGreedy { epsilon: 1.5 })
+///     .validate()
+///     .unwrap_err();
+/// let fields: Vec<&str> = err.errors().iter().map(|e| e.field.as_str()).collect();
+/// assert_eq!(fields, ["arms[1].name", "policy.epsilon"]);
+/// assert_eq!(
+///     err.to_string(),
+///     "arms[1].name: the arm name \"a\" is used more than once; \
+///      policy.epsilon: must be in [0, 1], got 1.5"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidFlag {
+    errors: Vec<FieldError>,
+}
+
+impl InvalidFlag {
+    /// The problems, in the order of the definition's fields.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    /// The problem with `field`, if any (`"name"`, `"arms[1].name"`, `"policy.epsilon"`...).
+    pub fn field(&self, field: &str) -> Option<&FieldError> {
+        self.errors.iter().find(|e| e.field == field)
+    }
+}
+
+impl fmt::Display for InvalidFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvalidFlag {}
+
+/// One field of a definition and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct FieldError {
+    /// The field's path in the definition, as in its JSON form: `name`, `arms[2].name`,
+    /// `policy.epsilon`, `significance_level`, `winner_rule.mixture_sd`, `winner`.
+    pub field: String,
+    /// The rule broken.
+    pub rule: Rule,
+}
+
+/// A validation rule, with what was found.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A text field's length in characters.
+    #[error("must be {min} to {max} characters long, got {len}")]
+    Length {
+        /// Fewest characters allowed.
+        min: usize,
+        /// Most characters allowed.
+        max: usize,
+        /// Characters found.
+        len: usize,
+    },
+    /// A name holds a character outside `a-z`, `0-9`, `-`, `_`.
+    #[error("may hold only lowercase letters, digits, '-' and '_', found {found:?}")]
+    Characters {
+        /// The first character not allowed.
+        found: char,
+    },
+    /// Too few or too many arms.
+    #[error("needs {min} to {max} arms, got {count}")]
+    ArmCount {
+        /// Fewest arms allowed.
+        min: usize,
+        /// Most arms allowed.
+        max: usize,
+        /// Arms found.
+        count: usize,
+    },
+    /// Two arms share a name.
+    #[error("the arm name {name:?} is used more than once")]
+    Duplicate {
+        /// The repeated name.
+        name: String,
+    },
+    /// A number outside its range (NaN and infinities are outside every range).
+    #[error("must be in {range}, got {value}")]
+    Range {
+        /// The allowed range, in interval notation: `[0, 1]`, `(0, 1)`, `(0, inf)`.
+        range: &'static str,
+        /// The value found.
+        value: f64,
+    },
+    /// A list that needs one entry per arm.
+    #[error("needs one entry per arm ({arms}), got {count}")]
+    PerArm {
+        /// The flag's arms.
+        arms: usize,
+        /// Entries found.
+        count: usize,
+    },
+    /// Weights that are all zero.
+    #[error("must not all be zero")]
+    AllZero,
+    /// A reference to an arm the flag does not have.
+    #[error("{name:?} is not one of the flag's arms")]
+    UnknownArm {
+        /// The name given.
+        name: String,
+    },
+}

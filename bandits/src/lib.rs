@@ -1,0 +1,38 @@
+//! # rocket-bandits
+//!
+//! Feature flags that optimise themselves. A flag has two or more *arms* (variants); each
+//! visitor is given one by a multi-armed bandit *policy*, keeps it, and is counted as a
+//! *conversion* on reaching the flag's goal. The policy shifts traffic to the arm that
+//! converts best, and a *winner rule* locks that arm once the evidence is in.
+//!
+//! This release contains the [`engine`]: flag definitions, the policies (epsilon-greedy,
+//! epsilon-decay, UCB1, Thompson sampling, fixed split), the statistics (t-tests, z-test,
+//! chi-square, Wilson/Wald/Beta intervals, probability best), the winner rules and an
+//! offline simulator. The Rocket fairing, request guard, storage and admin build on it.
+//!
+//! ```
+//! use bandits::engine::{ArmTotals, FlagDefinition, Policy};
+//! use bandits::engine::stats::{probability_best, wilson_interval, BetaPrior};
+//! use rand::{rngs::SmallRng, SeedableRng};
+//!
+//! let flag = FlagDefinition::new("headline-flag")
+//!     .with_arms(["base", "bold"])
+//!     .with_policy(Policy::thompson())
+//!     .validate()?;
+//!
+//! let totals = [ArmTotals::new(1000, 37), ArmTotals::new(1000, 66)];
+//! let arm = flag.choose_arm(&totals, &mut SmallRng::seed_from_u64(1));
+//! assert!(arm < 2);
+//!
+//! let interval = wilson_interval(totals[1], flag.confidence()).unwrap();
+//! assert!(interval.contains(0.066));
+//! let best = probability_best(&totals, BetaPrior::UNIFORM).unwrap();
+//! assert!(best[1] > 0.99);
+//! assert_eq!(flag.find_winner(&totals), Some(1));
+//! # Ok::<(), bandits::engine::InvalidFlag>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod engine;

@@ -1,0 +1,246 @@
+//! Every statistic the engine computes, against SciPy's values.
+//!
+//! `tests/data/stats_vectors.json` was produced by SciPy (its `generator` field says which
+//! version). Each test walks every entry of one section and checks every field in it; a
+//! field that no test knows fails the run, so a statistic added to the file cannot go
+//! unchecked.
+
+use std::collections::BTreeSet;
+
+use bandits::engine::stats::{
+    beta_interval, chi_square_test, probability_best, student_t_test, two_proportion_z_test,
+    wald_interval, welch_t_test, wilson_interval, BetaPrior, Interval, TestResult,
+};
+use bandits::engine::ArmTotals;
+use serde_json::Value;
+
+/// Relative tolerance the issue sets for every statistic but probability-best.
+const RELATIVE: f64 = 1e-6;
+/// Absolute tolerance for probability-best, which the engine integrates numerically.
+const PROBABILITY_BEST: f64 = 2e-3;
+/// Values SciPy writes as 6.9e-18 where the exact answer is 0 (a Wilson bound at zero
+/// conversions) cannot be met relatively; below this they count as zero.
+const ZERO: f64 = 1e-12;
+
+fn vectors() -> Value {
+    let text = include_str!("data/stats_vectors.json");
+    // Python's json module writes IEEE infinities as bare words, which JSON lacks.
+    let text = text
+        .replace("-Infinity", "\"-inf\"")
+        .replace("Infinity", "\"inf\"")
+        .replace("NaN", "null");
+    serde_json::from_str(&text).expect("stats_vectors.json parses")
+}
+
+/// A reference number: SciPy's NaN (written as null) is `None`.
+fn number(entry: &Value, key: &str) -> Option<f64> {
+    match &entry[key] {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s == "inf" => Some(f64::INFINITY),
+        Value::String(s) if s == "-inf" => Some(f64::NEG_INFINITY),
+        Value::Null => None,
+        other => panic!("{key}: not a number: {other}"),
+    }
+}
+
+fn count(entry: &Value, key: &str) -> u64 {
+    entry[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is a count"))
+}
+
+fn arm(entry: &Value) -> ArmTotals {
+    ArmTotals::new(count(entry, "views"), count(entry, "conversions"))
+}
+
+fn assert_close(actual: f64, expected: f64, what: &str) {
+    let ok = if expected.is_infinite() {
+        actual == expected
+    } else {
+        let error = (actual - expected).abs();
+        error <= RELATIVE * expected.abs() || error <= ZERO
+    };
+    assert!(
+        ok,
+        "{what}: got {actual:e}, SciPy says {expected:e} (relative error {:e})",
+        ((actual - expected) / expected).abs()
+    );
+}
+
+fn assert_test(actual: Option<TestResult>, entry: &Value, stat: &str, p: &str, what: &str) {
+    match (number(entry, stat), number(entry, p)) {
+        (Some(expected_stat), Some(expected_p)) => {
+            let actual = actual.unwrap_or_else(|| panic!("{what}: got None, SciPy has a value"));
+            assert_close(actual.statistic, expected_stat, &format!("{what} {stat}"));
+            assert_close(actual.p_value, expected_p, &format!("{what} {p}"));
+        }
+        _ => assert_eq!(
+            actual, None,
+            "{what}: SciPy gives NaN, so should we give None"
+        ),
+    }
+}
+
+fn assert_interval(actual: Option<Interval>, entry: &Value, key: &str, what: &str) {
+    let bounds = entry[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is a pair"));
+    let actual = actual.unwrap_or_else(|| panic!("{what} {key}: got None"));
+    let lower = bounds[0].as_f64().expect("a number");
+    let upper = bounds[1].as_f64().expect("a number");
+    assert_close(actual.lower, lower, &format!("{what} {key} lower"));
+    assert_close(actual.upper, upper, &format!("{what} {key} upper"));
+}
+
+/// Fails if an entry holds a field the test does not check.
+fn assert_all_checked(entry: &Value, checked: &[&str]) {
+    let known: BTreeSet<&str> = checked.iter().copied().chain(["note"]).collect();
+    let fields = entry.as_object().expect("an object");
+    for field in fields.keys() {
+        assert!(
+            known.contains(field.as_str()),
+            "stats_vectors.json has {field:?}, which no test checks"
+        );
+    }
+}
+
+fn section(name: &str) -> Vec<Value> {
+    let all = vectors();
+    let entries = all[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("section {name}"));
+    assert!(!entries.is_empty(), "section {name} is empty");
+    entries.clone()
+}
+
+#[test]
+fn the_file_has_no_section_we_do_not_test() {
+    let all = vectors();
+    let sections: BTreeSet<&str> = all
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    let tested = BTreeSet::from(["generator", "two_sample", "intervals", "k_arm", "beta_best"]);
+    assert_eq!(sections, tested);
+}
+
+#[test]
+fn two_sample_tests_match_scipy() {
+    for entry in section("two_sample") {
+        let a = ArmTotals::new(count(&entry, "views_a"), count(&entry, "conversions_a"));
+        let b = ArmTotals::new(count(&entry, "views_b"), count(&entry, "conversions_b"));
+        let what = format!("{a:?} vs {b:?}");
+        assert_test(
+            student_t_test(a, b),
+            &entry,
+            "student_t",
+            "student_p",
+            &what,
+        );
+        assert_test(welch_t_test(a, b), &entry, "welch_t", "welch_p", &what);
+        assert_test(
+            two_proportion_z_test(a, b),
+            &entry,
+            "pooled_z",
+            "pooled_z_p",
+            &what,
+        );
+        assert_all_checked(
+            &entry,
+            &[
+                "views_a",
+                "conversions_a",
+                "views_b",
+                "conversions_b",
+                "student_t",
+                "student_p",
+                "welch_t",
+                "welch_p",
+                "pooled_z",
+                "pooled_z_p",
+            ],
+        );
+    }
+}
+
+#[test]
+fn intervals_match_scipy() {
+    for entry in section("intervals") {
+        let totals = arm(&entry);
+        let confidence = number(&entry, "confidence").expect("a confidence");
+        let what = format!("{totals:?} at {confidence}");
+        assert_interval(wald_interval(totals, confidence), &entry, "wald", &what);
+        assert_interval(wilson_interval(totals, confidence), &entry, "wilson", &what);
+        assert_interval(
+            beta_interval(totals, confidence, BetaPrior::UNIFORM),
+            &entry,
+            "beta_uniform_prior",
+            &what,
+        );
+        assert_all_checked(
+            &entry,
+            &[
+                "views",
+                "conversions",
+                "confidence",
+                "wald",
+                "wilson",
+                "beta_uniform_prior",
+            ],
+        );
+    }
+}
+
+fn arms(entry: &Value) -> Vec<ArmTotals> {
+    entry["arms"]
+        .as_array()
+        .expect("a list of arms")
+        .iter()
+        .map(arm)
+        .collect()
+}
+
+#[test]
+fn chi_square_matches_scipy() {
+    for entry in section("k_arm") {
+        let arms = arms(&entry);
+        let what = format!("{arms:?}");
+        let result = chi_square_test(&arms).unwrap_or_else(|| panic!("{what}: got None"));
+        assert_close(
+            result.statistic,
+            number(&entry, "chi2").expect("chi2"),
+            &format!("{what} chi2"),
+        );
+        assert_close(
+            result.p_value,
+            number(&entry, "p").expect("p"),
+            &format!("{what} p"),
+        );
+        assert_eq!(result.dof, count(&entry, "dof"), "{what} dof");
+        assert_all_checked(&entry, &["arms", "chi2", "p", "dof"]);
+    }
+}
+
+#[test]
+fn probability_best_matches_scipy() {
+    for entry in section("beta_best") {
+        let arms = arms(&entry);
+        let expected: Vec<f64> = entry["probability_best"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|v| v.as_f64().expect("a number"))
+            .collect();
+        let actual = probability_best(&arms, BetaPrior::UNIFORM).expect("a result");
+        assert_eq!(actual.len(), expected.len());
+        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+            assert!(
+                (a - e).abs() <= PROBABILITY_BEST,
+                "{arms:?} arm {i}: got {a}, SciPy says {e}"
+            );
+        }
+        assert_all_checked(&entry, &["arms", "probability_best"]);
+    }
+}
