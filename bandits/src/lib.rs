@@ -36,3 +36,8 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+
+/// The README's examples, compiled and run as doctests so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
