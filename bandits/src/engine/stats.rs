@@ -198,7 +198,7 @@ pub fn two_proportion_z_test(a: ArmTotals, b: ArmTotals) -> Option<TestResult> {
         return None;
     }
     let (na, nb) = (a.views as f64, b.views as f64);
-    let pooled = (a.successes() + b.successes()) as f64 / (na + nb);
+    let pooled = (a.successes() as f64 + b.successes() as f64) / (na + nb);
     let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
     // Zero when the pooled rate is 0 or 1; NaN never, as both counts are positive.
     if se.is_nan() || se <= 0.0 {
@@ -273,9 +273,20 @@ pub fn wilson_interval(arm: ArmTotals, confidence: f64) -> Option<Interval> {
     let denominator = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denominator;
     let half = z / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At 0 or n conversions a bound is exactly 0 or 1; rounding would leave 0.9999999999999999
+    // and an interval that excludes the observed rate.
+    let s = arm.successes();
     Some(Interval {
-        lower: (centre - half).max(0.0),
-        upper: (centre + half).min(1.0),
+        lower: if s == 0 {
+            0.0
+        } else {
+            (centre - half).max(0.0)
+        },
+        upper: if s == arm.views {
+            1.0
+        } else {
+            (centre + half).min(1.0)
+        },
     })
 }
 
@@ -309,10 +320,52 @@ pub fn beta_interval(arm: ArmTotals, confidence: f64, prior: BetaPrior) -> Optio
     }
     let posterior = prior.posterior(arm)?;
     let tail = (1.0 - confidence) / 2.0;
+    let lower = beta_quantile(&posterior, tail);
+    let upper = beta_quantile(&posterior, 1.0 - tail);
+    // Past about 1e16 visitors both bounds are rounding noise around the rate; keep them
+    // in order.
     Some(Interval {
-        lower: posterior.inverse_cdf(tail),
-        upper: posterior.inverse_cdf(1.0 - tail),
+        lower: lower.min(upper),
+        upper: lower.max(upper),
     })
+}
+
+/// Most steps of [`beta_quantile`]: Newton needs a handful, bisection about 60 to reach
+/// double precision from the whole of [0, 1], plus the halvings to reach a tiny quantile.
+const QUANTILE_STEPS: usize = 400;
+
+/// The `q`-quantile of `beta`: Newton's method on statrs's `cdf`, kept inside a bracket
+/// that shrinks at every step, with bisection whenever Newton would leave it.
+///
+/// statrs's own `Beta::inverse_cdf` (algorithm AS 109) can loop without end on extreme
+/// shapes (it never returned for `Beta(1e12, 1)`); counters come from storage, so the
+/// engine bounds the work instead.
+fn beta_quantile(beta: &Beta, q: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    let mut x = beta_mean_sd(beta).0;
+    for _ in 0..QUANTILE_STEPS {
+        let error = beta.cdf(x) - q;
+        if error == 0.0 {
+            return x;
+        }
+        if error < 0.0 {
+            lo = x;
+        } else {
+            hi = x;
+        }
+        let density = beta.pdf(x);
+        let newton = x - error / density;
+        let next = if density.is_finite() && density > 0.0 && newton > lo && newton < hi {
+            newton
+        } else {
+            lo + (hi - lo) / 2.0
+        };
+        if (next - x).abs() <= 4.0 * f64::EPSILON * x.abs() || next == lo || next == hi {
+            return next;
+        }
+        x = next;
+    }
+    x
 }
 
 /// Points per posterior in the probability-best integration. The rule is the trapezoid
@@ -450,7 +503,7 @@ pub fn msprt_log_likelihood_ratio(a: ArmTotals, b: ArmTotals, mixture_sd: f64) -
         return None;
     }
     let (na, nb) = (a.views as f64, b.views as f64);
-    let pooled = (a.successes() + b.successes()) as f64 / (na + nb);
+    let pooled = (a.successes() as f64 + b.successes() as f64) / (na + nb);
     let variance = pooled * (1.0 - pooled);
     if variance.is_nan() || variance <= 0.0 {
         return None;
@@ -523,6 +576,30 @@ mod tests {
         let interval = beta_interval(ArmTotals::default(), 0.9, BetaPrior::UNIFORM).unwrap();
         assert!((interval.lower - 0.05).abs() < 1e-12);
         assert!((interval.upper - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn beta_interval_survives_extreme_counts() {
+        // statrs's inverse_cdf never returns for these shapes.
+        for arm in [
+            ArmTotals::new(1_000_000_000_000, 1_000_000_000_000),
+            ArmTotals::new(1_000_000_000_000, 0),
+            ArmTotals::new(u64::MAX, u64::MAX / 2),
+        ] {
+            let interval = beta_interval(arm, 0.95, BetaPrior::UNIFORM).unwrap();
+            assert!(interval.lower <= interval.upper, "{arm:?}: {interval:?}");
+            assert!(
+                (interval.lower - arm.rate()).abs() < 1e-6,
+                "{arm:?}: {interval:?}"
+            );
+        }
+        // A quantile deep in a skewed tail: Beta(1, 1e12) has mean 1e-12.
+        let interval =
+            beta_interval(ArmTotals::new(999_999_999_999, 0), 0.95, BetaPrior::UNIFORM).unwrap();
+        assert!(
+            interval.lower > 0.0 && interval.upper < 1e-11,
+            "{interval:?}"
+        );
     }
 
     #[test]

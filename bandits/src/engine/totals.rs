@@ -46,12 +46,14 @@ impl ArmTotals {
 
     /// Adds one exposure, and one conversion if `converted`.
     pub fn record(&mut self, converted: bool) {
-        self.views += 1;
-        self.conversions += u64::from(converted);
+        self.views = self.views.saturating_add(1);
+        self.conversions = self.conversions.saturating_add(u64::from(converted));
     }
 }
 
-/// The total number of exposures over all arms.
+/// The total number of exposures over all arms (saturating: counters come from storage,
+/// and no sum of them may panic).
 pub(crate) fn total_views(arms: &[ArmTotals]) -> u64 {
-    arms.iter().map(|arm| arm.views).sum()
+    arms.iter()
+        .fold(0, |total, arm| total.saturating_add(arm.views))
 }
