@@ -1,18 +1,4 @@
-//! Bandit policies: how a new visitor is assigned an arm.
-//!
-//! Every policy is a pure function of the arms' totals and a random number generator,
-//! so the site, the tests and the offline simulator run the same code. Choosing costs
-//! well under a microsecond at ten arms (see `docs/benchmarks.md`) and allocates nothing.
-//!
-//! Which one to pick:
-//!
-//! | policy | explores | good for |
-//! |---|---|---|
-//! | [`Thompson`](Policy::Thompson) | in proportion to the chance an arm is best | the default choice: the least regret in our simulations |
-//! | [`EpsilonGreedy`](Policy::EpsilonGreedy) | a fixed share `epsilon`, forever | the django-bandits behaviour, simple to explain |
-//! | [`EpsilonDecay`](Policy::EpsilonDecay) | with probability `1 / (1 + n / k)`, shrinking | exploring hard at first, then exploiting |
-//! | [`Ucb1`](Policy::Ucb1) | arms whose upper bound is highest | deterministic optimism, django-bandits' UCB1 |
-//! | [`Split`](Policy::Split) | a fixed split by weights | a classic A/B test, or waffle's percent rollout |
+//! Bandit policies: how a new visitor is assigned an arm. See [`Policy`].
 
 use rand::Rng;
 use rand_distr::{Beta, Distribution};
@@ -23,8 +9,24 @@ use super::totals::{total_views, ArmTotals};
 
 /// How a flag assigns arms to new visitors.
 ///
+/// Every policy is a pure function of the arms' totals and a random number generator,
+/// so the site, the tests and the offline simulator run the same code. Choosing costs
+/// well under a microsecond at ten arms (see `docs/benchmarks.md`) and allocates nothing.
+///
+/// Which one to pick:
+///
+/// | policy | explores | good for |
+/// |---|---|---|
+/// | [`Thompson`](Policy::Thompson) | in proportion to the chance an arm is best | the recommended choice: the least regret in our simulations |
+/// | [`EpsilonGreedy`](Policy::EpsilonGreedy) | a fixed share `epsilon`, forever | the django-bandits behaviour, simple to explain |
+/// | [`EpsilonDecay`](Policy::EpsilonDecay) | with probability `1 / (1 + n / k)`, shrinking | exploring hard at first, then exploiting |
+/// | [`Ucb1`](Policy::Ucb1) | arms whose upper bound is highest | deterministic optimism, django-bandits' UCB1 |
+/// | [`Split`](Policy::Split) | a fixed split by weights | a classic A/B test, or waffle's percent rollout |
+///
 /// Serialized with a `kind` tag, for example `{"kind": "epsilon_greedy", "epsilon": 0.1}`
 /// or `{"kind": "thompson"}`; missing parameters take their defaults.
+///
+/// # Example
 ///
 /// ```
 /// use bandits::engine::{ArmTotals, Policy};

@@ -1,30 +1,4 @@
-//! When an experiment is over: the rules that lock a winning arm.
-//!
-//! Once a winner is locked, every visitor gets it and the policy is no longer asked.
-//!
-//! # Which rule to choose
-//!
-//! A significance test promises a false-positive rate of `α` (say 5%) **if it is run
-//! once**, at a sample size fixed in advance. A winner rule is run again and again as
-//! visitors arrive, and every look is another chance for noise to cross the line: this is
-//! "peeking". django-bandits runs a t-test after every conversion; in our simulations
-//! (`docs/benchmarks.md`) that locks a "winner" between two *identical* arms in about a
-//! third of experiments by 10,000 visitors and half of them by 100,000, against the 5%
-//! it appears to promise.
-//!
-//! - [`WinnerRule::Sequential`] (mSPRT, an always-valid test) keeps the chance of ever
-//!   locking a winner between equal arms at or below `α` however often it is checked.
-//!   The price is that a real but small difference takes more visitors to confirm. Choose
-//!   it for any experiment left to run on its own: this is the rule we recommend.
-//! - [`WinnerRule::TTest`] is django-bandits' rule, the default so that a site moving from
-//!   it sees the same behaviour. It is sound only if you decide the number of visitors in
-//!   advance (`min_views`) and look once.
-//! - [`WinnerRule::Manual`] never locks by itself: a person locks the winner in the admin.
-//!
-//! With `k` arms, a winner must beat *every* other arm. The t-test rule tests the best
-//! arm against each other arm at `α / (k - 1)`, as django-bandits' successor was specified;
-//! the sequential rule tests at `α / (k (k - 1) / 2)`, one share for every pair of arms,
-//! which is what keeps its overall guarantee at `α` whichever arm happens to lead.
+//! When an experiment is over: the rules that lock a winning arm. See [`WinnerRule`].
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +8,34 @@ use super::totals::{total_views, ArmTotals};
 
 /// The rule that declares an arm the winner. Serialized with a `kind` tag:
 /// `{"kind": "t_test"}`, `{"kind": "sequential", "mixture_sd": 0.05}`, `{"kind": "manual"}`.
+///
+/// Once a winner is locked, every visitor gets it and the policy is no longer asked.
+///
+/// # Which rule to choose
+///
+/// A significance test promises a false-positive rate of `α` (say 5%) **if it is run
+/// once**, at a sample size fixed in advance. A winner rule is run again and again as
+/// visitors arrive, and every look is another chance for noise to cross the line: this is
+/// "peeking". django-bandits runs a t-test after every conversion; in our simulations
+/// (`docs/benchmarks.md`) that locks a "winner" between two *identical* arms in about a
+/// third of experiments by 10,000 visitors and half of them by 100,000, against the 5%
+/// it appears to promise.
+///
+/// - [`WinnerRule::Sequential`] (mSPRT, an always-valid test) keeps the chance of ever
+///   locking a winner between equal arms at or below `α` however often it is checked.
+///   The price is that a real but small difference takes more visitors to confirm. Choose
+///   it for any experiment left to run on its own: this is the rule we recommend.
+/// - [`WinnerRule::TTest`] is django-bandits' rule, the default so that a site moving from
+///   it sees the same behaviour. It is sound only if you decide the number of visitors in
+///   advance (`min_views`) and look once.
+/// - [`WinnerRule::Manual`] never locks by itself: a person locks the winner in the admin.
+///
+/// With `k` arms, a winner must beat *every* other arm. The t-test rule tests the best
+/// arm against each other arm at `α / (k - 1)` (a Bonferroni correction);
+/// the sequential rule tests at `α / (k (k - 1) / 2)`, one share for every pair of arms,
+/// which is what keeps its overall guarantee at `α` whichever arm happens to lead.
+///
+/// # Example
 ///
 /// ```
 /// use bandits::engine::{ArmTotals, WinnerRule};
@@ -51,8 +53,8 @@ use super::totals::{total_views, ArmTotals};
 pub enum WinnerRule {
     /// django-bandits' rule: once the arms have `min_views` exposures in all, the arm with
     /// the best rate wins when Student's t-test against every other arm gives
-    /// `p < significance_level / (k - 1)`. Not safe to check repeatedly (see the module
-    /// notes); the default only for continuity with django-bandits.
+    /// `p < significance_level / (k - 1)`. Not safe to check repeatedly (see above);
+    /// the default only for continuity with django-bandits.
     #[default]
     TTest,
     /// The mixture sequential probability ratio test: once the arms have `min_views`
