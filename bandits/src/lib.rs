@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+pub mod store;
 
 /// The README's examples, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]

@@ -1,2 +1,201 @@
-//! Cross-crate tests of rocket-bandits: the library and the example site, driven through
-//! `rocket::local` clients the way a site runs them. The tests are in `tests/tests/`.
+//! Cross-crate tests of rocket-bandits: the library and the example site, driven the way
+//! a site runs them. The tests are in `tests/tests/`; this library holds what they share.
+//!
+//! # Databases
+//!
+//! [`each_database`] runs a test once on a fresh SQLite file and, when
+//! `BANDITS_TEST_POSTGRES_URL` is set (for example
+//! `postgres://postgres@127.0.0.1:5432/postgres`), once more on a fresh PostgreSQL database
+//! created for that test alone and dropped afterwards, even when the test fails. Without
+//! the variable the PostgreSQL run is skipped with a line saying so.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bandits::store::Store;
+use sqlx::{AnyConnection, Connection, Executor};
+
+/// The variable naming the PostgreSQL server to test against.
+pub const POSTGRES_URL_VAR: &str = "BANDITS_TEST_POSTGRES_URL";
+
+/// A migrated store on a database of its own, and how to remove it.
+pub struct TestDatabase {
+    /// `sqlite` or `postgres`, for failure messages.
+    pub label: &'static str,
+    /// The database's URL.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(tempfile::TempDir),
+    Postgres { server_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A fresh SQLite file in a temporary directory.
+    pub async fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bandits.sqlite").display()
+        );
+        TestDatabase {
+            label: "sqlite",
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database on the server at `server_url`.
+    pub async fn postgres(server_url: &str) -> TestDatabase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "bandits_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        sqlx::any::install_default_drivers();
+        let mut admin = AnyConnection::connect(server_url)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR}={server_url}: cannot connect: {e}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        let _ = admin.close().await;
+        TestDatabase {
+            label: "postgres",
+            url: with_database(server_url, &name),
+            cleanup: Cleanup::Postgres {
+                server_url: server_url.to_string(),
+                name,
+            },
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: cannot connect: {e}", self.label));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{}: cannot migrate: {e}", self.label));
+        store
+    }
+
+    /// Removes the database.
+    pub async fn remove(self) {
+        match self.cleanup {
+            Cleanup::Sqlite(dir) => drop(dir),
+            Cleanup::Postgres { server_url, name } => {
+                if let Ok(mut admin) = AnyConnection::connect(&server_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    if let Err(e) = admin.execute(drop.as_str()).await {
+                        eprintln!("could not drop test database {name}: {e}");
+                    }
+                    let _ = admin.close().await;
+                }
+            }
+        }
+    }
+}
+
+/// `server_url` with its database name replaced by `name`.
+fn with_database(server_url: &str, name: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Where a test's database lives.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A database on the PostgreSQL server at this URL.
+    Postgres(String),
+}
+
+impl Kind {
+    /// Creates a fresh database of this kind.
+    pub async fn create(&self) -> TestDatabase {
+        match self {
+            Kind::Sqlite => TestDatabase::sqlite().await,
+            Kind::Postgres(url) => TestDatabase::postgres(url).await,
+        }
+    }
+}
+
+/// The kinds of database a test runs on: SQLite always, PostgreSQL when configured.
+pub fn kinds() -> Vec<Kind> {
+    let mut kinds = vec![Kind::Sqlite];
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => kinds.push(Kind::Postgres(url)),
+        _ => println!("skipping the PostgreSQL run: {POSTGRES_URL_VAR} is unset"),
+    }
+    kinds
+}
+
+/// Runs `test` on every kind of database from [`kinds`], each time on a fresh, migrated
+/// database that is removed afterwards, whether the test passed or not. The test gets a
+/// store and the database's URL (to start a second instance on the same database).
+pub async fn each_database<F, Fut>(test: F)
+where
+    F: Fn(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    for kind in kinds() {
+        let database = kind.create().await;
+        let store = database.store().await;
+        let outcome = tokio::spawn(test(store, database.url.clone())).await;
+        let label = database.label;
+        database.remove().await;
+        if let Err(error) = outcome {
+            match error.try_into_panic() {
+                Ok(panic) => {
+                    eprintln!("failed on {label}");
+                    std::panic::resume_unwind(panic)
+                }
+                Err(error) => panic!("{label}: {error}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_name_is_replaced_and_options_kept() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@localhost/db?sslmode=disable", "t2"),
+            "postgres://u:p@localhost/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://localhost:5432", "t3"),
+            "postgres://localhost:5432/t3"
+        );
+    }
+}

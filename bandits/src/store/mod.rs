@@ -1,0 +1,839 @@
+//! Storage: flags, their arms' counters and the activity log, on SQLite or PostgreSQL.
+//!
+//! The store is the one source of truth for the counters; what a site keeps in memory is
+//! a [`Snapshot`] of it, with the configuration version it was read at. Counters change
+//! only additively: [`Store::flush`] adds a [`Batch`] of increments in one transaction
+//! (`views = views + $1`), so instances sharing a database never lose each other's counts
+//! and a failed flush can be retried whole.
+//!
+//! Every increment carries the flag's *epoch*. Resetting a flag raises its epoch, and an
+//! increment for an older epoch (counted before the reset, flushed after) is dropped
+//! rather than added to the fresh counters.
+//!
+//! ```no_run
+//! use bandits::engine::FlagDefinition;
+//! use bandits::store::{Batch, Increment, Store};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::connect("sqlite://bandits.sqlite?mode=rwc").await?;
+//! store.migrate().await?;
+//! let flag = FlagDefinition::new("headline-flag").validate()?;
+//! let stored = store.create_flag(&flag, 1_700_000_000_000).await?;
+//!
+//! let batch = Batch {
+//!     increments: vec![Increment::new(&stored, "on", 3, 1)],
+//!     events: vec![],
+//! };
+//! store.flush(&batch).await?;
+//! let snapshot = store.snapshot().await?;
+//! assert_eq!(snapshot.flags[0].totals[1].views, 3);
+//! # Ok(())
+//! # }
+//! ```
+
+mod schema;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::engine::{ArmTotals, Flag, FlagDefinition};
+
+pub use schema::SCHEMA_VERSION;
+
+/// The database behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: the embedded default, one file on the site's machine.
+    Sqlite,
+    /// PostgreSQL: for several instances behind a load balancer.
+    Postgres,
+}
+
+/// Why a store operation failed. Nothing is changed when an operation fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The pool is neither SQLite nor PostgreSQL.
+    #[error("rocket-bandits stores to SQLite or PostgreSQL, not {0}")]
+    UnsupportedBackend(String),
+    /// No flag has this name.
+    #[error("no flag named {0:?}")]
+    NotFound(String),
+    /// A flag with this name exists already.
+    #[error("a flag named {0:?} already exists")]
+    AlreadyExists(String),
+    /// The flag has no arm with this name.
+    #[error("flag {flag:?} has no arm named {arm:?}")]
+    UnknownArm {
+        /// The flag.
+        flag: String,
+        /// The arm asked for.
+        arm: String,
+    },
+    /// A stored definition no longer validates (edited by hand in the database?).
+    #[error("the stored definition of flag {name:?} is invalid: {reason}")]
+    Corrupt {
+        /// The flag.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database was migrated by a newer rocket-bandits.
+    #[error(
+        "the database holds schema version {found}, newer than this rocket-bandits \
+         supports ({supported}): upgrade rocket-bandits"
+    )]
+    NewerSchema {
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+}
+
+/// A flag as stored: the engine's flag, its counters and its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFlag {
+    /// The flag.
+    pub flag: Flag,
+    /// Raised by every reset: assignments and increments from an earlier epoch are void.
+    pub epoch: i64,
+    /// The counters, one per arm in the flag's arm order.
+    pub totals: Vec<ArmTotals>,
+    /// When the winner was locked (milliseconds since the Unix epoch), if it is.
+    pub winner_locked_at: Option<i64>,
+    /// When the flag was created.
+    pub created_at: i64,
+    /// When the flag was last changed.
+    pub updated_at: i64,
+}
+
+/// Everything the site needs in memory, read at one configuration version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The configuration version: raised by every change to any flag.
+    pub config_version: i64,
+    /// The flags, by name.
+    pub flags: Vec<StoredFlag>,
+}
+
+impl Snapshot {
+    /// The flag called `name`.
+    pub fn flag(&self, name: &str) -> Option<&StoredFlag> {
+        self.flags.iter().find(|stored| stored.flag.name() == name)
+    }
+}
+
+/// One arm's counter as stored, for the cheap re-read after each flush.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmCounter {
+    /// The flag.
+    pub flag: String,
+    /// The arm.
+    pub arm: String,
+    /// The flag's epoch these counts belong to.
+    pub epoch: i64,
+    /// The counts.
+    pub totals: ArmTotals,
+}
+
+/// Exposures and conversions to add to one arm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Increment {
+    /// The flag.
+    pub flag: String,
+    /// The flag's epoch when these were counted.
+    pub epoch: i64,
+    /// The arm.
+    pub arm: String,
+    /// Exposures to add.
+    pub views: u64,
+    /// Conversions to add.
+    pub conversions: u64,
+}
+
+impl Increment {
+    /// An increment for `arm` of `stored`, at the flag's current epoch.
+    pub fn new(stored: &StoredFlag, arm: &str, views: u64, conversions: u64) -> Self {
+        Increment {
+            flag: stored.flag.name().to_string(),
+            epoch: stored.epoch,
+            arm: arm.to_string(),
+            views,
+            conversions,
+        }
+    }
+}
+
+/// What an activity-log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A visitor was assigned an arm on the flag's page.
+    Exposure,
+    /// An exposed visitor reached the goal.
+    Conversion,
+}
+
+impl EventKind {
+    /// The stored name: `exposure` or `conversion`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::Exposure => "exposure",
+            EventKind::Conversion => "conversion",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "exposure" => Some(EventKind::Exposure),
+            "conversion" => Some(EventKind::Conversion),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the activity log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// When (milliseconds since the Unix epoch).
+    pub at: i64,
+    /// Exposure or conversion.
+    pub kind: EventKind,
+    /// The visitor's id.
+    pub visitor: String,
+    /// The flag.
+    pub flag: String,
+    /// The flag's epoch at the time.
+    pub epoch: i64,
+    /// The visitor's arm.
+    pub arm: String,
+    /// The path requested.
+    pub path: String,
+}
+
+/// A logged event with its id, the key of the log's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Increasing with time of writing.
+    pub id: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Counter increments and log entries written together by [`Store::flush`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Additions to the arms' counters.
+    pub increments: Vec<Increment>,
+    /// New activity-log entries.
+    pub events: Vec<Event>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.increments.is_empty() && self.events.is_empty()
+    }
+}
+
+/// What a flush wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Increments added to a counter.
+    pub applied: usize,
+    /// Increments dropped because their flag was deleted, reset or lost the arm since.
+    pub dropped: usize,
+    /// Log entries written.
+    pub events: usize,
+}
+
+/// Which activity-log entries to read, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this flag's.
+    pub flag: Option<String>,
+    /// Only this visitor's.
+    pub visitor: Option<String>,
+    /// Only those on this path.
+    pub path: Option<String>,
+    /// Only entries older than this id (the last id of the previous page).
+    pub before: Option<i64>,
+    /// At most this many (capped at 1,000).
+    pub limit: u32,
+}
+
+impl Default for EventQuery {
+    fn default() -> Self {
+        EventQuery {
+            flag: None,
+            visitor: None,
+            path: None,
+            before: None,
+            limit: 50,
+        }
+    }
+}
+
+/// Log entries per `INSERT`: 8 values each, well under SQLite's 999 parameters.
+const EVENTS_PER_INSERT: usize = 100;
+
+/// The flags, counters and activity log of one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`) with a pool of
+    /// its own. A site using Rocket gets its pool from `rocket_db_pools` instead and
+    /// calls [`Store::new`].
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(5)
+            .connect(url)
+            .await?;
+        Store::new(pool).await
+    }
+
+    /// A store on an existing pool, which must reach SQLite or PostgreSQL.
+    pub async fn new(pool: AnyPool) -> Result<Store, StoreError> {
+        let backend = {
+            let connection = pool.acquire().await?;
+            match connection.backend_name() {
+                "SQLite" => Backend::Sqlite,
+                "PostgreSQL" => Backend::Postgres,
+                other => return Err(StoreError::UnsupportedBackend(other.to_string())),
+            }
+        };
+        Ok(Store { pool, backend })
+    }
+
+    /// The database behind the store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Creates the tables if they are missing; safe to run at every start, and from
+    /// several instances at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            // Readers no longer wait for the flush's writer; the setting stays with the file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&self.pool)
+                .await?;
+        }
+        let mut tx = self.pool.begin().await?;
+        schema::migrate(&mut tx, self.backend).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The configuration version: compare it with a snapshot's to know whether any flag
+    /// changed since.
+    pub async fn config_version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT config_version FROM bandits_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every flag with its counters.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The version first: a change landing between the two reads makes the snapshot
+        // look older than it is, so it is read again, never newer than it is.
+        let config_version: i64 =
+            sqlx::query_scalar("SELECT config_version FROM bandits_state WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {FLAG_COLUMNS} FROM bandits_flags ORDER BY name"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let counters = counters(&mut tx, None).await?;
+        tx.commit().await?;
+
+        let mut flags = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut stored = stored_flag(&row)?;
+            let name = stored.flag.name().to_string();
+            stored.totals =
+                totals_in_arm_order(&stored, counters.iter().filter(|c| c.flag == name));
+            flags.push(stored);
+        }
+        Ok(Snapshot {
+            config_version,
+            flags,
+        })
+    }
+
+    /// Every arm's counter: the cheap read that follows each flush.
+    pub async fn counters(&self) -> Result<Vec<ArmCounter>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let counters = counters(&mut tx, None).await?;
+        tx.commit().await?;
+        Ok(counters)
+    }
+
+    /// One flag with its counters.
+    pub async fn flag(&self, name: &str) -> Result<StoredFlag, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let stored = read_flag(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Stores a new flag with zero counters, at time `now` (milliseconds since the Unix
+    /// epoch).
+    pub async fn create_flag(&self, flag: &Flag, now: i64) -> Result<StoredFlag, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM bandits_flags WHERE name = $1")
+            .bind(flag.name())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if exists {
+            return Err(StoreError::AlreadyExists(flag.name().to_string()));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO bandits_flags
+                (name, definition, epoch, winner_locked_at, created_at, updated_at)
+             VALUES ($1, $2, 0, $3, $4, $4)",
+        )
+        .bind(flag.name())
+        .bind(definition_json(flag))
+        .bind(flag.winner().map(|_| now))
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        if let Err(error) = inserted {
+            // Another instance created it between our check and our insert.
+            return Err(match error.as_database_error() {
+                Some(db) if db.is_unique_violation() => {
+                    StoreError::AlreadyExists(flag.name().to_string())
+                }
+                _ => StoreError::Database(error),
+            });
+        }
+        for arm in flag.arms() {
+            insert_arm(&mut tx, flag.name(), &arm.name, 0).await?;
+        }
+        bump_config_version(&mut tx).await?;
+        let stored = read_flag(&mut tx, flag.name()).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Replaces a flag's definition. Counters of arms that remain are kept, new arms start
+    /// at zero, removed arms' counters are deleted. Locking a winner here records `now`
+    /// as the time of the lock.
+    pub async fn update_flag(&self, flag: &Flag, now: i64) -> Result<StoredFlag, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = read_flag(&mut tx, flag.name()).await?;
+        for old in before.flag.arms() {
+            if flag.arm_index(&old.name).is_none() {
+                sqlx::query("DELETE FROM bandits_arms WHERE flag = $1 AND arm = $2")
+                    .bind(flag.name())
+                    .bind(&old.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for arm in flag.arms() {
+            if before.flag.arm_index(&arm.name).is_none() {
+                insert_arm(&mut tx, flag.name(), &arm.name, before.epoch).await?;
+            }
+        }
+        let old_winner = before.flag.definition().winner.as_deref();
+        let new_winner = flag.definition().winner.as_deref();
+        let locked_at = match new_winner {
+            None => None,
+            Some(_) if new_winner == old_winner => before.winner_locked_at,
+            Some(_) => Some(now),
+        };
+        sqlx::query(
+            "UPDATE bandits_flags SET definition = $1, winner_locked_at = $2, updated_at = $3
+             WHERE name = $4",
+        )
+        .bind(definition_json(flag))
+        .bind(locked_at)
+        .bind(now)
+        .bind(flag.name())
+        .execute(&mut *tx)
+        .await?;
+        bump_config_version(&mut tx).await?;
+        let stored = read_flag(&mut tx, flag.name()).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Locks `arm` as the winner of flag `name`, if the flag is still at `epoch` and no
+    /// winner is locked yet; returns the flag as it now stands.
+    ///
+    /// Instances sharing a database may reach the same decision together: the first lock
+    /// stands and the others change nothing.
+    pub async fn lock_winner(
+        &self,
+        name: &str,
+        epoch: i64,
+        arm: &str,
+        now: i64,
+    ) -> Result<StoredFlag, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = read_flag(&mut tx, name).await?;
+        if before.epoch != epoch || before.flag.winner().is_some() {
+            tx.commit().await?;
+            return Ok(before);
+        }
+        let index = before
+            .flag
+            .arm_index(arm)
+            .ok_or_else(|| StoreError::UnknownArm {
+                flag: name.to_string(),
+                arm: arm.to_string(),
+            })?;
+        let locked =
+            before
+                .flag
+                .clone()
+                .lock_winner(index)
+                .ok_or_else(|| StoreError::UnknownArm {
+                    flag: name.to_string(),
+                    arm: arm.to_string(),
+                })?;
+        sqlx::query(
+            "UPDATE bandits_flags SET definition = $1, winner_locked_at = $2, updated_at = $2
+             WHERE name = $3 AND epoch = $4 AND winner_locked_at IS NULL",
+        )
+        .bind(definition_json(&locked))
+        .bind(now)
+        .bind(name)
+        .bind(epoch)
+        .execute(&mut *tx)
+        .await?;
+        bump_config_version(&mut tx).await?;
+        let stored = read_flag(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Starts a flag's experiment afresh: counters to zero, no winner, a new epoch (so
+    /// every visitor is assigned again). The activity log keeps the old epoch's entries.
+    pub async fn reset_flag(&self, name: &str, now: i64) -> Result<StoredFlag, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = read_flag(&mut tx, name).await?;
+        let definition = FlagDefinition {
+            winner: None,
+            ..before.flag.definition().clone()
+        };
+        let flag = definition.validate().map_err(|e| StoreError::Corrupt {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let epoch = before.epoch + 1;
+        sqlx::query(
+            "UPDATE bandits_flags
+             SET definition = $1, epoch = $2, winner_locked_at = NULL, updated_at = $3
+             WHERE name = $4",
+        )
+        .bind(definition_json(&flag))
+        .bind(epoch)
+        .bind(now)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE bandits_arms SET views = 0, conversions = 0, epoch = $1 WHERE flag = $2",
+        )
+        .bind(epoch)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        bump_config_version(&mut tx).await?;
+        let stored = read_flag(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Deletes a flag, its counters and its activity log.
+    pub async fn delete_flag(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM bandits_flags WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        for table in ["bandits_arms", "bandits_events"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE flag = $1"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        bump_config_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a batch of increments and writes its log entries, all in one transaction:
+    /// either all of it lands or none of it does, so a failed flush can be retried whole.
+    pub async fn flush(&self, batch: &Batch) -> Result<FlushReport, StoreError> {
+        let mut report = FlushReport::default();
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        let mut tx = self.pool.begin().await?;
+        for increment in &batch.increments {
+            let updated = sqlx::query(
+                "UPDATE bandits_arms
+                 SET views = views + $1, conversions = conversions + $2
+                 WHERE flag = $3 AND arm = $4 AND epoch = $5",
+            )
+            .bind(to_i64(increment.views))
+            .bind(to_i64(increment.conversions))
+            .bind(&increment.flag)
+            .bind(&increment.arm)
+            .bind(increment.epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                report.dropped += 1;
+            } else {
+                report.applied += 1;
+            }
+        }
+        for chunk in batch.events.chunks(EVENTS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 7;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO bandits_events (at, kind, visitor, flag, epoch, arm, path) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for event in chunk {
+                query = query
+                    .bind(event.at)
+                    .bind(event.kind.as_str())
+                    .bind(&event.visitor)
+                    .bind(&event.flag)
+                    .bind(event.epoch)
+                    .bind(&event.arm)
+                    .bind(&event.path);
+            }
+            query.execute(&mut *tx).await?;
+            report.events += chunk.len();
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Activity-log entries matching `query`, newest first.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut text_values = Vec::new();
+        for (column, value) in [
+            ("flag", &query.flag),
+            ("visitor", &query.visitor),
+            ("path", &query.path),
+        ] {
+            if let Some(value) = value {
+                text_values.push(value.as_str());
+                conditions.push(format!("{column} = ${}", text_values.len()));
+            }
+        }
+        if query.before.is_some() {
+            conditions.push(format!("id < ${}", text_values.len() + 1));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, at, kind, visitor, flag, epoch, arm, path FROM bandits_events {filter}
+             ORDER BY id DESC LIMIT {}",
+            query.limit.min(1_000)
+        );
+        let mut select = sqlx::query(&sql);
+        for value in text_values {
+            select = select.bind(value);
+        }
+        if let Some(before) = query.before {
+            select = select.bind(before);
+        }
+        let rows = select.fetch_all(&self.pool).await?;
+        rows.iter().map(logged_event).collect()
+    }
+}
+
+fn to_i64(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn to_u64(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+fn definition_json(flag: &Flag) -> String {
+    // A validated definition holds only strings, finite numbers and JSON values, so
+    // serialization cannot fail; an empty object would fail validation on the way back.
+    serde_json::to_string(flag.definition()).unwrap_or_else(|_| "{}".to_string())
+}
+
+async fn insert_arm(
+    tx: &mut Transaction<'_, Any>,
+    flag: &str,
+    arm: &str,
+    epoch: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO bandits_arms (flag, arm, epoch, views, conversions) VALUES ($1, $2, $3, 0, 0)",
+    )
+    .bind(flag)
+    .bind(arm)
+    .bind(epoch)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn bump_config_version(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE bandits_state SET config_version = config_version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Every arm's counter, or only those of flag `only`.
+async fn counters(
+    tx: &mut Transaction<'_, Any>,
+    only: Option<&str>,
+) -> Result<Vec<ArmCounter>, StoreError> {
+    let rows = match only {
+        Some(flag) => {
+            sqlx::query(
+                "SELECT flag, arm, epoch, views, conversions FROM bandits_arms WHERE flag = $1",
+            )
+            .bind(flag)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        None => {
+            sqlx::query("SELECT flag, arm, epoch, views, conversions FROM bandits_arms")
+                .fetch_all(&mut **tx)
+                .await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(ArmCounter {
+                flag: row.try_get("flag")?,
+                arm: row.try_get("arm")?,
+                epoch: row.try_get("epoch")?,
+                totals: ArmTotals::new(
+                    to_u64(row.try_get("views")?),
+                    to_u64(row.try_get("conversions")?),
+                ),
+            })
+        })
+        .collect()
+}
+
+async fn read_flag(tx: &mut Transaction<'_, Any>, name: &str) -> Result<StoredFlag, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {FLAG_COLUMNS} FROM bandits_flags WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+    let mut stored = stored_flag(&row)?;
+    let counters = counters(tx, Some(name)).await?;
+    stored.totals = totals_in_arm_order(&stored, counters.iter());
+    Ok(stored)
+}
+
+/// The columns [`stored_flag`] reads.
+const FLAG_COLUMNS: &str = "name, definition, epoch, created_at, updated_at, winner_locked_at";
+
+/// A flag row without its counters (filled in by the caller).
+fn stored_flag(row: &AnyRow) -> Result<StoredFlag, StoreError> {
+    let name: String = row.try_get("name")?;
+    let definition: String = row.try_get("definition")?;
+    let flag: Flag = serde_json::from_str(&definition).map_err(|e| StoreError::Corrupt {
+        name: name.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(StoredFlag {
+        flag,
+        epoch: row.try_get("epoch")?,
+        totals: Vec::new(),
+        winner_locked_at: row.try_get("winner_locked_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The counters of `stored`'s current epoch, one per arm in the flag's order (zero for an
+/// arm without a row).
+fn totals_in_arm_order<'a>(
+    stored: &StoredFlag,
+    counters: impl Iterator<Item = &'a ArmCounter>,
+) -> Vec<ArmTotals> {
+    let mut totals = vec![ArmTotals::default(); stored.flag.arms().len()];
+    for counter in counters {
+        if counter.epoch == stored.epoch {
+            if let Some(i) = stored.flag.arm_index(&counter.arm) {
+                totals[i] = counter.totals;
+            }
+        }
+    }
+    totals
+}
+
+fn logged_event(row: &AnyRow) -> Result<LoggedEvent, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(LoggedEvent {
+        id: row.try_get("id")?,
+        event: Event {
+            at: row.try_get("at")?,
+            kind: EventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                name: "bandits_events".to_string(),
+                reason: format!("unknown event kind {kind:?}"),
+            })?,
+            visitor: row.try_get("visitor")?,
+            flag: row.try_get("flag")?,
+            epoch: row.try_get("epoch")?,
+            arm: row.try_get("arm")?,
+            path: row.try_get("path")?,
+        },
+    })
+}

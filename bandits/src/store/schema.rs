@@ -1,0 +1,104 @@
+//! The tables, and the migration that creates them on SQLite and PostgreSQL.
+//!
+//! Every table is prefixed `bandits_` so the plugin can share a site's database. Times are
+//! milliseconds since the Unix epoch in a `BIGINT`, which both databases store alike.
+//! Migrating is idempotent: every statement is `IF NOT EXISTS`, and on PostgreSQL an
+//! advisory lock makes instances that start together take turns.
+
+use sqlx::{Any, Transaction};
+
+use super::{Backend, StoreError};
+
+/// The schema version this build writes. Raised with every change to the tables.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Key of the PostgreSQL advisory lock held while migrating ("bandits" in ASCII).
+const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
+
+fn statements(backend: Backend) -> Vec<String> {
+    let event_id = match backend {
+        Backend::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        Backend::Postgres => "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    };
+    vec![
+        // One row: the schema version, and the configuration version every change to a
+        // flag raises, so instances sharing the database notice edits with one cheap read.
+        "CREATE TABLE IF NOT EXISTS bandits_state (
+            id BIGINT PRIMARY KEY,
+            schema_version BIGINT NOT NULL,
+            config_version BIGINT NOT NULL
+        )"
+        .to_string(),
+        // A flag: its definition as the engine's JSON, and the epoch that a reset raises
+        // so that assignments and counts from before the reset no longer count.
+        "CREATE TABLE IF NOT EXISTS bandits_flags (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            winner_locked_at BIGINT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )"
+        .to_string(),
+        // The one source of truth for the counters; only ever changed additively.
+        "CREATE TABLE IF NOT EXISTS bandits_arms (
+            flag TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            views BIGINT NOT NULL,
+            conversions BIGINT NOT NULL,
+            PRIMARY KEY (flag, arm)
+        )"
+        .to_string(),
+        // The activity log: one row per exposure and per conversion.
+        format!(
+            "CREATE TABLE IF NOT EXISTS bandits_events (
+                {event_id},
+                at BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                visitor TEXT NOT NULL,
+                flag TEXT NOT NULL,
+                epoch BIGINT NOT NULL,
+                arm TEXT NOT NULL,
+                path TEXT NOT NULL
+            )"
+        ),
+        "CREATE INDEX IF NOT EXISTS bandits_events_flag_at ON bandits_events (flag, at)"
+            .to_string(),
+        "CREATE INDEX IF NOT EXISTS bandits_events_visitor ON bandits_events (visitor)".to_string(),
+    ]
+}
+
+/// Creates or upgrades the tables inside `tx`. Fails, changing nothing, if the database
+/// was written by a newer version of rocket-bandits.
+pub(super) async fn migrate(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for statement in statements(backend) {
+        sqlx::query(&statement).execute(&mut **tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO bandits_state (id, schema_version, config_version) VALUES (1, $1, 0)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(SCHEMA_VERSION)
+    .execute(&mut **tx)
+    .await?;
+    let found: i64 = sqlx::query_scalar("SELECT schema_version FROM bandits_state WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The store on SQLite and PostgreSQL: flags, additive counters, resets, winners, the
+//! activity log, and concurrent writers losing nothing.
+
+use bandits::engine::{ArmTotals, FlagDefinition, Policy};
+use bandits::store::{
+    Batch, Event, EventKind, EventQuery, Increment, Store, StoreError, SCHEMA_VERSION,
+};
+use bandits_integration_tests::each_database;
+
+const NOW: i64 = 1_763_700_000_000;
+
+fn headline() -> bandits::engine::Flag {
+    FlagDefinition::new("headline-flag")
+        .with_policy(Policy::thompson())
+        .validate()
+        .expect("a valid flag")
+}
+
+fn event(kind: EventKind, visitor: &str, arm: &str, path: &str, at: i64) -> Event {
+    Event {
+        at,
+        kind,
+        visitor: visitor.to_string(),
+        flag: "headline-flag".to_string(),
+        epoch: 0,
+        arm: arm.to_string(),
+        path: path.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn migrating_again_changes_nothing() {
+    each_database(|store: Store, _| async move {
+        store.create_flag(&headline(), NOW).await.unwrap();
+        let before = store.snapshot().await.unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.snapshot().await.unwrap(), before);
+        assert_eq!(SCHEMA_VERSION, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_created_flag_starts_at_zero_and_names_are_unique() {
+    each_database(|store: Store, _| async move {
+        assert_eq!(store.config_version().await.unwrap(), 0);
+        let stored = store.create_flag(&headline(), NOW).await.unwrap();
+        assert_eq!(stored.flag, headline());
+        assert_eq!(stored.epoch, 0);
+        assert_eq!(stored.totals, vec![ArmTotals::default(); 2]);
+        assert_eq!((stored.created_at, stored.updated_at), (NOW, NOW));
+        assert_eq!(stored.winner_locked_at, None);
+        assert_eq!(store.config_version().await.unwrap(), 1);
+
+        let again = store.create_flag(&headline(), NOW).await;
+        assert!(
+            matches!(again, Err(StoreError::AlreadyExists(ref name)) if name == "headline-flag"),
+            "{again:?}"
+        );
+        assert_eq!(store.config_version().await.unwrap(), 1, "nothing changed");
+        assert!(matches!(
+            store.flag("missing").await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flushes_add_to_the_counters_and_log_the_events() {
+    each_database(|store: Store, _| async move {
+        let stored = store.create_flag(&headline(), NOW).await.unwrap();
+        let batch = Batch {
+            increments: vec![
+                Increment::new(&stored, "off", 3, 1),
+                Increment::new(&stored, "on", 2, 2),
+            ],
+            events: vec![
+                event(EventKind::Exposure, "v1", "off", "/", NOW),
+                event(EventKind::Exposure, "v2", "on", "/", NOW + 1),
+                event(EventKind::Conversion, "v2", "on", "/contact/", NOW + 2),
+            ],
+        };
+        let report = store.flush(&batch).await.unwrap();
+        assert_eq!((report.applied, report.dropped, report.events), (2, 0, 3));
+        store.flush(&batch).await.unwrap();
+
+        let flag = store.flag("headline-flag").await.unwrap();
+        assert_eq!(flag.totals, [ArmTotals::new(6, 2), ArmTotals::new(4, 4)]);
+        let snapshot = store.snapshot().await.unwrap();
+        assert_eq!(snapshot.flag("headline-flag").unwrap().totals, flag.totals);
+        // Counting is not a configuration change.
+        assert_eq!(snapshot.config_version, 1);
+
+        let all = store.events(&EventQuery::default()).await.unwrap();
+        assert_eq!(all.len(), 6);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert_eq!(all[0].event, batch.events[2]);
+
+        let v2 = EventQuery {
+            visitor: Some("v2".into()),
+            ..EventQuery::default()
+        };
+        assert_eq!(store.events(&v2).await.unwrap().len(), 4);
+        let conversions_on_contact = EventQuery {
+            path: Some("/contact/".into()),
+            flag: Some("headline-flag".into()),
+            ..EventQuery::default()
+        };
+        let found = store.events(&conversions_on_contact).await.unwrap();
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|e| e.event.kind == EventKind::Conversion));
+
+        // Pages of two, keyed by the last id seen.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .events(&EventQuery {
+                    before,
+                    limit: 2,
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().map(|e| e.id);
+            seen.extend(page.into_iter().map(|e| e.id));
+        }
+        let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+        assert_eq!(seen, ids);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_starts_afresh_and_voids_older_increments() {
+    each_database(|store: Store, _| async move {
+        let before = store.create_flag(&headline(), NOW).await.unwrap();
+        store
+            .flush(&Batch {
+                increments: vec![Increment::new(&before, "on", 10, 3)],
+                events: vec![],
+            })
+            .await
+            .unwrap();
+        store
+            .lock_winner("headline-flag", 0, "on", NOW + 5)
+            .await
+            .unwrap();
+
+        let after = store.reset_flag("headline-flag", NOW + 10).await.unwrap();
+        assert_eq!(after.epoch, 1);
+        assert_eq!(after.totals, vec![ArmTotals::default(); 2]);
+        assert_eq!(after.flag.winner(), None);
+        assert_eq!(after.winner_locked_at, None);
+
+        // Counted before the reset, flushed after it: dropped, not added.
+        let late = Batch {
+            increments: vec![
+                Increment::new(&before, "on", 5, 5),
+                Increment::new(&after, "off", 1, 0),
+            ],
+            events: vec![],
+        };
+        let report = store.flush(&late).await.unwrap();
+        assert_eq!((report.applied, report.dropped), (1, 1));
+        let totals = store.flag("headline-flag").await.unwrap().totals;
+        assert_eq!(totals, [ArmTotals::new(1, 0), ArmTotals::default()]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_first_winner_lock_stands() {
+    each_database(|store: Store, _| async move {
+        store.create_flag(&headline(), NOW).await.unwrap();
+        let locked = store
+            .lock_winner("headline-flag", 0, "on", NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(locked.flag.winner(), Some(1));
+        assert_eq!(locked.winner_locked_at, Some(NOW + 1));
+        let version = store.config_version().await.unwrap();
+
+        // Another instance reaching a different decision later changes nothing.
+        let again = store
+            .lock_winner("headline-flag", 0, "off", NOW + 2)
+            .await
+            .unwrap();
+        assert_eq!(again.flag.winner(), Some(1));
+        assert_eq!(again.winner_locked_at, Some(NOW + 1));
+        assert_eq!(store.config_version().await.unwrap(), version);
+
+        // A decision made on totals from before a reset is ignored.
+        store.reset_flag("headline-flag", NOW + 3).await.unwrap();
+        let stale = store
+            .lock_winner("headline-flag", 0, "on", NOW + 4)
+            .await
+            .unwrap();
+        assert_eq!(stale.flag.winner(), None);
+
+        let unknown = store
+            .lock_winner("headline-flag", 1, "maybe", NOW + 5)
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::UnknownArm { .. })),
+            "{unknown:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn editing_arms_keeps_the_counts_of_arms_that_remain() {
+    each_database(|store: Store, _| async move {
+        let flag = FlagDefinition::new("checkout")
+            .with_arms(["a", "b", "c"])
+            .validate()
+            .unwrap();
+        let stored = store.create_flag(&flag, NOW).await.unwrap();
+        store
+            .flush(&Batch {
+                increments: vec![
+                    Increment::new(&stored, "a", 10, 1),
+                    Increment::new(&stored, "b", 20, 2),
+                    Increment::new(&stored, "c", 30, 3),
+                ],
+                events: vec![],
+            })
+            .await
+            .unwrap();
+
+        let edited = FlagDefinition::new("checkout")
+            .with_arms(["a", "c", "d"])
+            .validate()
+            .unwrap();
+        let updated = store.update_flag(&edited, NOW + 1).await.unwrap();
+        assert_eq!(
+            updated.totals,
+            [
+                ArmTotals::new(10, 1),
+                ArmTotals::new(30, 3),
+                ArmTotals::default()
+            ]
+        );
+        assert_eq!(updated.updated_at, NOW + 1);
+        assert_eq!(updated.created_at, NOW);
+        assert_eq!(store.config_version().await.unwrap(), 2);
+
+        // An increment for the removed arm finds nothing to add to.
+        let report = store
+            .flush(&Batch {
+                increments: vec![Increment::new(&stored, "b", 1, 0)],
+                events: vec![],
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.dropped, 1);
+
+        let missing = FlagDefinition::new("nope").validate().unwrap();
+        assert!(matches!(
+            store.update_flag(&missing, NOW).await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_a_flag_removes_its_counters_and_log() {
+    each_database(|store: Store, _| async move {
+        let stored = store.create_flag(&headline(), NOW).await.unwrap();
+        store
+            .flush(&Batch {
+                increments: vec![Increment::new(&stored, "on", 1, 0)],
+                events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
+            })
+            .await
+            .unwrap();
+        store.delete_flag("headline-flag").await.unwrap();
+        assert!(store.snapshot().await.unwrap().flags.is_empty());
+        assert!(store.counters().await.unwrap().is_empty());
+        assert!(store
+            .events(&EventQuery::default())
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            store.delete_flag("headline-flag").await,
+            Err(StoreError::NotFound(_))
+        ));
+        // Visitors counted before the delete are dropped when flushed after it.
+        let report = store
+            .flush(&Batch {
+                increments: vec![Increment::new(&stored, "on", 1, 0)],
+                events: vec![],
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.dropped, 1);
+        // The name is free again, and starts from zero.
+        let again = store.create_flag(&headline(), NOW).await.unwrap();
+        assert_eq!(again.totals, vec![ArmTotals::default(); 2]);
+    })
+    .await;
+}
+
+/// Two instances (two pools on one database) flushing at once from 32 tasks: every
+/// increment lands, because increments are added in the database, never read-modify-write.
+#[tokio::test]
+async fn concurrent_flushes_from_two_instances_lose_nothing() {
+    each_database(|first: Store, url| async move {
+        let second = Store::connect(&url).await.expect("a second instance");
+        let stored = first.create_flag(&headline(), NOW).await.unwrap();
+
+        let mut tasks = Vec::new();
+        for task in 0..32u64 {
+            let store = if task % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let stored = stored.clone();
+            tasks.push(tokio::spawn(async move {
+                for round in 0..10u64 {
+                    let arm = if (task + round) % 3 == 0 { "on" } else { "off" };
+                    let batch = Batch {
+                        increments: vec![Increment::new(&stored, arm, 3, 1)],
+                        events: vec![event(EventKind::Exposure, "v", arm, "/", NOW)],
+                    };
+                    store.flush(&batch).await.expect("flush");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a flushing task");
+        }
+        let totals = second.flag("headline-flag").await.unwrap().totals;
+        let views: u64 = totals.iter().map(|t| t.views).sum();
+        let conversions: u64 = totals.iter().map(|t| t.conversions).sum();
+        assert_eq!((views, conversions), (32 * 10 * 3, 32 * 10));
+        let logged = first
+            .events(&EventQuery {
+                limit: 1000,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(logged.len(), 320);
+        second.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn counts_and_times_beyond_32_bits_survive_the_round_trip() {
+    each_database(|store: Store, _| async move {
+        let stored = store.create_flag(&headline(), i64::MAX - 1).await.unwrap();
+        assert_eq!(stored.created_at, i64::MAX - 1);
+        let big = 5_000_000_000u64;
+        store
+            .flush(&Batch {
+                increments: vec![Increment::new(&stored, "on", big, big / 2)],
+                events: vec![],
+            })
+            .await
+            .unwrap();
+        let totals = store.flag("headline-flag").await.unwrap().totals;
+        assert_eq!(totals[1], ArmTotals::new(big, big / 2));
+    })
+    .await;
+}
