@@ -37,6 +37,7 @@
 
 pub mod engine;
 pub mod store;
+pub mod track;
 
 /// The README's examples, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]

@@ -1,0 +1,308 @@
+//! Tracking: what a site keeps in memory between flushes.
+//!
+//! A [`Tracker`] answers the request path without touching the database:
+//!
+//! - **decisions** read a snapshot of every flag and its totals, swapped whole (an
+//!   [`ArcSwap`]) after each refresh, so choosing an arm takes no lock;
+//! - **exposures and conversions** are added to in-memory increments under a short lock;
+//! - **[`Tracker::tick`]**, run every flush interval, writes the increments to the store in
+//!   one transaction, re-reads the totals (and the flags, when their configuration version
+//!   moved: another instance edited one), and locks winners the rules declare.
+//!
+//! A flush that fails keeps its increments for the next one. Increments are per arm, so
+//! they take constant memory however long the database is away; activity-log entries are
+//! capped ([`DEFAULT_MAX_PENDING_EVENTS`]) and those past the cap are counted, not kept.
+//!
+//! ```no_run
+//! use bandits::store::{EventKind, Store};
+//! use bandits::track::Tracker;
+//!
+//! # async fn example(store: Store) -> Result<(), bandits::store::StoreError> {
+//! let tracker = Tracker::start(store).await?;
+//! let mut rng = rand::rng();
+//! if let Some(assignment) = tracker.choose("headline-flag", &mut rng) {
+//!     tracker.record(EventKind::Exposure, "headline-flag", assignment.epoch, &assignment.arm_name,
+//!                    "visitor-1", "/", 1_763_700_000_000);
+//! }
+//! tracker.tick(1_763_700_000_500).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+
+use crate::engine::ArmTotals;
+use crate::store::{Batch, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError};
+
+/// Activity-log entries kept in memory while the database cannot take them, by default.
+/// At about 150 bytes each this bounds the log's memory near 15 MB; counts are never
+/// capped (they are a few numbers per arm).
+pub const DEFAULT_MAX_PENDING_EVENTS: usize = 100_000;
+
+/// An arm chosen for a visitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The arm's index in the flag's arms.
+    pub arm: usize,
+    /// The arm's name.
+    pub arm_name: String,
+    /// The flag's epoch: the assignment is void once the flag is reset.
+    pub epoch: i64,
+}
+
+/// The flags and totals decisions read, with an index by name.
+struct Live {
+    snapshot: Arc<Snapshot>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Live {
+    fn new(snapshot: Snapshot) -> Self {
+        let by_name = snapshot
+            .flags
+            .iter()
+            .enumerate()
+            .map(|(i, stored)| (stored.flag.name().to_string(), i))
+            .collect();
+        Live {
+            snapshot: Arc::new(snapshot),
+            by_name,
+        }
+    }
+}
+
+/// Increments and log entries not yet written.
+#[derive(Default)]
+struct Pending {
+    counts: HashMap<(String, i64, String), ArmTotals>,
+    events: Vec<Event>,
+    dropped_events: u64,
+}
+
+/// The in-memory side of the plugin: a snapshot for decisions and the increments waiting
+/// for the next flush. Shared by every request (`Tracker` is `Send + Sync`).
+pub struct Tracker {
+    store: Store,
+    live: ArcSwap<Live>,
+    pending: Mutex<Pending>,
+    max_pending_events: usize,
+}
+
+impl Tracker {
+    /// A tracker over `store`, starting from its current snapshot.
+    pub async fn start(store: Store) -> Result<Tracker, StoreError> {
+        let snapshot = store.snapshot().await?;
+        Ok(Tracker {
+            store,
+            live: ArcSwap::from_pointee(Live::new(snapshot)),
+            pending: Mutex::default(),
+            max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+        })
+    }
+
+    /// Keeps at most `max` activity-log entries in memory while flushes fail.
+    pub fn with_max_pending_events(mut self, max: usize) -> Self {
+        self.max_pending_events = max;
+        self
+    }
+
+    /// The store behind the tracker.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The flags and totals decisions currently read.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.live.load().snapshot)
+    }
+
+    /// An arm for a new visitor of flag `name`: the locked winner, or the policy's choice
+    /// on the totals of the last refresh. `None` for a flag the snapshot does not have.
+    pub fn choose<R: Rng + ?Sized>(&self, name: &str, rng: &mut R) -> Option<Assignment> {
+        let live = self.live.load();
+        let stored = &live.snapshot.flags[*live.by_name.get(name)?];
+        let arm = stored.flag.choose_arm(&stored.totals, rng);
+        Some(Assignment {
+            arm,
+            arm_name: stored.flag.arms().get(arm)?.name.clone(),
+            epoch: stored.epoch,
+        })
+    }
+
+    /// Counts an exposure or a conversion of `visitor` on `arm` of flag `flag` (at its
+    /// `epoch`), seen on `path` at `at` (milliseconds since the Unix epoch). Written at the
+    /// next flush.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        kind: EventKind,
+        flag: &str,
+        epoch: i64,
+        arm: &str,
+        visitor: &str,
+        path: &str,
+        at: i64,
+    ) {
+        let mut pending = self.lock_pending();
+        let counts = pending
+            .counts
+            .entry((flag.to_string(), epoch, arm.to_string()))
+            .or_default();
+        match kind {
+            EventKind::Exposure => counts.views += 1,
+            EventKind::Conversion => counts.conversions += 1,
+        }
+        if pending.events.len() < self.max_pending_events {
+            pending.events.push(Event {
+                at,
+                kind,
+                visitor: visitor.to_string(),
+                flag: flag.to_string(),
+                epoch,
+                arm: arm.to_string(),
+                path: path.to_string(),
+            });
+        } else {
+            pending.dropped_events += 1;
+        }
+    }
+
+    /// Activity-log entries dropped so far because the pending log was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.lock_pending().dropped_events
+    }
+
+    /// Writes the pending increments and log entries in one transaction. On failure they
+    /// stay pending, merged with whatever was recorded meanwhile, for the next flush.
+    pub async fn flush(&self) -> Result<FlushReport, StoreError> {
+        let batch = {
+            let mut pending = self.lock_pending();
+            let counts = std::mem::take(&mut pending.counts);
+            Batch {
+                increments: counts
+                    .into_iter()
+                    .map(|((flag, epoch, arm), totals)| Increment {
+                        flag,
+                        epoch,
+                        arm,
+                        views: totals.views,
+                        conversions: totals.conversions,
+                    })
+                    .collect(),
+                events: std::mem::take(&mut pending.events),
+            }
+        };
+        if batch.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        let result = self.store.flush(&batch).await;
+        if result.is_err() {
+            self.restore(batch);
+        }
+        result
+    }
+
+    /// Puts a batch that could not be written back in front of what came since.
+    fn restore(&self, batch: Batch) {
+        let mut pending = self.lock_pending();
+        for increment in batch.increments {
+            let counts = pending
+                .counts
+                .entry((increment.flag, increment.epoch, increment.arm))
+                .or_default();
+            counts.views = counts.views.saturating_add(increment.views);
+            counts.conversions = counts.conversions.saturating_add(increment.conversions);
+        }
+        let newer = std::mem::replace(&mut pending.events, batch.events);
+        pending.events.extend(newer);
+        let excess = pending.events.len().saturating_sub(self.max_pending_events);
+        if excess > 0 {
+            pending.events.truncate(self.max_pending_events);
+            pending.dropped_events += excess as u64;
+        }
+    }
+
+    /// Re-reads the totals, and every flag when another change raised the configuration
+    /// version since the last read.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let current = self.live.load();
+        let version = self.store.config_version().await?;
+        if version != current.snapshot.config_version {
+            return self.reload().await;
+        }
+        let counters = self.store.counters().await?;
+        let mut snapshot = Snapshot::clone(&current.snapshot);
+        for stored in &mut snapshot.flags {
+            let mut totals = vec![ArmTotals::default(); stored.flag.arms().len()];
+            for counter in counters
+                .iter()
+                .filter(|c| c.flag == stored.flag.name() && c.epoch == stored.epoch)
+            {
+                if let Some(i) = stored.flag.arm_index(&counter.arm) {
+                    totals[i] = counter.totals;
+                }
+            }
+            stored.totals = totals;
+        }
+        // A reload that landed meanwhile is newer than this: keep it.
+        let fresh = Arc::new(Live::new(snapshot));
+        self.live.rcu(|live| {
+            if live.snapshot.config_version == version {
+                Arc::clone(&fresh)
+            } else {
+                Arc::clone(live)
+            }
+        });
+        Ok(())
+    }
+
+    /// Reads every flag and its totals afresh.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let snapshot = self.store.snapshot().await?;
+        self.live.store(Arc::new(Live::new(snapshot)));
+        Ok(())
+    }
+
+    /// Locks the winner of every flag whose rule declares one on the current totals, and
+    /// returns the names of the flags locked. `now` is the time of the lock.
+    pub async fn lock_winners(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let snapshot = self.snapshot();
+        let mut locked = Vec::new();
+        for stored in &snapshot.flags {
+            if stored.flag.winner().is_some() {
+                continue;
+            }
+            if let Some(winner) = stored.flag.find_winner(&stored.totals) {
+                let arm = &stored.flag.arms()[winner].name;
+                self.store
+                    .lock_winner(stored.flag.name(), stored.epoch, arm, now)
+                    .await?;
+                locked.push(stored.flag.name().to_string());
+            }
+        }
+        if !locked.is_empty() {
+            self.reload().await?;
+        }
+        Ok(locked)
+    }
+
+    /// One round of the flush loop: flush, refresh, lock winners. Run it every flush
+    /// interval and once more at shutdown.
+    pub async fn tick(&self, now: i64) -> Result<FlushReport, StoreError> {
+        let report = self.flush().await?;
+        self.refresh().await?;
+        self.lock_winners(now).await?;
+        Ok(report)
+    }
+
+    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding the lock leaves plain counters behind, still usable.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

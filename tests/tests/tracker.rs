@@ -1,0 +1,318 @@
+//! The in-memory tracker over a real store: exact counts under concurrency, several
+//! instances on one database, failed flushes that lose nothing, resets and winners.
+
+use std::sync::Arc;
+
+use bandits::engine::{ArmTotals, FlagDefinition, Policy, WinnerRule};
+use bandits::store::{EventKind, EventQuery, Store};
+use bandits::track::Tracker;
+use bandits_integration_tests::each_database;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+const NOW: i64 = 1_763_700_000_000;
+
+async fn with_headline(store: &Store) {
+    let flag = FlagDefinition::new("headline-flag")
+        .with_policy(Policy::thompson())
+        .with_winner_rule(WinnerRule::Manual)
+        .validate()
+        .unwrap();
+    store.create_flag(&flag, NOW).await.unwrap();
+}
+
+fn views_and_conversions(totals: &[ArmTotals]) -> (u64, u64) {
+    (
+        totals.iter().map(|t| t.views).sum(),
+        totals.iter().map(|t| t.conversions).sum(),
+    )
+}
+
+#[tokio::test]
+async fn a_thousand_visitors_from_32_tasks_are_counted_exactly() {
+    each_database(|store: Store, _| async move {
+        with_headline(&store).await;
+        let tracker = Arc::new(Tracker::start(store.clone()).await.unwrap());
+
+        // A flush loop running alongside the visitors, as on a site.
+        let flusher = {
+            let tracker = Arc::clone(&tracker);
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    tracker.tick(NOW).await.expect("tick");
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let mut tasks = Vec::new();
+        for task in 0..32u64 {
+            let tracker = Arc::clone(&tracker);
+            tasks.push(tokio::spawn(async move {
+                let mut rng = SmallRng::seed_from_u64(task);
+                for visitor in (task..1000).step_by(32) {
+                    let id = format!("visitor-{visitor}");
+                    let chosen = tracker
+                        .choose("headline-flag", &mut rng)
+                        .expect("known flag");
+                    tracker.record(
+                        EventKind::Exposure,
+                        "headline-flag",
+                        chosen.epoch,
+                        &chosen.arm_name,
+                        &id,
+                        "/",
+                        NOW,
+                    );
+                    if visitor % 10 == 0 {
+                        tracker.record(
+                            EventKind::Conversion,
+                            "headline-flag",
+                            chosen.epoch,
+                            &chosen.arm_name,
+                            &id,
+                            "/contact/",
+                            NOW,
+                        );
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a visitor task");
+        }
+        flusher.await.expect("the flush loop");
+        // The shutdown flush.
+        tracker.tick(NOW).await.unwrap();
+
+        let stored = store.flag("headline-flag").await.unwrap();
+        assert_eq!(views_and_conversions(&stored.totals), (1000, 100));
+        // The tracker's own snapshot agrees with the database after its refresh.
+        let snapshot = tracker.snapshot();
+        assert_eq!(
+            snapshot.flag("headline-flag").unwrap().totals,
+            stored.totals
+        );
+        let logged = store
+            .events(&EventQuery {
+                limit: 1000,
+                flag: Some("headline-flag".into()),
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(logged.len(), 1000, "the newest 1,000 of 1,100 entries");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn instances_see_each_others_counts_and_edits_after_a_tick() {
+    each_database(|store: Store, url| async move {
+        with_headline(&store).await;
+        let first = Tracker::start(store).await.unwrap();
+        let second = Tracker::start(Store::connect(&url).await.unwrap())
+            .await
+            .unwrap();
+
+        for i in 0..30 {
+            let arm = if i % 2 == 0 { "off" } else { "on" };
+            first.record(EventKind::Exposure, "headline-flag", 0, arm, "v", "/", NOW);
+        }
+        second.record(EventKind::Exposure, "headline-flag", 0, "on", "w", "/", NOW);
+        first.tick(NOW).await.unwrap();
+        second.tick(NOW).await.unwrap();
+        let totals = second
+            .snapshot()
+            .flag("headline-flag")
+            .unwrap()
+            .totals
+            .clone();
+        assert_eq!(totals, [ArmTotals::new(15, 0), ArmTotals::new(16, 0)]);
+
+        // A flag created through one instance reaches the other's decisions.
+        let new_flag = FlagDefinition::new("checkout").validate().unwrap();
+        first.store().create_flag(&new_flag, NOW).await.unwrap();
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert!(second.choose("checkout", &mut rng).is_none());
+        second.tick(NOW).await.unwrap();
+        assert!(second.choose("checkout", &mut rng).is_some());
+        second.store().pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_flush_keeps_everything_for_the_next() {
+    each_database(|store: Store, _| async move {
+        with_headline(&store).await;
+        let tracker = Tracker::start(store.clone()).await.unwrap();
+        for i in 0..7 {
+            tracker.record(
+                EventKind::Exposure,
+                "headline-flag",
+                0,
+                "on",
+                &format!("v{i}"),
+                "/",
+                NOW,
+            );
+        }
+        // The log table disappears: the whole flush transaction fails.
+        sqlx::query("ALTER TABLE bandits_events RENAME TO bandits_events_away")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(tracker.flush().await.is_err());
+        tracker.record(
+            EventKind::Conversion,
+            "headline-flag",
+            0,
+            "on",
+            "v1",
+            "/contact/",
+            NOW,
+        );
+        assert!(tracker.flush().await.is_err());
+        assert_eq!(
+            store.flag("headline-flag").await.unwrap().totals[1],
+            ArmTotals::default(),
+            "nothing half-written"
+        );
+
+        sqlx::query("ALTER TABLE bandits_events_away RENAME TO bandits_events")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let report = tracker.flush().await.unwrap();
+        assert_eq!(report.events, 8);
+        assert_eq!(
+            store.flag("headline-flag").await.unwrap().totals[1],
+            ArmTotals::new(7, 1)
+        );
+        assert!(
+            tracker.flush().await.unwrap().events == 0,
+            "nothing written twice"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_pending_log_is_bounded_but_counts_are_not() {
+    each_database(|store: Store, _| async move {
+        with_headline(&store).await;
+        let tracker = Tracker::start(store.clone())
+            .await
+            .unwrap()
+            .with_max_pending_events(5);
+        sqlx::query("ALTER TABLE bandits_events RENAME TO bandits_events_away")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        for i in 0..4 {
+            tracker.record(
+                EventKind::Exposure,
+                "headline-flag",
+                0,
+                "off",
+                &format!("a{i}"),
+                "/",
+                NOW,
+            );
+        }
+        assert!(tracker.flush().await.is_err());
+        for i in 0..4 {
+            tracker.record(
+                EventKind::Exposure,
+                "headline-flag",
+                0,
+                "off",
+                &format!("b{i}"),
+                "/",
+                NOW,
+            );
+        }
+        assert!(tracker.flush().await.is_err());
+        assert_eq!(tracker.dropped_events(), 3);
+        sqlx::query("ALTER TABLE bandits_events_away RENAME TO bandits_events")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(tracker.flush().await.unwrap().events, 5);
+        assert_eq!(
+            store.flag("headline-flag").await.unwrap().totals[0],
+            ArmTotals::new(8, 0)
+        );
+        // The oldest entries are the ones kept.
+        let kept = store.events(&EventQuery::default()).await.unwrap();
+        let visitors: Vec<&str> = kept
+            .iter()
+            .rev()
+            .map(|e| e.event.visitor.as_str())
+            .collect();
+        assert_eq!(visitors, ["a0", "a1", "a2", "a3", "b0"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_voids_pending_counts_and_starts_a_new_epoch() {
+    each_database(|store: Store, _| async move {
+        with_headline(&store).await;
+        let tracker = Tracker::start(store.clone()).await.unwrap();
+        let mut rng = SmallRng::seed_from_u64(3);
+        let before = tracker.choose("headline-flag", &mut rng).unwrap();
+        tracker.record(
+            EventKind::Exposure,
+            "headline-flag",
+            before.epoch,
+            &before.arm_name,
+            "v",
+            "/",
+            NOW,
+        );
+
+        store.reset_flag("headline-flag", NOW).await.unwrap();
+        let report = tracker.tick(NOW).await.unwrap();
+        assert_eq!(report.dropped, 1);
+        let after = tracker.choose("headline-flag", &mut rng).unwrap();
+        assert_eq!(after.epoch, before.epoch + 1);
+        assert_eq!(
+            store.flag("headline-flag").await.unwrap().totals,
+            vec![ArmTotals::default(); 2]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
+    each_database(|store: Store, _| async move {
+        let flag = FlagDefinition {
+            min_views: 100,
+            ..FlagDefinition::new("checkout").with_policy(Policy::even_split(2))
+        }
+        .validate()
+        .unwrap();
+        store.create_flag(&flag, NOW).await.unwrap();
+        let tracker = Tracker::start(store.clone()).await.unwrap();
+        for i in 0..200 {
+            let arm = if i % 2 == 0 { "off" } else { "on" };
+            tracker.record(EventKind::Exposure, "checkout", 0, arm, "v", "/", NOW);
+            // "on" converts 80 times in 100, "off" 5 times.
+            if (arm == "on" && i % 10 != 9) || (arm == "off" && i % 40 == 0) {
+                tracker.record(EventKind::Conversion, "checkout", 0, arm, "v", "/", NOW);
+            }
+        }
+        tracker.tick(NOW + 7).await.unwrap();
+        let stored = store.flag("checkout").await.unwrap();
+        assert_eq!(stored.flag.winner(), Some(1), "{:?}", stored.totals);
+        assert_eq!(stored.winner_locked_at, Some(NOW + 7));
+        let mut rng = SmallRng::seed_from_u64(9);
+        for _ in 0..100 {
+            assert_eq!(tracker.choose("checkout", &mut rng).unwrap().arm_name, "on");
+        }
+    })
+    .await;
+}
