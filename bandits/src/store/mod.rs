@@ -33,6 +33,8 @@
 
 mod schema;
 
+use std::collections::HashMap;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -124,6 +126,27 @@ impl Snapshot {
     /// The flag called `name`.
     pub fn flag(&self, name: &str) -> Option<&StoredFlag> {
         self.flags.iter().find(|stored| stored.flag.name() == name)
+    }
+
+    /// Replaces every flag's totals by those of `counters` at the flag's current epoch
+    /// (zero for an arm without a counter).
+    pub fn set_totals(&mut self, counters: &[ArmCounter]) {
+        // Grouped by flag first, so this stays linear with a thousand flags.
+        let mut by_flag: HashMap<&str, Vec<&ArmCounter>> = HashMap::new();
+        for counter in counters {
+            by_flag
+                .entry(counter.flag.as_str())
+                .or_default()
+                .push(counter);
+        }
+        for stored in &mut self.flags {
+            let own = by_flag
+                .get(stored.flag.name())
+                .into_iter()
+                .flatten()
+                .copied();
+            stored.totals = totals_in_arm_order(stored, own);
+        }
     }
 }
 
@@ -365,18 +388,12 @@ impl Store {
         let counters = counters(&mut tx, None).await?;
         tx.commit().await?;
 
-        let mut flags = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut stored = stored_flag(&row)?;
-            let name = stored.flag.name().to_string();
-            stored.totals =
-                totals_in_arm_order(&stored, counters.iter().filter(|c| c.flag == name));
-            flags.push(stored);
-        }
-        Ok(Snapshot {
+        let mut snapshot = Snapshot {
             config_version,
-            flags,
-        })
+            flags: rows.iter().map(stored_flag).collect::<Result<_, _>>()?,
+        };
+        snapshot.set_totals(&counters);
+        Ok(snapshot)
     }
 
     /// Every arm's counter: the cheap read that follows each flush.

@@ -236,18 +236,7 @@ impl Tracker {
         }
         let counters = self.store.counters().await?;
         let mut snapshot = Snapshot::clone(&current.snapshot);
-        for stored in &mut snapshot.flags {
-            let mut totals = vec![ArmTotals::default(); stored.flag.arms().len()];
-            for counter in counters
-                .iter()
-                .filter(|c| c.flag == stored.flag.name() && c.epoch == stored.epoch)
-            {
-                if let Some(i) = stored.flag.arm_index(&counter.arm) {
-                    totals[i] = counter.totals;
-                }
-            }
-            stored.totals = totals;
-        }
+        snapshot.set_totals(&counters);
         // A reload that landed meanwhile is newer than this: keep it.
         let fresh = Arc::new(Live::new(snapshot));
         self.live.rcu(|live| {
