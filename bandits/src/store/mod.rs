@@ -447,10 +447,7 @@ impl Store {
         for arm in flag.arms() {
             insert_arm(&mut tx, flag.name(), &arm.name, 0).await?;
         }
-        bump_config_version(&mut tx).await?;
-        let stored = read_flag(&mut tx, flag.name()).await?;
-        tx.commit().await?;
-        Ok(stored)
+        finish_change(tx, flag.name()).await
     }
 
     /// Replaces a flag's definition. Counters of arms that remain are kept, new arms start
@@ -490,10 +487,7 @@ impl Store {
         .bind(flag.name())
         .execute(&mut *tx)
         .await?;
-        bump_config_version(&mut tx).await?;
-        let stored = read_flag(&mut tx, flag.name()).await?;
-        tx.commit().await?;
-        Ok(stored)
+        finish_change(tx, flag.name()).await
     }
 
     /// Locks `arm` as the winner of flag `name`, if the flag is still at `epoch` and no
@@ -514,22 +508,14 @@ impl Store {
             tx.commit().await?;
             return Ok(before);
         }
-        let index = before
+        let locked = before
             .flag
             .arm_index(arm)
+            .and_then(|index| before.flag.clone().lock_winner(index))
             .ok_or_else(|| StoreError::UnknownArm {
                 flag: name.to_string(),
                 arm: arm.to_string(),
             })?;
-        let locked =
-            before
-                .flag
-                .clone()
-                .lock_winner(index)
-                .ok_or_else(|| StoreError::UnknownArm {
-                    flag: name.to_string(),
-                    arm: arm.to_string(),
-                })?;
         sqlx::query(
             "UPDATE bandits_flags SET definition = $1, winner_locked_at = $2, updated_at = $2
              WHERE name = $3 AND epoch = $4 AND winner_locked_at IS NULL",
@@ -540,10 +526,7 @@ impl Store {
         .bind(epoch)
         .execute(&mut *tx)
         .await?;
-        bump_config_version(&mut tx).await?;
-        let stored = read_flag(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(stored)
+        finish_change(tx, name).await
     }
 
     /// Starts a flag's experiment afresh: counters to zero, no winner, a new epoch (so
@@ -578,10 +561,7 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        bump_config_version(&mut tx).await?;
-        let stored = read_flag(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(stored)
+        finish_change(tx, name).await
     }
 
     /// Deletes a flag, its counters and its activity log.
@@ -747,6 +727,15 @@ async fn bump_config_version(tx: &mut Transaction<'_, Any>) -> Result<(), StoreE
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Ends a change to flag `name`: raises the configuration version, commits, and returns
+/// the flag as it now stands.
+async fn finish_change(mut tx: Transaction<'_, Any>, name: &str) -> Result<StoredFlag, StoreError> {
+    bump_config_version(&mut tx).await?;
+    let stored = read_flag(&mut tx, name).await?;
+    tx.commit().await?;
+    Ok(stored)
 }
 
 /// Every arm's counter, or only those of flag `only`.
