@@ -1,0 +1,405 @@
+//! The `bandits` table of Rocket's configuration.
+//!
+//! Every key is optional. In `Rocket.toml`:
+//!
+//! ```toml
+//! [default.bandits]
+//! admin_token = "a long random string, 16 characters or more"
+//! exclude_prefixes = ["/static", "/healthz"]   # "/bandits" is always excluded
+//! exclude_regex = "\\.(css|js|png|ico)$"
+//! exclude_bots = true                           # the default
+//! flush_interval_ms = 500                       # the default; 10 to 60000
+//! cookie_name = "bandits"                       # the default
+//! ```
+//!
+//! or in the environment: `ROCKET_BANDITS='{flush_interval_ms=250,exclude_bots=false}'`.
+//! A wrong value is an error that names its key, so the fairing can fail ignition with it
+//! instead of misbehaving at the first request.
+//!
+//! ```
+//! use bandits::config::Config;
+//! use rocket::figment::{providers::{Format, Toml}, Figment};
+//!
+//! // As in Rocket.toml: profiles at the top, the `bandits` table inside.
+//! let figment = Figment::new().merge(Toml::string(r#"
+//!     [default.bandits]
+//!     exclude_prefixes = ["/static"]
+//!     flush_interval_ms = 250
+//! "#).nested());
+//! let config = Config::from_figment(&figment).unwrap();
+//! assert!(config.is_excluded_path("/static/app.css"));
+//! assert!(config.is_excluded_path("/bandits/admin"));
+//! assert!(!config.is_excluded_path("/"));
+//! assert_eq!(config.flush_interval().as_millis(), 250);
+//!
+//! let wrong = Figment::new().merge(("bandits.flush_interval_ms", 5));
+//! let error = Config::from_figment(&wrong).unwrap_err();
+//! assert_eq!(error.key, "bandits.flush_interval_ms");
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use regex::Regex;
+use rocket::figment::Figment;
+use serde::Deserialize;
+
+/// The path prefix of the plugin's own routes, never counted.
+pub const ALWAYS_EXCLUDED: &str = "/bandits";
+/// The configuration table's name.
+pub const TABLE: &str = "bandits";
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// The flush interval's allowed range, in milliseconds.
+pub const FLUSH_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+
+/// Markers of automated clients in a User-Agent, compared without case.
+const BOT_MARKERS: &[&str] = &[
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "facebookexternalhit",
+    "mediapartners",
+    "preview",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "go-http-client",
+    "okhttp",
+    "java/",
+];
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    admin_token: Option<String>,
+    exclude_prefixes: Vec<String>,
+    exclude_regex: Option<String>,
+    exclude_bots: bool,
+    flush_interval_ms: u64,
+    cookie_name: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            admin_token: None,
+            exclude_prefixes: Vec::new(),
+            exclude_regex: None,
+            exclude_bots: true,
+            flush_interval_ms: 500,
+            cookie_name: "bandits".to_string(),
+        }
+    }
+}
+
+/// A configuration value that is wrong, with its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The key, for example `bandits.flush_interval_ms`.
+    pub key: String,
+    /// What is wrong with its value.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: format!("{TABLE}.{key}"),
+            message: message.into(),
+        }
+    }
+}
+
+/// The secret that opens the admin and the API. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The token's text, for comparing with what a request presents.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+/// The plugin's configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    admin_token: Option<AdminToken>,
+    exclude_prefixes: Vec<String>,
+    exclude_regex: Option<Regex>,
+    exclude_bots: bool,
+    flush_interval: Duration,
+    cookie_name: String,
+}
+
+impl Default for Config {
+    /// The defaults of every key. They are constants, checked by a test.
+    fn default() -> Self {
+        Config::validate(RawConfig::default()).expect("the default configuration is valid")
+    }
+}
+
+impl Config {
+    /// Reads and checks the `bandits` table of `figment` (Rocket's configuration, for
+    /// example `rocket.figment()`); a missing table gives the defaults.
+    pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
+        if !figment.contains(TABLE) {
+            return Config::validate(RawConfig::default());
+        }
+        let raw: RawConfig = figment.extract_inner(TABLE).map_err(|error| {
+            // Figment puts the table's own name in the path too (at the end for a field
+            // of it); no key of the table is called "bandits", so drop it wherever it is.
+            let key: Vec<&str> = error
+                .path
+                .iter()
+                .map(String::as_str)
+                .filter(|segment| *segment != TABLE)
+                .collect();
+            let message = error.kind.to_string();
+            if key.is_empty() {
+                ConfigError {
+                    key: TABLE.to_string(),
+                    message,
+                }
+            } else {
+                ConfigError::new(&key.join("."), message)
+            }
+        })?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let admin_token = match raw.admin_token {
+            None => None,
+            Some(token) if token.chars().count() < MIN_ADMIN_TOKEN_LEN => {
+                return Err(ConfigError::new(
+                    "admin_token",
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_LEN} characters long \
+                         (a long random string)"
+                    ),
+                ))
+            }
+            Some(token) => Some(AdminToken(token)),
+        };
+        let mut exclude_prefixes = Vec::with_capacity(raw.exclude_prefixes.len());
+        for (i, prefix) in raw.exclude_prefixes.iter().enumerate() {
+            if !prefix.starts_with('/') {
+                return Err(ConfigError::new(
+                    &format!("exclude_prefixes[{i}]"),
+                    format!("must start with '/', got {prefix:?}"),
+                ));
+            }
+            let trimmed = prefix.trim_end_matches('/');
+            exclude_prefixes.push(if trimmed.is_empty() { "/" } else { trimmed }.to_string());
+        }
+        let exclude_regex = match raw.exclude_regex {
+            None => None,
+            Some(pattern) => Some(Regex::new(&pattern).map_err(|e| {
+                ConfigError::new("exclude_regex", format!("is not a valid regex: {e}"))
+            })?),
+        };
+        if !FLUSH_INTERVAL_MS.contains(&raw.flush_interval_ms) {
+            return Err(ConfigError::new(
+                "flush_interval_ms",
+                format!(
+                    "must be between {} and {} milliseconds, got {}",
+                    FLUSH_INTERVAL_MS.start(),
+                    FLUSH_INTERVAL_MS.end(),
+                    raw.flush_interval_ms
+                ),
+            ));
+        }
+        if raw.cookie_name.is_empty() || !raw.cookie_name.chars().all(is_cookie_name_char) {
+            return Err(ConfigError::new(
+                "cookie_name",
+                format!(
+                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~, got {:?}",
+                    raw.cookie_name
+                ),
+            ));
+        }
+        Ok(Config {
+            admin_token,
+            exclude_prefixes,
+            exclude_regex,
+            exclude_bots: raw.exclude_bots,
+            flush_interval: Duration::from_millis(raw.flush_interval_ms),
+            cookie_name: raw.cookie_name,
+        })
+    }
+
+    /// The admin token, if one is configured.
+    pub fn admin_token(&self) -> Option<&AdminToken> {
+        self.admin_token.as_ref()
+    }
+
+    /// How often counts are written to the database.
+    pub fn flush_interval(&self) -> Duration {
+        self.flush_interval
+    }
+
+    /// The visitor cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// Whether requests to `path` are never counted: `/bandits` and everything under it,
+    /// the configured prefixes (whole path segments: `/static` excludes `/static/x`, not
+    /// `/statistics`), and paths matching the configured regex.
+    pub fn is_excluded_path(&self, path: &str) -> bool {
+        let under = |prefix: &str| {
+            prefix == "/"
+                || path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        under(ALWAYS_EXCLUDED)
+            || self.exclude_prefixes.iter().any(|prefix| under(prefix))
+            || self
+                .exclude_regex
+                .as_ref()
+                .is_some_and(|re| re.is_match(path))
+    }
+
+    /// Whether a request with this User-Agent is never counted: when bot exclusion is on
+    /// (the default), a missing User-Agent or one with a marker of an automated client
+    /// (`bot`, `crawl`, `spider`, `curl/`, `python-requests`, ...). Load generators and
+    /// test clients must send a browser-like User-Agent to be counted.
+    pub fn is_excluded_user_agent(&self, user_agent: Option<&str>) -> bool {
+        if !self.exclude_bots {
+            return false;
+        }
+        match user_agent {
+            None => true,
+            Some(agent) => {
+                let agent = agent.to_ascii_lowercase();
+                agent.trim().is_empty() || BOT_MARKERS.iter().any(|m| agent.contains(m))
+            }
+        }
+    }
+}
+
+/// RFC 6265's cookie-name characters (an HTTP token).
+fn is_cookie_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+
+    fn config(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(&Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn defaults_without_a_table() {
+        let config = Config::from_figment(&Figment::new()).unwrap();
+        assert!(config.admin_token().is_none());
+        assert_eq!(config.flush_interval(), Duration::from_millis(500));
+        assert_eq!(config.cookie_name(), "bandits");
+        assert!(config.is_excluded_user_agent(Some("Googlebot/2.1")));
+        let default = Config::default();
+        assert_eq!(default.cookie_name(), config.cookie_name());
+        assert_eq!(default.flush_interval(), config.flush_interval());
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let config = config(
+            r#"
+            [bandits]
+            admin_token = "0123456789abcdef-secret"
+            exclude_prefixes = ["/static/", "/healthz"]
+            exclude_regex = "\\.png$"
+            exclude_bots = false
+            flush_interval_ms = 100
+            cookie_name = "ab_visitor"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.admin_token().map(AdminToken::expose),
+            Some("0123456789abcdef-secret")
+        );
+        assert_eq!(
+            format!("{:?}", config.admin_token()),
+            "Some(AdminToken(..))"
+        );
+        assert!(!format!("{config:?}").contains("secret"));
+        assert_eq!(config.flush_interval(), Duration::from_millis(100));
+        assert_eq!(config.cookie_name(), "ab_visitor");
+        assert!(!config.is_excluded_user_agent(Some("Googlebot/2.1")));
+        assert!(!config.is_excluded_user_agent(None));
+        for path in [
+            "/static",
+            "/static/app.css",
+            "/healthz",
+            "/logo.png",
+            "/bandits",
+            "/bandits/api/flags",
+        ] {
+            assert!(config.is_excluded_path(path), "{path}");
+        }
+        for path in ["/", "/statistics", "/contact/", "/banditsx", "/png"] {
+            assert!(!config.is_excluded_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn wrong_values_name_their_key() {
+        let cases = [
+            ("admin_token = \"short\"", "bandits.admin_token"),
+            (
+                "exclude_prefixes = [\"static\"]",
+                "bandits.exclude_prefixes[0]",
+            ),
+            ("exclude_regex = \"(unclosed\"", "bandits.exclude_regex"),
+            ("flush_interval_ms = 5", "bandits.flush_interval_ms"),
+            ("flush_interval_ms = 600000", "bandits.flush_interval_ms"),
+            ("cookie_name = \"a b\"", "bandits.cookie_name"),
+            ("cookie_name = \"\"", "bandits.cookie_name"),
+            ("flush_interval_ms = \"soon\"", "bandits.flush_interval_ms"),
+            ("exclude_bots = \"yes\"", "bandits.exclude_bots"),
+        ];
+        for (line, key) in cases {
+            let error = config(&format!("[bandits]\n{line}")).unwrap_err();
+            assert_eq!(error.key, key, "{line}: {error}");
+            assert!(error.to_string().starts_with(key), "{error}");
+        }
+        assert_eq!(config("bandits = 5").unwrap_err().key, "bandits");
+        let unknown = config("[bandits]\nflush_interval = 5").unwrap_err();
+        assert!(unknown.to_string().contains("flush_interval"), "{unknown}");
+    }
+
+    #[test]
+    fn bots_and_scripts_are_recognised() {
+        let config = Config::default();
+        for agent in [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; bingbot/2.0)",
+            "facebookexternalhit/1.1",
+            "curl/8.5.0",
+            "python-requests/2.31",
+            "",
+        ] {
+            assert!(config.is_excluded_user_agent(Some(agent)), "{agent}");
+        }
+        assert!(config.is_excluded_user_agent(None));
+        let browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                       Chrome/126.0 Safari/537.36";
+        assert!(!config.is_excluded_user_agent(Some(browser)));
+    }
+}
