@@ -36,6 +36,60 @@ fn a_new_flag_has_the_documented_defaults() {
     assert_eq!(flag.winner_rule(), &WinnerRule::TTest);
     assert_eq!(flag.winner(), None);
     assert_eq!(flag.note(), "");
+    assert_eq!(flag.source_path(), None);
+    assert_eq!(flag.target_path(), None);
+    assert_eq!(flag.goal_event(), None);
+}
+
+#[test]
+fn pages_and_goal_events_are_checked_and_normalised() {
+    let flag = FlagDefinition::new("headline-flag")
+        .with_paths(" / ", "contact/")
+        .with_goal_event("signup")
+        .validate()
+        .unwrap();
+    assert_eq!(flag.source_path(), Some("/"));
+    assert_eq!(flag.target_path(), Some("/contact/"));
+    assert_eq!(flag.goal_event(), Some("signup"));
+    // What was normalised is what is stored.
+    assert_eq!(flag.definition().target_path.as_deref(), Some("/contact/"));
+
+    for (bad, found) in [
+        ("/a b", ' '),
+        ("/search?q=1", '?'),
+        ("/page#top", '#'),
+        ("/x\ty", '\t'),
+    ] {
+        let definition = FlagDefinition::new("f").with_paths(bad, "/ok");
+        assert_eq!(
+            problem(definition),
+            ("source_path".into(), Rule::PathCharacter { found }),
+            "{bad:?}"
+        );
+    }
+    let long = format!("/{}", "a".repeat(2_000));
+    assert_eq!(
+        problem(FlagDefinition::new("f").with_paths("/", long)).0,
+        "target_path"
+    );
+    assert_eq!(
+        problem(FlagDefinition::new("f").with_paths("/", "  ")).0,
+        "target_path"
+    );
+    assert_eq!(
+        problem(FlagDefinition::new("f").with_goal_event("Sign Up")),
+        ("goal_event".into(), Rule::Characters { found: 'S' })
+    );
+
+    let from_json: Flag = serde_json::from_value(json!({
+        "name": "f",
+        "source_path": "pricing",
+        "goal_event": "checkout-done"
+    }))
+    .unwrap();
+    assert_eq!(from_json.source_path(), Some("/pricing"));
+    assert_eq!(from_json.goal_event(), Some("checkout-done"));
+    assert_eq!(from_json.target_path(), None);
 }
 
 #[test]
@@ -224,6 +278,9 @@ fn every_problem_is_reported_at_once() {
         min_views: 0,
         winner_rule: WinnerRule::Sequential { mixture_sd: -1.0 },
         winner: Some("other".into()),
+        source_path: Some("/a page".into()),
+        target_path: Some(String::new()),
+        goal_event: Some("Sign Up".into()),
     };
     let err = invalid(definition);
     let fields: Vec<&str> = err.errors().iter().map(|e| e.field.as_str()).collect();
@@ -236,7 +293,10 @@ fn every_problem_is_reported_at_once() {
             "policy.epsilon",
             "significance_level",
             "winner_rule.mixture_sd",
-            "winner"
+            "winner",
+            "source_path",
+            "target_path",
+            "goal_event"
         ]
     );
     assert!(err.field("policy.epsilon").is_some());

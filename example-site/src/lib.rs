@@ -13,7 +13,9 @@ use rocket::{get, routes, Build, Rocket};
 pub fn headline_flag() -> Flag {
     FlagDefinition {
         note: "Which headline makes visitors open the contact page?".into(),
-        ..FlagDefinition::new("headline-flag").with_policy(Policy::epsilon_greedy())
+        ..FlagDefinition::new("headline-flag")
+            .with_policy(Policy::epsilon_greedy())
+            .with_paths("/", "/contact/")
     }
     .validate()
     .expect("the built-in flag definition is valid")
@@ -36,7 +38,8 @@ fn index() -> RawHtml<String> {
          <p>This page is a placeholder: the tracking fairing that will show \
          <code>{name}</code>'s headline here is not attached yet.</p>\
          <p>The experiment it will run: arms <code>{arms}</code> (control <code>{control}</code>), \
-         policy {policy}, winner rule {rule}.</p>\
+         policy {policy}, winner rule {rule}, shown on <code>{source}</code>, \
+         goal <code>{target}</code>.</p>\
          <p><a href=\"/contact/\">Contact us</a></p>\
          </body></html>\n",
         name = flag.name(),
@@ -44,6 +47,8 @@ fn index() -> RawHtml<String> {
         control = flag.control().name,
         policy = flag.policy().label(),
         rule = flag.winner_rule().label(),
+        source = flag.source_path().unwrap_or("any page"),
+        target = flag.target_path().unwrap_or("none"),
     ))
 }
 

@@ -15,6 +15,10 @@ fn home_page_describes_the_headline_experiment() {
     let body = response.into_string().unwrap_or_default();
     assert!(body.contains("<code>headline-flag</code>"), "{body}");
     assert!(body.contains("arms <code>off, on</code>"), "{body}");
+    assert!(
+        body.contains("shown on <code>/</code>, goal <code>/contact/</code>"),
+        "{body}"
+    );
     assert!(body.contains("href=\"/contact/\""), "{body}");
 }
 

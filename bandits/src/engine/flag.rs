@@ -95,6 +95,15 @@ pub struct FlagDefinition {
     pub winner_rule: WinnerRule,
     /// The name of the arm locked as the winner: every visitor gets it.
     pub winner: Option<String>,
+    /// The page where the flag is shown: a visitor's first request to it assigns and
+    /// counts the visitor (an exposure). `None`: the visitor is exposed wherever the flag
+    /// is first read. Normalised to a leading slash (`contact/` becomes `/contact/`).
+    pub source_path: Option<String>,
+    /// The goal page: an exposed visitor's request to it counts one conversion.
+    pub target_path: Option<String>,
+    /// The goal event: `flags.convert("signup")` from code counts one conversion. Same
+    /// rule as flag names. A flag may have a goal page, a goal event, or both.
+    pub goal_event: Option<String>,
 }
 
 impl Default for FlagDefinition {
@@ -108,6 +117,9 @@ impl Default for FlagDefinition {
             min_views: 100,
             winner_rule: WinnerRule::default(),
             winner: None,
+            source_path: None,
+            target_path: None,
+            goal_event: None,
         }
     }
 }
@@ -143,9 +155,32 @@ impl FlagDefinition {
         self
     }
 
+    /// Shows the flag on `source` with the goal page `target`.
+    ///
+    /// ```
+    /// use bandits::engine::FlagDefinition;
+    ///
+    /// let flag = FlagDefinition::new("headline-flag").with_paths("/", "contact/").validate()?;
+    /// assert_eq!(flag.source_path(), Some("/"));
+    /// assert_eq!(flag.target_path(), Some("/contact/"));
+    /// # Ok::<(), bandits::engine::InvalidFlag>(())
+    /// ```
+    pub fn with_paths(mut self, source: impl Into<String>, target: impl Into<String>) -> Self {
+        self.source_path = Some(source.into());
+        self.target_path = Some(target.into());
+        self
+    }
+
+    /// Counts a conversion when code fires the event `event`.
+    pub fn with_goal_event(mut self, event: impl Into<String>) -> Self {
+        self.goal_event = Some(event.into());
+        self
+    }
+
     /// Checks every field and returns the runnable [`Flag`], or every problem found.
-    pub fn validate(self) -> Result<Flag, InvalidFlag> {
+    pub fn validate(mut self) -> Result<Flag, InvalidFlag> {
         let mut errors = Vec::new();
+
         let mut report = |field: String, rule: Rule| errors.push(FieldError { field, rule });
 
         if let Err(rule) = check_name(&self.name) {
@@ -210,6 +245,29 @@ impl FlagDefinition {
             }
         };
 
+        for (field, path) in [
+            ("source_path", &mut self.source_path),
+            ("target_path", &mut self.target_path),
+        ] {
+            if let Some(value) = path.as_mut() {
+                match normalise_path(value) {
+                    Ok(normalised) => *value = normalised,
+                    Err(rule) => errors.push(FieldError {
+                        field: field.to_string(),
+                        rule,
+                    }),
+                }
+            }
+        }
+        if let Some(event) = &self.goal_event {
+            if let Err(rule) = check_name(event) {
+                errors.push(FieldError {
+                    field: "goal_event".into(),
+                    rule,
+                });
+            }
+        }
+
         if errors.is_empty() {
             Ok(Flag {
                 definition: self,
@@ -237,6 +295,34 @@ fn check_name(name: &str) -> Result<(), Rule> {
         Some(found) => Err(Rule::Characters { found }),
         None => Ok(()),
     }
+}
+
+/// The longest path accepted.
+pub const MAX_PATH_LEN: usize = 2_000;
+
+/// `path` with a leading slash, or the rule it breaks: 1 to 2,000 characters, no
+/// whitespace or control characters, no query (`?`) or fragment (`#`).
+fn normalise_path(path: &str) -> Result<String, Rule> {
+    let path = path.trim();
+    let len = path.chars().count();
+    if len == 0 || len > MAX_PATH_LEN {
+        return Err(Rule::Length {
+            min: 1,
+            max: MAX_PATH_LEN,
+            len,
+        });
+    }
+    if let Some(found) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '?' || *c == '#')
+    {
+        return Err(Rule::PathCharacter { found });
+    }
+    Ok(if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    })
 }
 
 /// A validated flag: the engine's unit of decision.
@@ -311,6 +397,21 @@ impl Flag {
     /// The rule that declares a winner.
     pub fn winner_rule(&self) -> &WinnerRule {
         &self.definition.winner_rule
+    }
+
+    /// The page where the flag is shown, with a leading slash.
+    pub fn source_path(&self) -> Option<&str> {
+        self.definition.source_path.as_deref()
+    }
+
+    /// The goal page, with a leading slash.
+    pub fn target_path(&self) -> Option<&str> {
+        self.definition.target_path.as_deref()
+    }
+
+    /// The goal event fired from code.
+    pub fn goal_event(&self) -> Option<&str> {
+        self.definition.goal_event.as_deref()
     }
 
     /// The index of the locked winner, if one is locked.
@@ -496,6 +597,12 @@ pub enum Rule {
     /// Weights that are all zero.
     #[error("must not all be zero")]
     AllZero,
+    /// A path holding whitespace, a control character, `?` or `#`.
+    #[error("must be a path without spaces, query or fragment, found {found:?}")]
+    PathCharacter {
+        /// The first character not allowed.
+        found: char,
+    },
     /// A reference to an arm the flag does not have.
     #[error("{name:?} is not one of the flag's arms")]
     UnknownArm {

@@ -31,6 +31,7 @@ mod winner;
 
 pub use flag::{
     Arm, FieldError, Flag, FlagDefinition, InvalidFlag, Rule, MAX_ARMS, MAX_NAME_LEN, MAX_NOTE_LEN,
+    MAX_PATH_LEN,
 };
 pub use policy::Policy;
 pub use totals::ArmTotals;
