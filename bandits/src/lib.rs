@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod database;
 pub mod engine;
 pub mod store;
 pub mod track;

@@ -1,0 +1,172 @@
+//! The plugin's database, in Rocket's usual place: `databases.bandits`.
+//!
+//! ```toml
+//! # Rocket.toml: PostgreSQL, for several instances behind a load balancer
+//! [default.databases.bandits]
+//! url = "postgres://app@db.internal/app"
+//! max_connections = 16      # default: 4 per worker
+//! connect_timeout = 5       # seconds, the default
+//! ```
+//!
+//! or `ROCKET_DATABASES='{bandits={url="postgres://..."}}'`. Without a `url`, the plugin
+//! keeps its data in an SQLite file, `bandits.sqlite` in the working directory, created at
+//! first start: nothing to install. The tables are created or upgraded at ignition.
+//!
+//! [`BanditsDatabase`] is a `rocket_db_pools` database, so its fairing fails ignition
+//! with the reason when the database cannot be reached or migrated, and closes the pool
+//! at shutdown.
+//!
+//! ```no_run
+//! use bandits::database::BanditsDatabase;
+//! use rocket_db_pools::Database;
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     rocket::build().attach(BanditsDatabase::init())
+//! }
+//! ```
+
+use std::time::Duration;
+
+use rocket::figment::Figment;
+use rocket_db_pools::{Database, Pool};
+use serde::Deserialize;
+use sqlx::any::AnyPoolOptions;
+
+use crate::store::{Store, StoreError};
+
+/// The database used when `databases.bandits.url` is not set: a file in the working
+/// directory, created if missing.
+pub const DEFAULT_URL: &str = "sqlite://bandits.sqlite?mode=rwc";
+
+/// The plugin's database: `rocket_db_pools` reads `databases.bandits`.
+#[derive(Database)]
+#[database("bandits")]
+pub struct BanditsDatabase(StorePool);
+
+/// A migrated [`Store`] as a `rocket_db_pools` pool. Its connections are the store itself
+/// (a handle on the shared sqlx pool, cheap to clone).
+pub struct StorePool {
+    store: Store,
+}
+
+impl StorePool {
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// `rocket_db_pools` joins defaults for the sizes (4 connections per worker, 5 seconds);
+/// these apply when the pool is opened without it.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct PoolConfig {
+    url: Option<String>,
+    min_connections: Option<u32>,
+    max_connections: u32,
+    connect_timeout: u64,
+    idle_timeout: Option<u64>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            url: None,
+            min_connections: None,
+            max_connections: 8,
+            connect_timeout: 5,
+            idle_timeout: None,
+        }
+    }
+}
+
+/// Why the plugin's database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// A key of `databases.bandits` has a wrong value.
+    #[error("databases.bandits: {0}")]
+    Config(#[from] rocket::figment::Error),
+    /// The database could not be reached, or not migrated.
+    #[error("databases.bandits ({url}): {source}")]
+    Store {
+        /// The database's URL, without its password.
+        url: String,
+        /// What went wrong.
+        source: StoreError,
+    },
+}
+
+/// `url` with any password replaced by `***`, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[rocket::async_trait]
+impl Pool for StorePool {
+    type Connection = Store;
+    type Error = DatabaseError;
+
+    async fn init(figment: &Figment) -> Result<Self, Self::Error> {
+        let config: PoolConfig = figment.extract()?;
+        let url = config.url.unwrap_or_else(|| DEFAULT_URL.to_string());
+        let store_error = |source| DatabaseError::Store {
+            url: redacted(&url),
+            source,
+        };
+        sqlx::any::install_default_drivers();
+        let mut options = AnyPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(config.connect_timeout));
+        if let Some(min) = config.min_connections {
+            options = options.min_connections(min);
+        }
+        if let Some(idle) = config.idle_timeout {
+            options = options.idle_timeout(Duration::from_secs(idle));
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| store_error(StoreError::Database(e)))?;
+        let store = Store::new(pool).await.map_err(store_error)?;
+        store.migrate().await.map_err(store_error)?;
+        Ok(StorePool { store })
+    }
+
+    async fn get(&self) -> Result<Self::Connection, Self::Error> {
+        Ok(self.store.clone())
+    }
+
+    async fn close(&self) {
+        self.store.pool().close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redacted("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(
+            redacted("sqlite://bandits.sqlite?mode=rwc"),
+            "sqlite://bandits.sqlite?mode=rwc"
+        );
+    }
+}
