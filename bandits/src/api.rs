@@ -1,0 +1,314 @@
+//! The JSON API under `/bandits/api`: flags, their statistics, resets.
+//!
+//! Every route needs `Authorization: Bearer <admin token>` (the `bandits.admin_token`
+//! configuration key); without it, or with no token configured, the answer is 401.
+//! Errors are JSON: `{"error": "...", "errors": [{"field": "policy.epsilon", "message":
+//! "must be in [0, 1], got 3"}]}`, with 422 for invalid input (nothing is changed), 404
+//! for an unknown flag, 409 for a name already taken, 503 when the database is away.
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `GET /bandits/api/flags` | every flag with its counters |
+//! | `POST /bandits/api/flags` | creates a flag from its JSON definition (201) |
+//! | `GET /bandits/api/flags/<name>` | one flag |
+//! | `PUT /bandits/api/flags/<name>` | replaces its definition |
+//! | `DELETE /bandits/api/flags/<name>` | deletes it with its counters and log (204) |
+//! | `POST /bandits/api/flags/<name>/reset` | starts its experiment afresh |
+//! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner |
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::serde::json::{json, Json, Value};
+use rocket::{catch, catchers, delete, get, post, put, routes, Catcher, Route};
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::database::BanditsDatabase;
+use crate::engine::stats::{
+    msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior,
+};
+use crate::engine::{FlagDefinition, Policy, WinnerRule};
+use crate::store::{StoreError, StoredFlag};
+
+/// Where the API is mounted.
+pub const BASE: &str = "/bandits/api";
+
+/// The API's routes, to mount at [`BASE`].
+pub fn routes() -> Vec<Route> {
+    routes![list, create, read, update, remove, reset, stats]
+}
+
+/// JSON error bodies for everything under [`BASE`], to register there.
+pub fn catchers() -> Vec<Catcher> {
+    catchers![json_error]
+}
+
+/// A request carrying the admin token.
+pub struct Admin;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Admin {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ()> {
+        let expected = request
+            .rocket()
+            .state::<Config>()
+            .and_then(Config::admin_token);
+        let presented = request
+            .headers()
+            .get_one("Authorization")
+            .and_then(|header| header.strip_prefix("Bearer "))
+            .map(str::trim);
+        match (expected, presented) {
+            (Some(expected), Some(presented))
+                if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) =>
+            {
+                Outcome::Success(Admin)
+            }
+            _ => Outcome::Error((Status::Unauthorized, ())),
+        }
+    }
+}
+
+/// An error answer: a status and a JSON body.
+type Failure = (Status, Json<Value>);
+
+fn failure(status: Status, message: impl Into<String>) -> Failure {
+    (
+        status,
+        Json(json!({ "error": message.into(), "errors": [] })),
+    )
+}
+
+fn invalid(errors: Vec<(String, String)>) -> Failure {
+    let fields: Vec<Value> = errors
+        .iter()
+        .map(|(field, message)| json!({ "field": field, "message": message }))
+        .collect();
+    let summary = errors
+        .iter()
+        .map(|(field, message)| format!("{field}: {message}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (
+        Status::UnprocessableEntity,
+        Json(json!({ "error": summary, "errors": fields })),
+    )
+}
+
+fn store_failure(error: StoreError) -> Failure {
+    match error {
+        StoreError::NotFound(name) => failure(Status::NotFound, format!("no flag named {name:?}")),
+        StoreError::AlreadyExists(name) => failure(
+            Status::Conflict,
+            format!("a flag named {name:?} already exists"),
+        ),
+        StoreError::UnknownArm { arm, .. } => invalid(vec![(
+            "arm".to_string(),
+            format!("{arm:?} is not one of the flag's arms"),
+        )]),
+        other => failure(Status::ServiceUnavailable, other.to_string()),
+    }
+}
+
+#[catch(default)]
+fn json_error(status: Status, _request: &Request<'_>) -> Failure {
+    let message = match status.code {
+        401 => "send Authorization: Bearer <admin token>",
+        _ => status.reason().unwrap_or("error"),
+    };
+    failure(status, message)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads a definition from JSON, naming the field of any problem.
+fn definition(body: Value, name_from_path: Option<&str>) -> Result<FlagDefinition, Failure> {
+    let mut definition: FlagDefinition =
+        serde_path_to_error::deserialize(body).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            invalid(vec![(field, error.inner().to_string())])
+        })?;
+    if let Some(name) = name_from_path {
+        if definition.name.is_empty() {
+            definition.name = name.to_string();
+        } else if definition.name != name {
+            return Err(invalid(vec![(
+                "name".to_string(),
+                format!("must be {name:?}, the flag in the path (flags cannot be renamed)"),
+            )]));
+        }
+    }
+    Ok(definition)
+}
+
+fn validated(definition: FlagDefinition) -> Result<crate::engine::Flag, Failure> {
+    definition.validate().map_err(|invalid_flag| {
+        invalid(
+            invalid_flag
+                .errors()
+                .iter()
+                .map(|e| (e.field.clone(), e.rule.to_string()))
+                .collect(),
+        )
+    })
+}
+
+/// A stored flag as the API shows it: its definition, then its bookkeeping and counters.
+fn flag_json(stored: &StoredFlag) -> Value {
+    let totals: Vec<Value> = stored
+        .flag
+        .arms()
+        .iter()
+        .zip(&stored.totals)
+        .map(|(arm, totals)| {
+            json!({ "arm": arm.name, "views": totals.views, "conversions": totals.conversions })
+        })
+        .collect();
+    json!({
+        "flag": stored.flag.definition(),
+        "epoch": stored.epoch,
+        "winner_locked_at": stored.winner_locked_at,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
+        "totals": totals,
+    })
+}
+
+#[get("/flags")]
+async fn list(_admin: Admin, db: &BanditsDatabase) -> Result<Json<Value>, Failure> {
+    let snapshot = db.store().snapshot().await.map_err(store_failure)?;
+    let flags: Vec<Value> = snapshot.flags.iter().map(flag_json).collect();
+    Ok(Json(json!({ "flags": flags })))
+}
+
+#[post("/flags", data = "<body>")]
+async fn create(
+    _admin: Admin,
+    db: &BanditsDatabase,
+    body: Json<Value>,
+) -> Result<(Status, Json<Value>), Failure> {
+    let flag = validated(definition(body.into_inner(), None)?)?;
+    let stored = db
+        .store()
+        .create_flag(&flag, now())
+        .await
+        .map_err(store_failure)?;
+    Ok((Status::Created, Json(flag_json(&stored))))
+}
+
+#[get("/flags/<name>")]
+async fn read(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
+    let stored = db.store().flag(name).await.map_err(store_failure)?;
+    Ok(Json(flag_json(&stored)))
+}
+
+#[put("/flags/<name>", data = "<body>")]
+async fn update(
+    _admin: Admin,
+    db: &BanditsDatabase,
+    name: &str,
+    body: Json<Value>,
+) -> Result<Json<Value>, Failure> {
+    let flag = validated(definition(body.into_inner(), Some(name))?)?;
+    let stored = db
+        .store()
+        .update_flag(&flag, now())
+        .await
+        .map_err(store_failure)?;
+    Ok(Json(flag_json(&stored)))
+}
+
+#[delete("/flags/<name>")]
+async fn remove(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Status, Failure> {
+    db.store().delete_flag(name).await.map_err(store_failure)?;
+    Ok(Status::NoContent)
+}
+
+#[post("/flags/<name>/reset")]
+async fn reset(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
+    let stored = db
+        .store()
+        .reset_flag(name, now())
+        .await
+        .map_err(store_failure)?;
+    Ok(Json(flag_json(&stored)))
+}
+
+#[get("/flags/<name>/stats")]
+async fn stats(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
+    let stored = db.store().flag(name).await.map_err(store_failure)?;
+    Ok(Json(statistics(&stored)))
+}
+
+/// Everything the statistics page shows about a flag.
+pub fn statistics(stored: &StoredFlag) -> Value {
+    let flag = &stored.flag;
+    let totals = &stored.totals;
+    let confidence = flag.confidence();
+    let prior = match flag.policy() {
+        Policy::Thompson { alpha, beta } => BetaPrior {
+            alpha: *alpha,
+            beta: *beta,
+        },
+        _ => BetaPrior::UNIFORM,
+    };
+    let best = probability_best(totals, prior).unwrap_or_default();
+    let control = totals.first().copied().unwrap_or_default();
+    let arms: Vec<Value> = flag
+        .arms()
+        .iter()
+        .zip(totals)
+        .enumerate()
+        .map(|(i, (arm, &arm_totals))| {
+            let p_value = if i == 0 {
+                None
+            } else {
+                match flag.winner_rule() {
+                    WinnerRule::Sequential { mixture_sd } => {
+                        msprt_p_value(control, arm_totals, *mixture_sd)
+                    }
+                    _ => student_t_test(control, arm_totals).map(|t| t.p_value),
+                }
+            };
+            json!({
+                "arm": arm.name,
+                "views": arm_totals.views,
+                "conversions": arm_totals.conversions,
+                "rate": arm_totals.rate(),
+                "interval": wilson_interval(arm_totals, confidence),
+                "p_value_against_control": p_value,
+                "probability_best": best.get(i),
+            })
+        })
+        .collect();
+    let winner = flag.winner().map(|i| {
+        json!({
+            "arm": flag.arms().get(i).map(|arm| arm.name.as_str()),
+            "locked_at": stored.winner_locked_at,
+        })
+    });
+    json!({
+        "flag": flag.name(),
+        "epoch": stored.epoch,
+        "policy": flag.policy().label(),
+        "winner_rule": flag.winner_rule().label(),
+        "rule": flag.winner_rule().describe(flag.significance_level(), flag.min_views(), flag.arms().len()),
+        "confidence": confidence,
+        "arms": arms,
+        "winner": winner,
+    })
+}
