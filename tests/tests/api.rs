@@ -1,6 +1,6 @@
 //! The JSON API as an operator uses it: with the admin token, on SQLite and PostgreSQL.
 
-use bandits::api;
+use bandits::api::{self, AdminCheck};
 use bandits::config::Config;
 use bandits::database::BanditsDatabase;
 use bandits::store::{Batch, Increment, Store};
@@ -277,6 +277,37 @@ async fn statistics_show_rates_intervals_p_values_and_the_winner() {
             stats["rule"].as_str().unwrap_or("").contains("t-test"),
             "{stats}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sites_own_admin_check_opens_the_api_too() {
+    each_database(|_store: Store, url| async move {
+        let figment = rocket::Config::figment()
+            .merge(("databases.bandits.url", &url))
+            .merge(("log_level", "off"));
+        // No token configured at all: only the site's check can open the API.
+        let rocket = rocket::custom(figment)
+            .attach(BanditsDatabase::init())
+            .manage(Config::default())
+            .manage(AdminCheck::new(|request| {
+                request.headers().get_one("X-Site-Staff") == Some("yes")
+            }))
+            .mount(api::BASE, api::routes())
+            .register(api::BASE, api::catchers());
+        let client = Client::tracked(rocket).await.expect("the API ignites");
+        let uri = format!("{}/flags", api::BASE);
+        let staff = client
+            .get(uri.clone())
+            .header(Header::new("X-Site-Staff", "yes"))
+            .dispatch()
+            .await;
+        assert_eq!(staff.status(), Status::Ok);
+        let stranger = client.get(uri.clone()).dispatch().await;
+        assert_eq!(stranger.status(), Status::Unauthorized);
+        let guessing = client.get(uri).header(bearer("")).dispatch().await;
+        assert_eq!(guessing.status(), Status::Unauthorized);
     })
     .await;
 }
