@@ -5,10 +5,20 @@
 //! *conversion* on reaching the flag's goal. The policy shifts traffic to the arm that
 //! converts best, and a *winner rule* locks that arm once the evidence is in.
 //!
-//! This release contains the [`engine`]: flag definitions, the policies (epsilon-greedy,
-//! epsilon-decay, UCB1, Thompson sampling, fixed split), the statistics (t-tests, z-test,
-//! chi-square, Wilson/Wald/Beta intervals, probability best), the winner rules and an
-//! offline simulator. The Rocket fairing, request guard, storage and admin build on it.
+//! The layers, each using only those above it:
+//!
+//! - [`engine`]: flag definitions, the policies (epsilon-greedy, epsilon-decay, UCB1,
+//!   Thompson sampling, fixed split), the statistics (t-tests, z-test, chi-square,
+//!   Wilson/Wald/Beta intervals, probability best), the winner rules and an offline
+//!   simulator. Pure: no Rocket, no I/O.
+//! - [`store`]: flags, additive counters and the activity log on SQLite or PostgreSQL.
+//! - [`track`]: the request path's memory: decisions on a snapshot, batched flushes.
+//! - [`config`] and [`database`]: the `bandits` and `databases.bandits` tables of Rocket's
+//!   configuration.
+//! - [`api`]: the JSON API under `/bandits/api`.
+//!
+//! The tracking fairing, the `Flags` request guard, the Tera functions and the admin
+//! pages are being built on these.
 //!
 //! ```
 //! use bandits::engine::{ArmTotals, FlagDefinition, Policy};
