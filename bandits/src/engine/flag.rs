@@ -186,16 +186,8 @@ impl FlagDefinition {
         if let Err(rule) = check_name(&self.name) {
             report("name".into(), rule);
         }
-        let note_len = self.note.chars().count();
-        if note_len > MAX_NOTE_LEN {
-            report(
-                "note".into(),
-                Rule::Length {
-                    min: 0,
-                    max: MAX_NOTE_LEN,
-                    len: note_len,
-                },
-            );
+        if let Err(rule) = check_length(&self.note, 0, MAX_NOTE_LEN) {
+            report("note".into(), rule);
         }
         if self.arms.len() < 2 || self.arms.len() > MAX_ARMS {
             report(
@@ -279,15 +271,17 @@ impl FlagDefinition {
     }
 }
 
-fn check_name(name: &str) -> Result<(), Rule> {
-    let len = name.chars().count();
-    if len == 0 || len > MAX_NAME_LEN {
-        return Err(Rule::Length {
-            min: 1,
-            max: MAX_NAME_LEN,
-            len,
-        });
+/// `Ok` when `text` has `min` to `max` characters.
+fn check_length(text: &str, min: usize, max: usize) -> Result<(), Rule> {
+    let len = text.chars().count();
+    if len < min || len > max {
+        return Err(Rule::Length { min, max, len });
     }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), Rule> {
+    check_length(name, 1, MAX_NAME_LEN)?;
     match name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
@@ -304,14 +298,7 @@ pub const MAX_PATH_LEN: usize = 2_000;
 /// whitespace or control characters, no query (`?`) or fragment (`#`).
 fn normalise_path(path: &str) -> Result<String, Rule> {
     let path = path.trim();
-    let len = path.chars().count();
-    if len == 0 || len > MAX_PATH_LEN {
-        return Err(Rule::Length {
-            min: 1,
-            max: MAX_PATH_LEN,
-            len,
-        });
-    }
+    check_length(path, 1, MAX_PATH_LEN)?;
     if let Some(found) = path
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || *c == '?' || *c == '#')
