@@ -27,6 +27,7 @@ mod policy;
 pub mod simulation;
 pub mod stats;
 mod totals;
+pub mod visitor;
 mod winner;
 
 pub use flag::{

@@ -1,0 +1,318 @@
+//! A visitor as the plugin remembers them: an id and the arm of every flag they were
+//! given, carried in one private cookie.
+//!
+//! This is the cookie's plain text (Rocket encrypts and authenticates it); nothing about a
+//! visitor is kept on the server. Decoding is strict: anything that is not exactly what
+//! [`VisitorState::encode`] writes (a cookie from an older format, a truncated value,
+//! names that break the flag rules) is refused, and the request is served as a new
+//! visitor's.
+//!
+//! ```
+//! use bandits::engine::visitor::{Assigned, VisitorState};
+//! use rand::{rngs::SmallRng, SeedableRng};
+//!
+//! let mut visitor = VisitorState::new(&mut SmallRng::seed_from_u64(1));
+//! visitor.insert("headline-flag", Assigned::new(1, "on"));
+//! visitor.get_mut("headline-flag").unwrap().exposed = true;
+//!
+//! let text = visitor.encode();
+//! let again = VisitorState::decode(&text).expect("what encode writes decodes");
+//! assert_eq!(again, visitor);
+//! assert!(again.get("headline-flag").unwrap().exposed);
+//!
+//! assert!(VisitorState::decode(&text[..text.len() - 3]).is_none());
+//! assert!(VisitorState::decode("{\"v\":\"not-an-id\",\"a\":{}}").is_none());
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::flag::MAX_NAME_LEN;
+
+/// The longest encoded state the plugin writes. Encrypted and base64-encoded it stays well
+/// under the 4,096 bytes browsers keep per cookie. A visitor whose assignments would not
+/// fit keeps those they have; further flags show them their control, uncounted.
+pub const MAX_ENCODED_LEN: usize = 2_400;
+
+/// Length of a visitor id: 128 random bits as lowercase hex.
+const ID_LEN: usize = 32;
+
+/// A visitor's arm in one flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    /// The flag's epoch when the arm was given: a reset raises it and voids the arm.
+    pub epoch: i64,
+    /// The arm's name.
+    pub arm: String,
+    /// The visitor has been counted as a view of this arm.
+    pub exposed: bool,
+    /// The visitor has been counted as a conversion of this arm.
+    pub converted: bool,
+}
+
+impl Assigned {
+    /// A fresh assignment: not yet exposed, not converted.
+    pub fn new(epoch: i64, arm: impl Into<String>) -> Self {
+        Assigned {
+            epoch,
+            arm: arm.into(),
+            exposed: false,
+            converted: false,
+        }
+    }
+}
+
+/// A visitor's id and assignments, by flag name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorState {
+    id: String,
+    assignments: BTreeMap<String, Assigned>,
+}
+
+/// The cookie's wire form: short keys, one array per flag (`[epoch, arm, bits]`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    v: String,
+    a: BTreeMap<String, (i64, String, u8)>,
+}
+
+const EXPOSED: u8 = 1;
+const CONVERTED: u8 = 2;
+
+impl VisitorState {
+    /// A new visitor with a random id and no assignments.
+    pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        let bits: u128 = rng.random();
+        let mut id = String::with_capacity(ID_LEN);
+        // Writing to a String cannot fail.
+        let _ = write!(id, "{bits:032x}");
+        VisitorState {
+            id,
+            assignments: BTreeMap::new(),
+        }
+    }
+
+    /// The visitor's id: 32 lowercase hexadecimal characters.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The visitor's arm in flag `flag`, whatever its epoch.
+    pub fn get(&self, flag: &str) -> Option<&Assigned> {
+        self.assignments.get(flag)
+    }
+
+    /// The visitor's arm in flag `flag`, to update.
+    pub fn get_mut(&mut self, flag: &str) -> Option<&mut Assigned> {
+        self.assignments.get_mut(flag)
+    }
+
+    /// Gives the visitor `assigned` in flag `flag`, replacing any earlier arm.
+    pub fn insert(&mut self, flag: impl Into<String>, assigned: Assigned) {
+        self.assignments.insert(flag.into(), assigned);
+    }
+
+    /// Forgets the visitor's arm in flag `flag`.
+    pub fn remove(&mut self, flag: &str) -> Option<Assigned> {
+        self.assignments.remove(flag)
+    }
+
+    /// Forgets the arms of every flag for which `keep` returns false.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Assigned) -> bool) {
+        self.assignments
+            .retain(|flag, assigned| keep(flag, assigned));
+    }
+
+    /// Every assignment, by flag name in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Assigned)> {
+        self.assignments
+            .iter()
+            .map(|(flag, assigned)| (flag.as_str(), assigned))
+    }
+
+    /// The number of flags the visitor holds an arm of.
+    pub fn len(&self) -> usize {
+        self.assignments.len()
+    }
+
+    /// Whether the visitor holds no arm at all.
+    pub fn is_empty(&self) -> bool {
+        self.assignments.is_empty()
+    }
+
+    /// The state as the cookie's plain text (compact JSON).
+    pub fn encode(&self) -> String {
+        let wire = Wire {
+            v: self.id.clone(),
+            a: self
+                .assignments
+                .iter()
+                .map(|(flag, a)| {
+                    let bits = u8::from(a.exposed) * EXPOSED + u8::from(a.converted) * CONVERTED;
+                    (flag.clone(), (a.epoch, a.arm.clone(), bits))
+                })
+                .collect(),
+        };
+        // Serializing strings, integers and a map with string keys cannot fail.
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// Whether the encoded state fits the cookie ([`MAX_ENCODED_LEN`]).
+    pub fn fits(&self) -> bool {
+        self.encode().len() <= MAX_ENCODED_LEN
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote; `None` for anything else.
+    pub fn decode(text: &str) -> Option<VisitorState> {
+        if text.len() > MAX_ENCODED_LEN {
+            return None;
+        }
+        let wire: Wire = serde_json::from_str(text).ok()?;
+        let id_ok = wire.v.len() == ID_LEN
+            && wire
+                .v
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !id_ok {
+            return None;
+        }
+        let mut assignments = BTreeMap::new();
+        for (flag, (epoch, arm, bits)) in wire.a {
+            if !is_name(&flag) || !is_name(&arm) || bits > EXPOSED + CONVERTED {
+                return None;
+            }
+            assignments.insert(
+                flag,
+                Assigned {
+                    epoch,
+                    arm,
+                    exposed: bits & EXPOSED != 0,
+                    converted: bits & CONVERTED != 0,
+                },
+            );
+        }
+        Some(VisitorState {
+            id: wire.v,
+            assignments,
+        })
+    }
+}
+
+/// The flag and arm name rule, as bytes: 1 to 100 of `a-z`, `0-9`, `-`, `_`.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::{rngs::SmallRng, SeedableRng};
+
+    fn visitor(seed: u64) -> VisitorState {
+        VisitorState::new(&mut SmallRng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn new_visitors_get_distinct_well_formed_ids() {
+        let a = visitor(1);
+        let b = visitor(2);
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.id().len(), 32);
+        assert!(a.id().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(VisitorState::decode(&a.encode()), Some(a));
+    }
+
+    #[test]
+    fn every_flag_bit_survives_a_round_trip() {
+        let mut state = visitor(3);
+        for (i, (exposed, converted)) in [(false, false), (true, false), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
+            state.insert(
+                format!("flag-{i}"),
+                Assigned {
+                    epoch: i as i64 + 1,
+                    arm: "on".into(),
+                    exposed,
+                    converted,
+                },
+            );
+        }
+        let decoded = VisitorState::decode(&state.encode()).expect("decodes");
+        assert_eq!(decoded, state);
+        assert!(decoded.get("flag-2").is_some_and(|a| a.converted));
+        assert!(decoded.get("flag-0").is_some_and(|a| !a.exposed));
+    }
+
+    #[test]
+    fn foreign_or_damaged_values_are_refused() {
+        let good = visitor(4).encode();
+        for bad in [
+            "",
+            "null",
+            "{}",
+            "[1,2,3]",
+            &good[..good.len() / 2],
+            "{\"v\":\"0123456789abcdef0123456789ABCDEF\",\"a\":{}}",
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{\"Bad Name\":[1,\"on\",0]}}",
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{\"f\":[1,\"on\",9]}}",
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"x\":1}",
+        ] {
+            assert_eq!(VisitorState::decode(bad), None, "{bad:?}");
+        }
+        let oversized = format!("{good:<width$}", width = MAX_ENCODED_LEN + 1);
+        assert_eq!(VisitorState::decode(&oversized), None);
+    }
+
+    #[test]
+    fn a_full_cookie_says_so() {
+        let mut state = visitor(5);
+        let mut i = 0;
+        while state.fits() {
+            state.insert(
+                format!("a-rather-long-flag-name-{i:04}"),
+                Assigned::new(1, "on"),
+            );
+            i += 1;
+        }
+        assert!(i > 20, "only {i} flags fit");
+        assert!(state.encode().len() > MAX_ENCODED_LEN);
+    }
+
+    proptest! {
+        /// Whatever a client sends, decoding answers without panicking, and whatever it
+        /// accepts encodes back to a value it accepts again.
+        #[test]
+        fn decoding_never_panics(text in ".{0,300}") {
+            if let Some(state) = VisitorState::decode(&text) {
+                prop_assert_eq!(VisitorState::decode(&state.encode()), Some(state));
+            }
+        }
+
+        #[test]
+        fn encoded_states_decode_to_themselves(
+            seed in any::<u64>(),
+            flags in proptest::collection::btree_map(
+                "[a-z0-9_-]{1,20}",
+                (any::<i64>(), "[a-z0-9_-]{1,10}", any::<bool>(), any::<bool>()),
+                0..10,
+            ),
+        ) {
+            let mut state = visitor(seed);
+            for (flag, (epoch, arm, exposed, converted)) in flags {
+                state.insert(flag, Assigned { epoch, arm, exposed, converted });
+            }
+            prop_assert_eq!(VisitorState::decode(&state.encode()), Some(state));
+        }
+    }
+}
