@@ -281,6 +281,7 @@ fn every_problem_is_reported_at_once() {
         source_path: Some("/a page".into()),
         target_path: Some(String::new()),
         goal_event: Some("Sign Up".into()),
+        exclude_signed_in: true,
     };
     let err = invalid(definition);
     let fields: Vec<&str> = err.errors().iter().map(|e| e.field.as_str()).collect();

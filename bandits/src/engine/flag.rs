@@ -104,6 +104,10 @@ pub struct FlagDefinition {
     /// The goal event: `flags.convert("signup")` from code counts one conversion. Same
     /// rule as flag names. A flag may have a goal page, a goal event, or both.
     pub goal_event: Option<String>,
+    /// Leave signed-in visitors out of the experiment: they see the control and are not
+    /// counted. Takes effect where the site says who is signed in (the fairing's
+    /// `signed_in` hook); without the hook every visitor counts.
+    pub exclude_signed_in: bool,
 }
 
 impl Default for FlagDefinition {
@@ -120,6 +124,7 @@ impl Default for FlagDefinition {
             source_path: None,
             target_path: None,
             goal_event: None,
+            exclude_signed_in: false,
         }
     }
 }
@@ -399,6 +404,11 @@ impl Flag {
     /// The goal event fired from code.
     pub fn goal_event(&self) -> Option<&str> {
         self.definition.goal_event.as_deref()
+    }
+
+    /// Whether signed-in visitors are left out of the experiment.
+    pub fn exclude_signed_in(&self) -> bool {
+        self.definition.exclude_signed_in
     }
 
     /// The index of the locked winner, if one is locked.
