@@ -36,7 +36,9 @@ use arc_swap::ArcSwap;
 use rand::Rng;
 
 use crate::engine::ArmTotals;
-use crate::store::{Batch, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError};
+use crate::store::{
+    Batch, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError, StoredFlag,
+};
 
 /// Activity-log entries kept in memory while the database cannot take them, by default.
 /// At about 150 bytes each this bounds the log's memory near 15 MB; counts are never
@@ -54,24 +56,115 @@ pub struct Assignment {
     pub epoch: i64,
 }
 
-/// The flags and totals decisions read, with an index by name.
-struct Live {
+/// The flags and totals decisions read, indexed by name, by page and by goal event.
+///
+/// One is current at a time ([`Tracker::live`]); a refresh replaces it whole, so a request
+/// holding one sees a consistent set of flags.
+pub struct Live {
     snapshot: Arc<Snapshot>,
     by_name: HashMap<String, usize>,
+    by_source: HashMap<String, Vec<usize>>,
+    by_target: HashMap<String, Vec<usize>>,
+    by_event: HashMap<String, Vec<usize>>,
+}
+
+/// The key a path is matched by: without its trailing slash (`/contact/` and `/contact`
+/// are one page), except the root.
+pub fn path_key(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/"
+    } else {
+        trimmed
+    }
 }
 
 impl Live {
     fn new(snapshot: Snapshot) -> Self {
-        let by_name = snapshot
-            .flags
-            .iter()
-            .enumerate()
-            .map(|(i, stored)| (stored.flag.name().to_string(), i))
-            .collect();
+        let mut by_name = HashMap::with_capacity(snapshot.flags.len());
+        let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_target: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_event: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, stored) in snapshot.flags.iter().enumerate() {
+            let flag = &stored.flag;
+            by_name.insert(flag.name().to_string(), i);
+            if let Some(path) = flag.source_path() {
+                by_source
+                    .entry(path_key(path).to_string())
+                    .or_default()
+                    .push(i);
+            }
+            if let Some(path) = flag.target_path() {
+                by_target
+                    .entry(path_key(path).to_string())
+                    .or_default()
+                    .push(i);
+            }
+            if let Some(event) = flag.goal_event() {
+                by_event.entry(event.to_string()).or_default().push(i);
+            }
+        }
         Live {
             snapshot: Arc::new(snapshot),
             by_name,
+            by_source,
+            by_target,
+            by_event,
         }
+    }
+
+    /// The snapshot behind this view.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The flag called `name`.
+    pub fn flag(&self, name: &str) -> Option<&StoredFlag> {
+        self.by_name.get(name).map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The flags shown on `path` (their source path).
+    pub fn at_source(&self, path: &str) -> impl Iterator<Item = &StoredFlag> {
+        self.indexed(&self.by_source, path_key(path))
+    }
+
+    /// The flags whose goal page is `path`.
+    pub fn at_target(&self, path: &str) -> impl Iterator<Item = &StoredFlag> {
+        self.indexed(&self.by_target, path_key(path))
+    }
+
+    /// The flags whose goal is the event `event`.
+    pub fn with_goal_event(&self, event: &str) -> impl Iterator<Item = &StoredFlag> {
+        self.indexed(&self.by_event, event)
+    }
+
+    /// Whether any flag is shown on `path` or has it as its goal.
+    pub fn concerns(&self, path: &str) -> bool {
+        let key = path_key(path);
+        self.by_source.contains_key(key) || self.by_target.contains_key(key)
+    }
+
+    fn indexed<'a>(
+        &'a self,
+        index: &'a HashMap<String, Vec<usize>>,
+        key: &str,
+    ) -> impl Iterator<Item = &'a StoredFlag> {
+        index
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// An arm for a new visitor of `stored`: the locked winner, or the policy's choice on
+    /// the totals of the last refresh.
+    pub fn choose<R: Rng + ?Sized>(stored: &StoredFlag, rng: &mut R) -> Option<Assignment> {
+        let arm = stored.flag.choose_arm(&stored.totals, rng);
+        Some(Assignment {
+            arm,
+            arm_name: stored.flag.arms().get(arm)?.name.clone(),
+            epoch: stored.epoch,
+        })
     }
 }
 
@@ -123,14 +216,12 @@ impl Tracker {
     /// An arm for a new visitor of flag `name`: the locked winner, or the policy's choice
     /// on the totals of the last refresh. `None` for a flag the snapshot does not have.
     pub fn choose<R: Rng + ?Sized>(&self, name: &str, rng: &mut R) -> Option<Assignment> {
-        let live = self.live.load();
-        let stored = &live.snapshot.flags[*live.by_name.get(name)?];
-        let arm = stored.flag.choose_arm(&stored.totals, rng);
-        Some(Assignment {
-            arm,
-            arm_name: stored.flag.arms().get(arm)?.name.clone(),
-            epoch: stored.epoch,
-        })
+        Live::choose(self.live.load().flag(name)?, rng)
+    }
+
+    /// The current flags and totals with their indexes, for one request to read.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
     }
 
     /// Counts an exposure or a conversion of `visitor` on `arm` of flag `flag` (at its
