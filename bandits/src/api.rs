@@ -1,6 +1,7 @@
 //! The JSON API under `/bandits/api`: flags, their statistics, resets.
 //!
-//! Every route needs `Authorization: Bearer <admin token>` (the `bandits.admin_token`
+//! The [`Bandits`](crate::Bandits) fairing mounts it. Every route needs
+//! `Authorization: Bearer <admin token>` (the `bandits.admin_token`
 //! configuration key); without it, or with no token configured, the answer is 401.
 //! Errors are JSON: `{"error": "...", "errors": [{"field": "policy.epsilon", "message":
 //! "must be in [0, 1], got 3"}]}`, with 422 for invalid input (nothing is changed), 404
@@ -16,8 +17,6 @@
 //! | `POST /bandits/api/flags/<name>/reset` | starts its experiment afresh |
 //! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner |
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{json, Json, Value};
@@ -30,6 +29,7 @@ use crate::engine::stats::{
     msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior,
 };
 use crate::engine::{FlagDefinition, Policy, WinnerRule};
+use crate::fairing::Shared;
 use crate::store::{StoreError, StoredFlag};
 
 /// Where the API is mounted.
@@ -160,10 +160,7 @@ fn json_error(status: Status, _request: &Request<'_>) -> Failure {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    crate::fairing::now_ms()
 }
 
 /// Reads a definition from JSON, naming the field of any problem.
@@ -224,6 +221,34 @@ fn flag_json(stored: &StoredFlag) -> Value {
     })
 }
 
+/// This instance's flags in memory, when the fairing is attached. (Not `&State`: the API
+/// also works mounted without the fairing, and `&State` would refuse to ignite then.)
+struct Reloader(Option<std::sync::Arc<crate::fairing::Runtime>>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Reloader {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let runtime = request
+            .rocket()
+            .state::<Shared>()
+            .map(|Shared(runtime)| runtime.clone());
+        Outcome::Success(Reloader(runtime))
+    }
+}
+
+/// Makes this instance's requests see a change at once (other instances see it after
+/// their next flush). The change is saved either way; a failed reload is retried by the
+/// flush loop.
+async fn reload(live: Reloader) {
+    if let Some(runtime) = live.0 {
+        if let Err(error) = runtime.tracker.reload().await {
+            log::warn!("rocket-bandits: saved, but could not reload the flags: {error}");
+        }
+    }
+}
+
 #[get("/flags")]
 async fn list(_admin: Admin, db: &BanditsDatabase) -> Result<Json<Value>, Failure> {
     let snapshot = db.store().snapshot().await.map_err(store_failure)?;
@@ -235,6 +260,7 @@ async fn list(_admin: Admin, db: &BanditsDatabase) -> Result<Json<Value>, Failur
 async fn create(
     _admin: Admin,
     db: &BanditsDatabase,
+    live: Reloader,
     body: Json<Value>,
 ) -> Result<(Status, Json<Value>), Failure> {
     let flag = validated(definition(body.into_inner(), None)?)?;
@@ -243,6 +269,7 @@ async fn create(
         .create_flag(&flag, now())
         .await
         .map_err(store_failure)?;
+    reload(live).await;
     Ok((Status::Created, Json(flag_json(&stored))))
 }
 
@@ -256,6 +283,7 @@ async fn read(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Va
 async fn update(
     _admin: Admin,
     db: &BanditsDatabase,
+    live: Reloader,
     name: &str,
     body: Json<Value>,
 ) -> Result<Json<Value>, Failure> {
@@ -265,22 +293,35 @@ async fn update(
         .update_flag(&flag, now())
         .await
         .map_err(store_failure)?;
+    reload(live).await;
     Ok(Json(flag_json(&stored)))
 }
 
 #[delete("/flags/<name>")]
-async fn remove(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Status, Failure> {
+async fn remove(
+    _admin: Admin,
+    db: &BanditsDatabase,
+    live: Reloader,
+    name: &str,
+) -> Result<Status, Failure> {
     db.store().delete_flag(name).await.map_err(store_failure)?;
+    reload(live).await;
     Ok(Status::NoContent)
 }
 
 #[post("/flags/<name>/reset")]
-async fn reset(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
+async fn reset(
+    _admin: Admin,
+    db: &BanditsDatabase,
+    live: Reloader,
+    name: &str,
+) -> Result<Json<Value>, Failure> {
     let stored = db
         .store()
         .reset_flag(name, now())
         .await
         .map_err(store_failure)?;
+    reload(live).await;
     Ok(Json(flag_json(&stored)))
 }
 

@@ -13,8 +13,10 @@
 //! first start: nothing to install. The tables are created or upgraded at ignition.
 //!
 //! [`BanditsDatabase`] is a `rocket_db_pools` database, so its fairing fails ignition
-//! with the reason when the database cannot be reached or migrated, and closes the pool
-//! at shutdown.
+//! with the reason when the database cannot be reached or migrated. The
+//! [`Bandits`](crate::Bandits) fairing attaches it (unless the site already did) and
+//! closes its pool at shutdown after the last flush. A site that only wants the store,
+//! without tracking, can attach it alone:
 //!
 //! ```no_run
 //! use bandits::database::BanditsDatabase;
@@ -148,9 +150,10 @@ impl Pool for StorePool {
         Ok(self.store.clone())
     }
 
-    async fn close(&self) {
-        self.store.pool().close().await;
-    }
+    /// Leaves the pool open: the [`Bandits`](crate::Bandits) fairing writes its last
+    /// counts at shutdown and closes the pool after them. (Rocket runs shutdown fairings
+    /// concurrently, so closing here could race that last write.)
+    async fn close(&self) {}
 }
 
 #[cfg(test)]

@@ -49,8 +49,13 @@ pub mod api;
 pub mod config;
 pub mod database;
 pub mod engine;
+pub mod fairing;
+pub mod guard;
 pub mod store;
 pub mod track;
+
+pub use fairing::Bandits;
+pub use guard::Flags;
 
 /// The README's examples, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]

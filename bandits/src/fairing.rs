@@ -1,0 +1,605 @@
+//! The tracking fairing: one line attaches the whole plugin.
+//!
+//! ```no_run
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     rocket::build().attach(bandits::Bandits::fairing())
+//! }
+//! ```
+//!
+//! At ignition the fairing reads the `bandits` table of the configuration (a wrong value
+//! fails ignition with a message naming the key), opens and migrates the database of
+//! `databases.bandits` (an SQLite file by default), creates the flags given with
+//! [`Bandits::with_flag`] that do not exist yet, loads every flag and its totals into
+//! memory and mounts the JSON API under `/bandits/api`. At liftoff it starts the flush
+//! loop; at shutdown it waits for requests in flight (up to Rocket's grace period), writes
+//! what is left and closes the pool.
+//!
+//! On every request it looks the path up among the flags' pages, in memory:
+//!
+//! - on a flag's **source path**, a visitor without an arm gets one from the flag's
+//!   policy, remembered in the visitor cookie, and is counted once as a view of it;
+//! - on a flag's **target path**, a visitor counted as a view who has not converted yet
+//!   is counted as a conversion of their arm;
+//! - anything else costs one hash lookup, and the cookie is not even read.
+//!
+//! Counting is settled when the response leaves: a 404 answer counts nothing and leaves
+//! the cookie as it was, and so does an error page (Rocket's catchers drop the request's
+//! cookie changes). Excluded paths, `HEAD` requests, bots (unless
+//! `bandits.exclude_bots = false`) and, for flags that say so, signed-in visitors are
+//! never counted. Bots and excluded signed-in visitors see the control and are given no
+//! arm; on excluded paths visitors keep their arms.
+//!
+//! Counts go to memory first and reach the database at the next flush, added to the
+//! stored counters (`views = views + n`), so several instances can share one PostgreSQL
+//! database; each re-reads the totals after its flush.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rocket::fairing::{AdHoc, Fairing, Info, Kind};
+use rocket::http::{Cookie, CookieJar, Header, Method, SameSite, Status};
+use rocket::{Build, Data, Orbit, Request, Response, Rocket};
+use rocket_db_pools::Database;
+
+use crate::api;
+use crate::config::Config;
+use crate::database::BanditsDatabase;
+use crate::engine::visitor::{Assigned, VisitorState};
+use crate::engine::Flag;
+use crate::store::{EventKind, StoreError, StoredFlag};
+use crate::track::{Live, Tracker};
+
+/// How long a visitor cookie lasts in the browser.
+const COOKIE_DAYS: i64 = 365;
+/// Unknown flag names warned about, at most; past it, unknown names are not remembered.
+const MAX_WARNED_NAMES: usize = 1_000;
+
+type SignedInCheck = dyn Fn(&Request<'_>) -> bool + Send + Sync;
+
+/// The plugin's fairing. Attach it once: `rocket::build().attach(Bandits::fairing())`.
+///
+/// ```
+/// use bandits::engine::{FlagDefinition, Policy};
+/// use bandits::Bandits;
+///
+/// let headline = FlagDefinition::new("headline-flag")
+///     .with_policy(Policy::thompson())
+///     .with_paths("/", "/contact/")
+///     .validate()
+///     .expect("a valid flag");
+///
+/// let fairing = Bandits::fairing()
+///     // created at ignition if the database has no flag of that name; never overwritten
+///     .with_flag(headline)
+///     // who is signed in, for flags that leave signed-in visitors out
+///     .signed_in(|request| request.cookies().get_private("session").is_some());
+/// let rocket = rocket::build().attach(fairing);
+/// ```
+pub struct Bandits {
+    flags: Vec<Flag>,
+    signed_in: Option<Arc<SignedInCheck>>,
+    runtime: Arc<OnceLock<Arc<Runtime>>>,
+}
+
+impl Bandits {
+    /// The fairing, with no flag created at ignition and no signed-in check.
+    pub fn fairing() -> Bandits {
+        Bandits {
+            flags: Vec::new(),
+            signed_in: None,
+            runtime: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Creates `flag` at ignition if no flag of its name exists. An existing flag is left
+    /// as it is (the admin's edits win), so this is the way to ship a site with its
+    /// experiments defined in code.
+    pub fn with_flag(mut self, flag: Flag) -> Self {
+        self.flags.push(flag);
+        self
+    }
+
+    /// Tells the plugin whether a request comes from a signed-in user, for the flags that
+    /// leave signed-in visitors out (`exclude_signed_in`). Without it, every visitor is
+    /// treated as signed out.
+    pub fn signed_in(
+        mut self,
+        check: impl Fn(&Request<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.signed_in = Some(Arc::new(check));
+        self
+    }
+}
+
+/// What requests share once the plugin has ignited.
+pub(crate) struct Runtime {
+    pub(crate) config: Config,
+    pub(crate) tracker: Tracker,
+    signed_in: Option<Arc<SignedInCheck>>,
+    secure: bool,
+    in_flight: AtomicUsize,
+    warned: Mutex<HashSet<String>>,
+}
+
+/// The runtime as Rocket state, for the request guard and the API.
+pub(crate) struct Shared(pub(crate) Arc<Runtime>);
+
+impl Runtime {
+    /// Logs once per flag name that code asked for a flag that does not exist.
+    pub(crate) fn warn_unknown(&self, name: &str) {
+        let mut warned = lock(&self.warned);
+        if warned.len() < MAX_WARNED_NAMES && warned.insert(name.to_string()) {
+            log::warn!(
+                "rocket-bandits: no flag named {name:?}; it reads as inactive (control arm). \
+                 Create it in the admin or with the API."
+            );
+        }
+    }
+
+    /// One round of the flush loop, logging a failure instead of returning it.
+    async fn tick(&self) {
+        if let Err(error) = self.tracker.tick(now_ms()).await {
+            log::warn!(
+                "rocket-bandits: could not write counts to the database ({error}); \
+                 they are kept in memory and written at the next flush"
+            );
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every value behind these locks stays consistent between statements.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Fails ignition with `message` as the failing fairing's name, so Rocket's launch error
+/// (and `rocket::Error`'s kind, in tests) carries it.
+fn fail_ignition(rocket: Rocket<Build>, message: String) -> Rocket<Build> {
+    log::error!("rocket-bandits: {message}");
+    // Fairing names are `&'static str`; this runs at most once, at a failed ignition.
+    let name: &'static str = Box::leak(format!("rocket-bandits: {message}").into_boxed_str());
+    rocket.attach(AdHoc::try_on_ignite(name, |rocket| async { Err(rocket) }))
+}
+
+#[rocket::async_trait]
+impl Fairing for Bandits {
+    fn info(&self) -> Info {
+        Info {
+            name: "rocket-bandits",
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Response | Kind::Shutdown,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
+        let config = match Config::from_figment(rocket.figment()) {
+            Ok(config) => config,
+            Err(error) => return Ok(fail_ignition(rocket, error.to_string())),
+        };
+        let mut rocket = rocket.manage(config.clone());
+        if rocket.state::<BanditsDatabase>().is_none() {
+            rocket = rocket.attach(BanditsDatabase::init());
+        }
+        let flags = self.flags.clone();
+        let signed_in = self.signed_in.clone();
+        let slot = Arc::clone(&self.runtime);
+        // Runs after the database's own ignition, which the line above queued.
+        let start = AdHoc::try_on_ignite("rocket-bandits tracker", move |rocket| async move {
+            let Some(database) = BanditsDatabase::fetch(&rocket) else {
+                // The database fairing failed and said why.
+                return Err(rocket);
+            };
+            let store = database.store().clone();
+            for flag in &flags {
+                match store.create_flag(flag, now_ms()).await {
+                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                    Err(error) => {
+                        let message = format!("could not create flag {:?}: {error}", flag.name());
+                        return Ok(fail_ignition(rocket, message));
+                    }
+                }
+            }
+            let tracker = match Tracker::start(store).await {
+                Ok(tracker) => tracker,
+                Err(error) => {
+                    return Ok(fail_ignition(
+                        rocket,
+                        format!("could not load flags: {error}"),
+                    ))
+                }
+            };
+            let runtime = Arc::new(Runtime {
+                secure: rocket
+                    .figment()
+                    .extract::<rocket::Config>()
+                    .is_ok_and(|config| config.tls_enabled()),
+                config,
+                tracker,
+                signed_in,
+                in_flight: AtomicUsize::new(0),
+                warned: Mutex::new(HashSet::new()),
+            });
+            // A second ignition of the same fairing value keeps the first runtime.
+            let runtime = Arc::clone(slot.get_or_init(|| runtime));
+            Ok(rocket.manage(Shared(runtime)))
+        });
+        Ok(rocket
+            .attach(start)
+            .mount(api::BASE, api::routes())
+            .register(api::BASE, api::catchers()))
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        let Some(runtime) = self.runtime.get().cloned() else {
+            return;
+        };
+        let shutdown = rocket.shutdown();
+        let interval = runtime.config.flush_interval();
+        rocket::tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate; the flags were just read
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = ticks.tick() => runtime.tick().await,
+                }
+            }
+        });
+    }
+
+    async fn on_request(&self, request: &mut Request<'_>, _data: &mut Data<'_>) {
+        let Some(runtime) = self.runtime.get() else {
+            return;
+        };
+        let path = request.uri().path();
+        let live = runtime.tracker.live();
+        if !live.concerns(path.as_str()) || runtime.config.is_excluded_path(path.as_str()) {
+            return;
+        }
+        let visit = Visit::of(request, runtime);
+        visit.on_page(&live);
+        visit.persist(request.cookies());
+    }
+
+    async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
+        let Some(runtime) = self.runtime.get() else {
+            return;
+        };
+        let Some(visit) = request.local_cache(VisitSlot::default).0.get() else {
+            return;
+        };
+        let pending = std::mem::take(&mut visit.lock().pending);
+        if pending.is_empty() {
+            return;
+        }
+        let prefix = format!("{}=", runtime.config.cookie_name());
+        let sent = response
+            .headers()
+            .get("Set-Cookie")
+            .any(|value| value.starts_with(&prefix));
+        if response.status() == Status::NotFound {
+            // Not a page of the site: count nothing, and leave the visitor as they were.
+            if sent {
+                let others: Vec<String> = response
+                    .headers()
+                    .get("Set-Cookie")
+                    .filter(|value| !value.starts_with(&prefix))
+                    .map(str::to_string)
+                    .collect();
+                response.remove_header("Set-Cookie");
+                for value in others {
+                    response.adjoin_header(Header::new("Set-Cookie", value));
+                }
+            }
+            return;
+        }
+        if !sent {
+            // An error page: Rocket dropped the request's cookie changes, so the visitor
+            // does not remember this arm or count either; nothing is counted.
+            return;
+        }
+        let at = now_ms();
+        let visitor = visit.visitor_id();
+        for event in pending {
+            runtime.tracker.record(
+                event.kind,
+                &event.flag,
+                event.epoch,
+                &event.arm,
+                &visitor,
+                &visit.path,
+                at,
+            );
+        }
+    }
+
+    async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
+        let Some(runtime) = self.runtime.get() else {
+            return;
+        };
+        // Requests still being answered may count; Rocket lets them finish within its
+        // grace period, and so do we before the last flush.
+        let grace = Duration::from_secs(u64::from(rocket.config().shutdown.grace));
+        let deadline = Instant::now() + grace;
+        while runtime.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match runtime.tracker.flush().await {
+            Ok(_) => {}
+            Err(error) => log::error!(
+                "rocket-bandits: the last flush failed ({error}); the counts since the \
+                 previous flush are lost"
+            ),
+        }
+        runtime.tracker.store().pool().close().await;
+    }
+}
+
+/// A count settled when the response leaves.
+struct PendingEvent {
+    kind: EventKind,
+    flag: String,
+    epoch: i64,
+    arm: String,
+}
+
+/// The request's visit, created the first time the fairing, the guard or a template
+/// needs it.
+#[derive(Default)]
+pub(crate) struct VisitSlot(OnceLock<Visit>);
+
+/// One request's view of its visitor.
+pub(crate) struct Visit {
+    runtime: Arc<Runtime>,
+    path: String,
+    inner: Mutex<VisitInner>,
+}
+
+struct VisitInner {
+    visitor: VisitorState,
+    /// A bot: sees the controls, given no arm, never counted.
+    bot: bool,
+    /// The site says the visitor is signed in.
+    signed_in: bool,
+    /// This request may count (not an excluded path, not `HEAD`).
+    counts_here: bool,
+    /// The visitor changed and the cookie must be written.
+    dirty: bool,
+    pending: Vec<PendingEvent>,
+}
+
+/// The arm a visitor sees in a flag.
+pub(crate) struct Seen {
+    pub(crate) index: usize,
+    pub(crate) name: String,
+}
+
+impl Drop for Visit {
+    fn drop(&mut self) {
+        self.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Visit {
+    /// The request's visit, reading the visitor cookie the first time.
+    pub(crate) fn of<'r>(request: &'r Request<'_>, runtime: &Arc<Runtime>) -> &'r Visit {
+        request
+            .local_cache(VisitSlot::default)
+            .0
+            .get_or_init(|| Visit::new(request, runtime))
+    }
+
+    fn new(request: &Request<'_>, runtime: &Arc<Runtime>) -> Visit {
+        runtime.in_flight.fetch_add(1, Ordering::AcqRel);
+        let config = &runtime.config;
+        let path = request.uri().path().as_str().to_string();
+        let visitor = request
+            .cookies()
+            .get_private(config.cookie_name())
+            .and_then(|cookie| VisitorState::decode(cookie.value()))
+            .unwrap_or_else(|| VisitorState::new(&mut rand::rng()));
+        let bot = config.is_excluded_user_agent(request.headers().get_one("User-Agent"));
+        let signed_in = runtime
+            .signed_in
+            .as_ref()
+            .is_some_and(|check| check(request));
+        let counts_here = !matches!(request.method(), Method::Head | Method::Options)
+            && !config.is_excluded_path(&path);
+        Visit {
+            runtime: Arc::clone(runtime),
+            path,
+            inner: Mutex::new(VisitInner {
+                visitor,
+                bot,
+                signed_in,
+                counts_here,
+                dirty: false,
+                pending: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VisitInner> {
+        lock(&self.inner)
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn visitor_id(&self) -> String {
+        self.lock().visitor.id().to_string()
+    }
+
+    /// Exposures and conversions of the flags on this request's page.
+    fn on_page(&self, live: &Live) {
+        let mut inner = self.lock();
+        for stored in live.at_source(&self.path) {
+            inner.arm(live, stored, true);
+        }
+        for stored in live.at_target(&self.path) {
+            inner.reach_goal(stored);
+        }
+    }
+
+    /// The visitor's arm in `stored`, given now if they have none. `expose` counts the
+    /// visitor as a view of it (once).
+    pub(crate) fn arm(&self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
+        self.lock().arm(live, stored, expose)
+    }
+
+    /// Counts a conversion for every flag whose goal event is `event` and which the
+    /// visitor was counted in; returns how many.
+    pub(crate) fn convert(&self, live: &Live, event: &str) -> usize {
+        let mut inner = self.lock();
+        live.with_goal_event(event)
+            .filter(|stored| inner.reach_goal(stored))
+            .count()
+    }
+
+    /// The visitor's assignments in the flags `live` knows, as `flag:arm` joined by commas.
+    pub(crate) fn describe(&self, live: &Live) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+        for (flag, assigned) in inner.visitor.iter() {
+            let current = live.flag(flag).is_some_and(|stored| {
+                stored.epoch == assigned.epoch && stored.flag.arm_index(&assigned.arm).is_some()
+            });
+            if current {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(flag);
+                out.push(':');
+                out.push_str(&assigned.arm);
+            }
+        }
+        out
+    }
+
+    /// Writes the visitor cookie if the visitor changed.
+    pub(crate) fn persist(&self, jar: &CookieJar<'_>) {
+        let mut inner = self.lock();
+        if !inner.dirty {
+            return;
+        }
+        inner.dirty = false;
+        let cookie = Cookie::build((
+            self.runtime.config.cookie_name().to_string(),
+            inner.visitor.encode(),
+        ))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(self.runtime.secure)
+        .max_age(rocket::time::Duration::days(COOKIE_DAYS));
+        jar.add_private(cookie);
+    }
+}
+
+impl VisitInner {
+    fn arm(&mut self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
+        let flag = &stored.flag;
+        let control = Seen {
+            index: 0,
+            name: flag.control().name.clone(),
+        };
+        if self.bot || (self.signed_in && flag.exclude_signed_in()) {
+            return control;
+        }
+        let held = self
+            .visitor
+            .get(flag.name())
+            .filter(|assigned| assigned.epoch == stored.epoch)
+            .and_then(|assigned| Some((flag.arm_index(&assigned.arm)?, assigned.exposed)));
+        let index = match (held, flag.winner()) {
+            // A winner is locked: everyone sees it. Visitors counted on another arm stop
+            // counting (their conversions would credit the wrong arm).
+            (Some((index, exposed)), Some(winner)) if index != winner => {
+                let mut assigned = Assigned::new(stored.epoch, flag.arms()[winner].name.clone());
+                assigned.exposed = exposed;
+                assigned.converted = exposed;
+                self.visitor.insert(flag.name(), assigned);
+                self.dirty = true;
+                winner
+            }
+            (Some((index, _)), _) => index,
+            (None, _) => {
+                let Some(choice) = Live::choose(stored, &mut rand::rng()) else {
+                    return control;
+                };
+                self.visitor
+                    .insert(flag.name(), Assigned::new(stored.epoch, choice.arm_name));
+                if !self.visitor.fits() {
+                    // Make room by forgetting flags that no longer exist; failing that, this
+                    // flag shows the control, uncounted.
+                    self.visitor.retain(|name, _| live.flag(name).is_some());
+                    if !self.visitor.fits() {
+                        self.visitor.remove(flag.name());
+                        return control;
+                    }
+                }
+                self.dirty = true;
+                choice.arm
+            }
+        };
+        if expose && self.counts_here {
+            if let Some(assigned) = self.visitor.get_mut(flag.name()) {
+                if !assigned.exposed {
+                    assigned.exposed = true;
+                    self.dirty = true;
+                    self.pending.push(PendingEvent {
+                        kind: EventKind::Exposure,
+                        flag: flag.name().to_string(),
+                        epoch: stored.epoch,
+                        arm: assigned.arm.clone(),
+                    });
+                }
+            }
+        }
+        Seen {
+            index,
+            name: flag.arms()[index].name.clone(),
+        }
+    }
+
+    /// Counts a conversion of `stored` if the visitor was counted as a view of it and has
+    /// not converted; returns whether it did.
+    fn reach_goal(&mut self, stored: &StoredFlag) -> bool {
+        if self.bot || !self.counts_here || (self.signed_in && stored.flag.exclude_signed_in()) {
+            return false;
+        }
+        let Some(assigned) = self.visitor.get_mut(stored.flag.name()) else {
+            return false;
+        };
+        if assigned.epoch != stored.epoch || !assigned.exposed || assigned.converted {
+            return false;
+        }
+        assigned.converted = true;
+        self.dirty = true;
+        self.pending.push(PendingEvent {
+            kind: EventKind::Conversion,
+            flag: stored.flag.name().to_string(),
+            epoch: stored.epoch,
+            arm: assigned.arm.clone(),
+        });
+        true
+    }
+}
+
+/// Set once the first time a `Flags` guard is used without the fairing attached.
+pub(crate) static WARNED_UNATTACHED: AtomicBool = AtomicBool::new(false);
