@@ -1,32 +1,119 @@
-//! The example site starts and serves its pages.
+//! The example site as a newcomer meets it: `cargo run -p example-site` on a fresh
+//! database shows a working headline experiment.
 
-use rocket::http::Status;
-use rocket::local::blocking::Client;
+use bandits::store::Store;
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::Client;
 
-fn client() -> Client {
-    Client::tracked(example_site::rocket()).expect("the example site ignites")
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const ACTIVE: &str = "This is my test headline: flag is active";
+const INACTIVE: &str = "This is my base headline: flag is inactive";
+
+async fn client(url: &str) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("databases.bandits.url", url))
+        .merge(("log_level", "off"));
+    Client::tracked(example_site::custom(figment))
+        .await
+        .expect("the example site ignites")
 }
 
-#[test]
-fn home_page_describes_the_headline_experiment() {
-    let client = client();
-    let response = client.get("/").dispatch();
-    assert_eq!(response.status(), Status::Ok);
-    let body = response.into_string().unwrap_or_default();
-    assert!(body.contains("<code>headline-flag</code>"), "{body}");
-    assert!(body.contains("arms <code>off, on</code>"), "{body}");
-    assert!(
-        body.contains("shown on <code>/</code>, goal <code>/contact/</code>"),
-        "{body}"
+#[tokio::test]
+async fn first_start_creates_the_headline_experiment_and_runs_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("site.sqlite").display()
     );
+
+    // A tracked client is one browser: it keeps its cookie.
+    let client = client(&url).await;
+    let home = client
+        .get("/")
+        .header(Header::new("User-Agent", BROWSER))
+        .dispatch()
+        .await;
+    assert_eq!(home.status(), Status::Ok);
+    let body = home.into_string().await.unwrap_or_default();
+    let shown = match (body.contains(ACTIVE), body.contains(INACTIVE)) {
+        (true, false) => "on",
+        (false, true) => "off",
+        _ => panic!("exactly one headline expected: {body}"),
+    };
     assert!(body.contains("href=\"/contact/\""), "{body}");
+    for _ in 0..5 {
+        let again = client
+            .get("/")
+            .header(Header::new("User-Agent", BROWSER))
+            .dispatch()
+            .await;
+        let again = again.into_string().await.unwrap_or_default();
+        assert_eq!(
+            again.contains(ACTIVE),
+            shown == "on",
+            "the headline changed"
+        );
+    }
+    let contact = client
+        .get("/contact/")
+        .header(Header::new("User-Agent", BROWSER))
+        .dispatch()
+        .await;
+    assert_eq!(contact.status(), Status::Ok);
+    drop(contact);
+    client.terminate().await;
+
+    let store = Store::connect(&url).await.expect("the site's database");
+    let stored = store
+        .flag("headline-flag")
+        .await
+        .expect("created at first start");
+    assert_eq!(stored.flag.source_path(), Some("/"));
+    assert_eq!(stored.flag.target_path(), Some("/contact/"));
+    assert_eq!(stored.flag.policy().label(), "epsilon-greedy");
+    let arm = stored.flag.arm_index(shown).expect("the arm shown");
+    assert_eq!(stored.totals[arm].views, 1, "one visitor, one view");
+    assert_eq!(stored.totals[arm].conversions, 1, "and one conversion");
 }
 
-#[test]
-fn contact_page_is_served_with_and_without_trailing_slash() {
-    let client = client();
+#[tokio::test]
+async fn contact_page_is_served_with_and_without_trailing_slash() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("site.sqlite").display()
+    );
+    let client = client(&url).await;
     for path in ["/contact", "/contact/"] {
-        assert_eq!(client.get(path).dispatch().status(), Status::Ok, "{path}");
+        assert_eq!(
+            client.get(path).dispatch().await.status(),
+            Status::Ok,
+            "{path}"
+        );
     }
-    assert_eq!(client.get("/missing").dispatch().status(), Status::NotFound);
+    assert_eq!(
+        client.get("/missing").dispatch().await.status(),
+        Status::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_debug_build_opens_the_api_with_the_example_token() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("site.sqlite").display()
+    );
+    let client = client(&url).await;
+    let listed = client
+        .get("/bandits/api/flags/headline-flag/stats")
+        .header(Header::new(
+            "Authorization",
+            format!("Bearer {}", example_site::EXAMPLE_ADMIN_TOKEN),
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(listed.status(), Status::Ok);
+    let closed = client.get("/bandits/api/flags").dispatch().await;
+    assert_eq!(closed.status(), Status::Unauthorized);
 }

@@ -1,0 +1,738 @@
+//! The tracking fairing and the `Flags` guard as a site uses them: real requests through
+//! rocket::local clients, counts read back from the database after a graceful shutdown,
+//! on SQLite and (with BANDITS_TEST_POSTGRES_URL) PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bandits::engine::{FlagDefinition, Policy};
+use bandits::store::{EventQuery, Store};
+use bandits::{Bandits, Flags};
+use bandits_integration_tests::each_database;
+use rocket::http::{Cookie, Header, Status};
+use rocket::local::asynchronous::Client;
+use rocket::{get, post, routes, Build, Rocket};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+/// Instances sharing a database share their secret key, as a load-balanced site does.
+const SECRET_KEY: &str = "5d1c3e8b9a7f60142e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29180706f5e4d3";
+const BROWSER: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+const COOKIE: &str = "bandits";
+
+#[get("/")]
+fn home(flags: Flags<'_>) -> String {
+    flags.variant("headline").unwrap_or_default()
+}
+
+#[get("/contact")]
+fn contact() -> &'static str {
+    "contact"
+}
+
+/// Reads a flag whose source path is elsewhere: assigns without counting.
+#[get("/peek/<name>")]
+fn peek(flags: Flags<'_>, name: &str) -> String {
+    format!(
+        "{}|{}|{}",
+        flags.variant(name).unwrap_or_else(|| "none".into()),
+        flags.is_active(name),
+        flags
+            .payload(name)
+            .map(|payload| payload.to_string())
+            .unwrap_or_default()
+    )
+}
+
+#[get("/landing")]
+fn landing() -> &'static str {
+    "landing"
+}
+
+#[get("/static/promo")]
+fn promo() -> &'static str {
+    "promo"
+}
+
+#[get("/assets/site.css")]
+fn css() -> &'static str {
+    "body{}"
+}
+
+#[post("/signup")]
+fn signup(flags: Flags<'_>) -> String {
+    flags.convert("signup").to_string()
+}
+
+#[get("/all")]
+fn all(flags: Flags<'_>) -> String {
+    flags.to_string()
+}
+
+/// A page answering 404 itself (not through a catcher), setting a cookie of its own.
+#[get("/soft-404")]
+fn soft_404(jar: &rocket::http::CookieJar<'_>) -> rocket::response::status::NotFound<&'static str> {
+    jar.add(Cookie::new("site", "kept"));
+    rocket::response::status::NotFound("no such product")
+}
+
+#[get("/broken")]
+fn broken() -> Status {
+    Status::InternalServerError
+}
+
+fn flags() -> Vec<bandits::engine::Flag> {
+    let flag = |definition: FlagDefinition| definition.validate().expect("a valid test flag");
+    vec![
+        // Split 50/50 so both arms show up among a few visitors.
+        flag(
+            FlagDefinition::new("headline")
+                .with_policy(Policy::even_split(2))
+                .with_paths("/", "/contact/"),
+        ),
+        flag(
+            FlagDefinition::new("landing-flag")
+                .with_arms(["a", "b"])
+                .with_policy(Policy::even_split(2))
+                .with_paths("/landing", "/contact")
+                .with_goal_event("signup"),
+        ),
+        flag(FlagDefinition::new("promo-flag").with_paths("/static/promo", "/contact")),
+        flag(FlagDefinition::new("css-flag").with_paths("/assets/site.css", "/contact")),
+        flag(FlagDefinition::new("gone-flag").with_paths("/gone", "/contact")),
+        flag(FlagDefinition::new("broken-flag").with_paths("/broken", "/contact")),
+        flag(FlagDefinition::new("soft-404-flag").with_paths("/soft-404", "/contact")),
+        // No source path: exposed where first read.
+        flag({
+            let mut definition = FlagDefinition::new("payload-flag").with_goal_event("signup");
+            definition.arms = vec![
+                bandits::engine::Arm::new("plain"),
+                bandits::engine::Arm::new("fancy").with_payload(serde_json(r#"{"title":"Fancy"}"#)),
+            ];
+            definition.policy = Policy::Split {
+                weights: vec![0.0, 100.0],
+            };
+            definition
+        }),
+    ]
+}
+
+fn serde_json(text: &str) -> rocket::serde::json::Value {
+    rocket::serde::json::from_str(text).expect("valid JSON")
+}
+
+fn site(url: &str) -> Rocket<Build> {
+    let figment = rocket::Config::figment()
+        .merge(("databases.bandits.url", url))
+        .merge(("bandits.admin_token", TOKEN))
+        .merge(("bandits.exclude_prefixes", ["/static"]))
+        .merge(("bandits.exclude_regex", r"\.css$"))
+        // Long enough that only the shutdown flush writes: counts are exact or lost.
+        .merge(("bandits.flush_interval_ms", 60_000))
+        .merge(("secret_key", SECRET_KEY))
+        .merge(("log_level", "off"));
+    let fairing = flags()
+        .into_iter()
+        .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag));
+    rocket::custom(figment).attach(fairing).mount(
+        "/",
+        routes![home, contact, peek, landing, promo, css, signup, all, broken, soft_404],
+    )
+}
+
+async fn start(url: &str) -> Client {
+    Client::untracked(site(url))
+        .await
+        .expect("the site ignites")
+}
+
+/// A browser: its own cookie, sent back on every request.
+#[derive(Default, Clone)]
+struct Visitor {
+    cookie: Option<String>,
+    user_agent: Option<&'static str>,
+}
+
+struct Answer {
+    status: Status,
+    body: String,
+    set_cookie: Option<Cookie<'static>>,
+}
+
+impl Visitor {
+    fn browser() -> Visitor {
+        Visitor {
+            cookie: None,
+            user_agent: Some(BROWSER),
+        }
+    }
+
+    async fn send(&mut self, client: &Client, method: &str, path: &str) -> Answer {
+        let mut request = match method {
+            "GET" => client.get(path.to_string()),
+            "POST" => client.post(path.to_string()),
+            "HEAD" => client.head(path.to_string()),
+            other => panic!("{other}"),
+        };
+        if let Some(agent) = self.user_agent {
+            request = request.header(Header::new("User-Agent", agent));
+        }
+        if let Some(value) = &self.cookie {
+            request = request.cookie(Cookie::new(COOKIE, value.clone()));
+        }
+        let response = request.dispatch().await;
+        let status = response.status();
+        let set_cookie = response.cookies().get(COOKIE).cloned();
+        if let Some(cookie) = &set_cookie {
+            self.cookie = Some(cookie.value().to_string());
+        }
+        let body = response.into_string().await.unwrap_or_default();
+        Answer {
+            status,
+            body,
+            set_cookie,
+        }
+    }
+
+    async fn get(&mut self, client: &Client, path: &str) -> Answer {
+        self.send(client, "GET", path).await
+    }
+}
+
+/// The stored (views, conversions) of each arm of `flag`, after the instances shut down.
+async fn totals(store: &Store, flag: &str) -> HashMap<String, (u64, u64)> {
+    let stored = store.flag(flag).await.expect("the flag exists");
+    stored
+        .flag
+        .arms()
+        .iter()
+        .zip(&stored.totals)
+        .map(|(arm, totals)| (arm.name.clone(), (totals.views, totals.conversions)))
+        .collect()
+}
+
+async fn sum(store: &Store, flag: &str) -> (u64, u64) {
+    totals(store, flag)
+        .await
+        .values()
+        .fold((0, 0), |(v, c), (views, conversions)| {
+            (v + views, c + conversions)
+        })
+}
+
+#[tokio::test]
+async fn a_visitor_keeps_one_arm_and_counts_once() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let first = visitor.get(&client, "/").await;
+        assert_eq!(first.status, Status::Ok);
+        assert!(first.body == "off" || first.body == "on", "{}", first.body);
+        for _ in 0..49 {
+            let again = visitor.get(&client, "/").await;
+            assert_eq!(again.body, first.body, "the arm changed between page views");
+        }
+        client.terminate().await;
+        let totals = totals(&store, "headline").await;
+        assert_eq!(totals[&first.body], (1, 0), "{totals:?}");
+        assert_eq!(sum(&store, "headline").await, (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_visitor_is_one_view_of_the_arm_they_saw() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        for _ in 0..40 {
+            let mut visitor = Visitor::browser();
+            let arm = visitor.get(&client, "/").await.body;
+            for _ in 0..3 {
+                assert_eq!(visitor.get(&client, "/").await.body, arm);
+            }
+            *seen.entry(arm).or_default() += 1;
+        }
+        assert_eq!(
+            seen.len(),
+            2,
+            "a 50/50 split over 40 visitors shows both arms"
+        );
+        client.terminate().await;
+        let totals = totals(&store, "headline").await;
+        for (arm, visitors) in &seen {
+            assert_eq!(totals[arm].0, *visitors, "views of {arm}: {totals:?}");
+        }
+        let log = store
+            .events(&EventQuery {
+                flag: Some("headline".into()),
+                limit: 1_000,
+                ..EventQuery::default()
+            })
+            .await
+            .expect("the activity log reads");
+        assert_eq!(
+            log.len(),
+            40,
+            "one exposure per visitor in the activity log"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn conversions_need_an_exposure_and_count_once() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        // The goal before the page: nothing to convert.
+        let early = visitor.get(&client, "/contact/").await;
+        assert_eq!(early.status, Status::Ok);
+        assert!(early.set_cookie.is_none(), "nothing to remember yet");
+        let arm = visitor.get(&client, "/").await.body;
+        for path in ["/contact/", "/contact", "/contact/"] {
+            assert_eq!(visitor.get(&client, path).await.status, Status::Ok);
+        }
+        // A second visitor converts on the trailing-slash-less page too.
+        let mut other = Visitor::browser();
+        let other_arm = other.get(&client, "/").await.body;
+        other.get(&client, "/contact").await;
+        client.terminate().await;
+        let totals = totals(&store, "headline").await;
+        let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
+        for arm in [&arm, &other_arm] {
+            let entry = expected.entry(arm.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += 1;
+        }
+        for (arm, counts) in expected {
+            assert_eq!(totals[&arm], counts, "{totals:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn excluded_paths_bots_404s_and_error_pages_count_nothing() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+
+        // Excluded by prefix and by regex: served, but not counted.
+        let mut visitor = Visitor::browser();
+        assert_eq!(visitor.get(&client, "/static/promo").await.body, "promo");
+        assert_eq!(
+            visitor.get(&client, "/assets/site.css").await.body,
+            "body{}"
+        );
+
+        // A 404 on a flag's source path: no count, no cookie change.
+        let gone = visitor.get(&client, "/gone").await;
+        assert_eq!(gone.status, Status::NotFound);
+        assert!(
+            gone.set_cookie.is_none(),
+            "a 404 must not set the visitor cookie"
+        );
+        let client_ref = &client;
+        let soft = client_ref
+            .get("/soft-404")
+            .header(Header::new("User-Agent", BROWSER))
+            .dispatch()
+            .await;
+        assert_eq!(soft.status(), Status::NotFound);
+        assert!(
+            soft.cookies().get(COOKIE).is_none(),
+            "a 404 page must not set the visitor cookie"
+        );
+        assert_eq!(
+            soft.cookies().get("site").map(|c| c.value()),
+            Some("kept"),
+            "the site's own cookie stays"
+        );
+        drop(soft);
+
+        // An error page: no count.
+        let broken = visitor.get(&client, "/broken").await;
+        assert_eq!(broken.status, Status::InternalServerError);
+        assert!(broken.set_cookie.is_none());
+
+        // HEAD requests are not page views.
+        let head = visitor.send(&client, "HEAD", "/").await;
+        assert_eq!(head.status, Status::Ok);
+
+        // Bots, and clients without a User-Agent, see the control and get no cookie.
+        for agent in [
+            Some("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+            Some("curl/8.5.0"),
+            None,
+        ] {
+            let mut bot = Visitor {
+                cookie: None,
+                user_agent: agent,
+            };
+            for _ in 0..5 {
+                let answer = bot.get(&client, "/").await;
+                assert_eq!(answer.body, "off", "{agent:?} sees the control");
+                assert!(answer.set_cookie.is_none(), "{agent:?} got a cookie");
+                bot.get(&client, "/contact/").await;
+            }
+        }
+        client.terminate().await;
+        for flag in [
+            "promo-flag",
+            "css-flag",
+            "gone-flag",
+            "broken-flag",
+            "soft-404-flag",
+            "headline",
+        ] {
+            assert_eq!(sum(&store, flag).await, (0, 0), "{flag} counted something");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_404_answer_does_not_spoil_a_later_exposure() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        assert_eq!(visitor.get(&client, "/gone").await.status, Status::NotFound);
+        let arm = visitor.get(&client, "/").await.body;
+        visitor.get(&client, "/contact/").await;
+        client.terminate().await;
+        assert_eq!(totals(&store, "headline").await[&arm], (1, 1));
+        assert_eq!(sum(&store, "gone-flag").await, (0, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tampered_or_foreign_cookie_makes_a_new_visitor() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        visitor.get(&client, "/").await;
+        let genuine = visitor.cookie.clone().expect("the visitor got a cookie");
+
+        let mut flipped = genuine.clone().into_bytes();
+        let middle = flipped.len() / 2;
+        flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).expect("ASCII");
+        let truncated = genuine[..genuine.len() - 5].to_string();
+        let plain = r#"{"v":"0123456789abcdef0123456789abcdef","a":{"headline":[1,"on",1]}}"#;
+
+        for value in [flipped, truncated, plain.to_string(), "%%%".to_string()] {
+            let mut forged = Visitor {
+                cookie: Some(value.clone()),
+                user_agent: Some(BROWSER),
+            };
+            let answer = forged.get(&client, "/").await;
+            assert_eq!(answer.status, Status::Ok, "{value}");
+            let fresh = answer.set_cookie.expect("a new visitor gets a new cookie");
+            assert_ne!(fresh.value(), genuine);
+        }
+        client.terminate().await;
+        // The genuine visitor and four new ones.
+        assert_eq!(sum(&store, "headline").await, (5, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_visitor_cookie_is_private_http_only_and_lax() {
+    each_database(|_store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let cookie = visitor
+            .get(&client, "/")
+            .await
+            .set_cookie
+            .expect("a cookie is set");
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(rocket::http::SameSite::Lax));
+        assert_eq!(cookie.path(), Some("/"));
+        assert_ne!(cookie.secure(), Some(true), "no TLS here, so not Secure");
+        assert!(cookie.max_age().is_some_and(|age| age.whole_days() >= 365));
+        // Encrypted: neither the visitor id's JSON nor the flag name shows.
+        assert!(!cookie.value().contains("headline"), "{}", cookie.value());
+        client.terminate().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn guard_reads_assign_lazily_and_stick_without_counting() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let first = visitor.get(&client, "/peek/landing-flag").await.body;
+        let arm = first.split('|').next().unwrap_or_default().to_string();
+        assert!(arm == "a" || arm == "b", "{first}");
+        assert_eq!(first, format!("{arm}|{}|", arm == "b"));
+        for _ in 0..10 {
+            assert_eq!(visitor.get(&client, "/peek/landing-flag").await.body, first);
+        }
+        // Not on its source path: nothing counted yet, and the goal does not convert.
+        visitor.get(&client, "/contact").await;
+        // Its source path counts the same arm, once.
+        visitor.get(&client, "/landing").await;
+        visitor.get(&client, "/landing").await;
+        assert_eq!(visitor.get(&client, "/peek/landing-flag").await.body, first);
+        client.terminate().await;
+        let totals = totals(&store, "landing-flag").await;
+        assert_eq!(totals[&arm], (1, 0), "{totals:?}");
+        assert_eq!(sum(&store, "landing-flag").await, (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_flag_without_source_path_counts_where_first_read_and_payloads_arrive() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        for _ in 0..3 {
+            let body = visitor.get(&client, "/peek/payload-flag").await.body;
+            assert_eq!(body, r#"fancy|true|{"title":"Fancy"}"#);
+        }
+        client.terminate().await;
+        assert_eq!(totals(&store, "payload-flag").await["fancy"], (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn goal_events_from_code_convert_exposed_visitors_once() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        // Not exposed to anything: converts nothing.
+        let mut stranger = Visitor::browser();
+        assert_eq!(stranger.send(&client, "POST", "/signup").await.body, "0");
+
+        let mut visitor = Visitor::browser();
+        let landing_arm = {
+            visitor.get(&client, "/landing").await;
+            let peek = visitor.get(&client, "/peek/landing-flag").await.body;
+            peek.split('|').next().unwrap_or_default().to_string()
+        };
+        visitor.get(&client, "/peek/payload-flag").await;
+        assert_eq!(visitor.send(&client, "POST", "/signup").await.body, "2");
+        assert_eq!(visitor.send(&client, "POST", "/signup").await.body, "0");
+        client.terminate().await;
+        assert_eq!(totals(&store, "landing-flag").await[&landing_arm], (1, 1));
+        assert_eq!(totals(&store, "payload-flag").await["fancy"], (1, 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_flags_are_inactive_and_logs_list_every_assignment() {
+    each_database(|_store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let answer = visitor.get(&client, "/peek/no-such-flag").await;
+        assert_eq!(answer.status, Status::Ok);
+        assert_eq!(answer.body, "none|false|");
+
+        let headline = visitor.get(&client, "/").await.body;
+        let landing = visitor.get(&client, "/peek/landing-flag").await.body;
+        let landing = landing.split('|').next().unwrap_or_default();
+        let all = visitor.get(&client, "/all").await.body;
+        assert_eq!(all, format!("headline:{headline},landing-flag:{landing}"));
+        client.terminate().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reset_gives_visitors_fresh_assignments() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        visitor.get(&client, "/").await;
+        visitor.get(&client, "/contact/").await;
+        let reset = client
+            .post("/bandits/api/flags/headline/reset")
+            .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+            .dispatch()
+            .await;
+        assert_eq!(reset.status(), Status::Ok);
+        drop(reset);
+        // Counted afresh in the new epoch: a view, and a conversion again.
+        let arm = visitor.get(&client, "/").await.body;
+        visitor.get(&client, "/contact/").await;
+        client.terminate().await;
+        assert_eq!(totals(&store, "headline").await[&arm], (1, 1));
+        assert_eq!(sum(&store, "headline").await, (1, 1));
+    })
+    .await;
+}
+
+/// One visitor's whole journey: the page, and the goal for every third visitor.
+async fn journey(clients: &[Arc<Client>], index: usize) -> (String, bool) {
+    let mut visitor = Visitor::browser();
+    let converts = index % 3 == 0;
+    let client = |step: usize| &clients[(index + step) % clients.len()];
+    let arm = visitor.get(client(0), "/").await.body;
+    // Back to the page, then the goal: on whichever instance the balancer picks.
+    assert_eq!(visitor.get(client(1), "/").await.body, arm);
+    if converts {
+        visitor.get(client(2), "/contact/").await;
+        visitor.get(client(3), "/contact/").await;
+    }
+    (arm, converts)
+}
+
+/// `visitors` journeys over `instances`, from 32 concurrent tasks; returns the expected
+/// (views, conversions) per arm.
+async fn load(clients: Vec<Arc<Client>>, visitors: usize) -> HashMap<String, (u64, u64)> {
+    let tasks = 32;
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let clients = clients.clone();
+        handles.push(tokio::spawn(async move {
+            let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
+            for index in (task..visitors).step_by(tasks) {
+                let (arm, converted) = journey(&clients, index).await;
+                let entry = expected.entry(arm).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(converted);
+            }
+            expected
+        }));
+    }
+    let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
+    for handle in handles {
+        for (arm, (views, conversions)) in handle.await.expect("a load task") {
+            let entry = expected.entry(arm).or_default();
+            entry.0 += views;
+            entry.1 += conversions;
+        }
+    }
+    expected
+}
+
+async fn shut_down(clients: Vec<Arc<Client>>) {
+    for client in clients {
+        let client = Arc::try_unwrap(client)
+            .unwrap_or_else(|_| panic!("every task is done with the client"));
+        client.terminate().await;
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_visitors_are_counted_exactly() {
+    each_database(|store, url| async move {
+        let clients = vec![Arc::new(start(&url).await)];
+        let expected = load(clients.clone(), 1_000).await;
+        shut_down(clients).await;
+        assert_eq!(totals(&store, "headline").await, expected);
+        assert_eq!(sum(&store, "headline").await, (1_000, 334));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_lose_no_counts() {
+    each_database(|store, url| async move {
+        let clients = vec![Arc::new(start(&url).await), Arc::new(start(&url).await)];
+        let expected = load(clients.clone(), 600).await;
+        shut_down(clients).await;
+        assert_eq!(totals(&store, "headline").await, expected);
+        assert_eq!(sum(&store, "headline").await, (600, 200));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_api_is_mounted_and_closed_without_the_token() {
+    each_database(|_store, url| async move {
+        let client = start(&url).await;
+        let closed = client.get("/bandits/api/flags").dispatch().await;
+        assert_eq!(closed.status(), Status::Unauthorized);
+        let open = client
+            .get("/bandits/api/flags/headline")
+            .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+            .dispatch()
+            .await;
+        assert_eq!(open.status(), Status::Ok);
+        drop((closed, open));
+        client.terminate().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flags_in_code_never_overwrite_the_admins_edits() {
+    each_database(|store, url| async move {
+        start(&url).await.terminate().await;
+        let edited = FlagDefinition {
+            note: "edited in the admin".into(),
+            ..FlagDefinition::new("headline").with_paths("/", "/contact/")
+        }
+        .validate()
+        .expect("valid");
+        store.update_flag(&edited, 1).await.expect("updated");
+        start(&url).await.terminate().await;
+        let stored = store.flag("headline").await.expect("still there");
+        assert_eq!(stored.flag.note(), "edited in the admin");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_configuration_value_fails_ignition_naming_its_key() {
+    for (key, value) in [
+        (
+            "bandits.flush_interval_ms",
+            rocket::figment::value::Value::from(5),
+        ),
+        (
+            "bandits.exclude_regex",
+            rocket::figment::value::Value::from("("),
+        ),
+        (
+            "bandits.cookie_nam",
+            rocket::figment::value::Value::from("x"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("b.sqlite").display()
+        );
+        let figment = rocket::Config::figment()
+            .merge(("databases.bandits.url", url))
+            .merge(("log_level", "off"))
+            .merge((key, value));
+        let error = match rocket::custom(figment)
+            .attach(Bandits::fairing())
+            .ignite()
+            .await
+        {
+            Ok(_) => panic!("{key}: ignition should fail"),
+            Err(error) => error,
+        };
+        let names = match error.kind() {
+            rocket::error::ErrorKind::FailedFairings(failures) => failures
+                .iter()
+                .map(|info| info.name.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => panic!("{key}: unexpected error {other:?}"),
+        };
+        let expected_key = key.strip_prefix("bandits.").unwrap_or(key);
+        assert!(names.contains(expected_key), "{key}: {names}");
+    }
+}
+
+#[tokio::test]
+async fn a_site_without_the_fairing_still_serves_its_pages() {
+    let rocket = rocket::custom(rocket::Config::figment().merge(("log_level", "off")))
+        .mount("/", routes![home, peek]);
+    let client = Client::untracked(rocket).await.expect("ignites");
+    let mut visitor = Visitor::browser();
+    let answer = visitor.get(&client, "/peek/headline").await;
+    assert_eq!(answer.status, Status::Ok);
+    assert_eq!(answer.body, "none|false|");
+}
