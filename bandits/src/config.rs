@@ -10,6 +10,7 @@
 //! exclude_bots = true                           # the default
 //! flush_interval_ms = 500                       # the default; 10 to 60000
 //! cookie_name = "bandits"                       # the default
+//! secure_cookie = true                          # default: only when Rocket serves TLS
 //! ```
 //!
 //! or in the environment: `ROCKET_BANDITS='{flush_interval_ms=250,exclude_bots=false}'`.
@@ -79,6 +80,7 @@ struct RawConfig {
     exclude_bots: bool,
     flush_interval_ms: u64,
     cookie_name: String,
+    secure_cookie: Option<bool>,
 }
 
 impl Default for RawConfig {
@@ -90,6 +92,7 @@ impl Default for RawConfig {
             exclude_bots: true,
             flush_interval_ms: 500,
             cookie_name: "bandits".to_string(),
+            secure_cookie: None,
         }
     }
 }
@@ -139,6 +142,7 @@ pub struct Config {
     exclude_bots: bool,
     flush_interval: Duration,
     cookie_name: String,
+    secure_cookie: Option<bool>,
 }
 
 impl Default for Config {
@@ -235,6 +239,7 @@ impl Config {
             exclude_bots: raw.exclude_bots,
             flush_interval: Duration::from_millis(raw.flush_interval_ms),
             cookie_name: raw.cookie_name,
+            secure_cookie: raw.secure_cookie,
         })
     }
 
@@ -251,6 +256,13 @@ impl Config {
     /// The visitor cookie's name.
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
+    }
+
+    /// Whether the visitor cookie is marked `Secure` (sent over HTTPS only): as configured,
+    /// or, by default, when Rocket itself serves TLS. A site behind a proxy that
+    /// terminates TLS sets `secure_cookie = true`.
+    pub fn secure_cookie(&self, tls_enabled: bool) -> bool {
+        self.secure_cookie.unwrap_or(tls_enabled)
     }
 
     /// Whether requests to `path` are never counted: `/bandits` and everything under it,

@@ -220,11 +220,12 @@ impl Fairing for Bandits {
                     ))
                 }
             };
+            let tls = rocket
+                .figment()
+                .extract::<rocket::Config>()
+                .is_ok_and(|config| config.tls_enabled());
             let runtime = Arc::new(Runtime {
-                secure: rocket
-                    .figment()
-                    .extract::<rocket::Config>()
-                    .is_ok_and(|config| config.tls_enabled()),
+                secure: config.secure_cookie(tls),
                 config,
                 tracker,
                 signed_in,
@@ -247,6 +248,13 @@ impl Fairing for Bandits {
         };
         let shutdown = rocket.shutdown();
         let interval = runtime.config.flush_interval();
+        let flags = runtime.tracker.snapshot().flags.len();
+        log::info!(
+            "rocket-bandits: {flags} flag{} loaded, counts written every {} ms, API at {}",
+            if flags == 1 { "" } else { "s" },
+            interval.as_millis(),
+            api::BASE,
+        );
         rocket::tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
