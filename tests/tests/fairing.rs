@@ -9,6 +9,7 @@ use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::{EventQuery, Store};
 use bandits::{Bandits, Flags};
 use bandits_integration_tests::each_database;
+use rocket::figment::value::Value;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, post, routes, Build, Rocket};
@@ -64,6 +65,11 @@ fn signup(flags: Flags<'_>) -> String {
     flags.convert("signup").to_string()
 }
 
+#[post("/goal/<event>")]
+fn goal(flags: Flags<'_>, event: &str) -> String {
+    flags.convert(event).to_string()
+}
+
 #[get("/all")]
 fn all(flags: Flags<'_>) -> String {
     flags.to_string()
@@ -74,6 +80,11 @@ fn all(flags: Flags<'_>) -> String {
 fn soft_404(jar: &rocket::http::CookieJar<'_>) -> rocket::response::status::NotFound<&'static str> {
     jar.add(Cookie::new("site", "kept"));
     rocket::response::status::NotFound("no such product")
+}
+
+#[get("/account")]
+fn account(flags: Flags<'_>) -> String {
+    flags.variant("account-flag").unwrap_or_default()
 }
 
 #[get("/broken")]
@@ -102,6 +113,20 @@ fn flags() -> Vec<bandits::engine::Flag> {
         flag(FlagDefinition::new("gone-flag").with_paths("/gone", "/contact")),
         flag(FlagDefinition::new("broken-flag").with_paths("/broken", "/contact")),
         flag(FlagDefinition::new("soft-404-flag").with_paths("/soft-404", "/contact")),
+        flag(FlagDefinition {
+            exclude_signed_in: true,
+            ..FlagDefinition::new("account-flag")
+                .with_policy(Policy::Split {
+                    weights: vec![0.0, 1.0],
+                })
+                .with_paths("/account", "/contact")
+        }),
+        // Pure exploitation: new visitors get the arm with the best observed rate.
+        flag(
+            FlagDefinition::new("greedy-flag")
+                .with_policy(Policy::EpsilonGreedy { epsilon: 0.0 })
+                .with_goal_event("greedy-goal"),
+        ),
         // No source path: exposed where first read.
         flag({
             let mut definition = FlagDefinition::new("payload-flag").with_goal_event("signup");
@@ -122,7 +147,12 @@ fn serde_json(text: &str) -> rocket::serde::json::Value {
 }
 
 fn site(url: &str) -> Rocket<Build> {
-    let figment = rocket::Config::figment()
+    site_with(url, &[])
+}
+
+/// The test site with configuration values added (or overriding the defaults).
+fn site_with(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
+    let mut figment = rocket::Config::figment()
         .merge(("databases.bandits.url", url))
         .merge(("bandits.admin_token", TOKEN))
         .merge(("bandits.exclude_prefixes", ["/static"]))
@@ -131,12 +161,18 @@ fn site(url: &str) -> Rocket<Build> {
         .merge(("bandits.flush_interval_ms", 60_000))
         .merge(("secret_key", SECRET_KEY))
         .merge(("log_level", "off"));
+    for (key, value) in extra {
+        figment = figment.merge((*key, value.clone()));
+    }
     let fairing = flags()
         .into_iter()
-        .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag));
+        .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag))
+        .signed_in(|request| request.headers().contains("X-Signed-In"));
     rocket::custom(figment).attach(fairing).mount(
         "/",
-        routes![home, contact, peek, landing, promo, css, signup, all, broken, soft_404],
+        routes![
+            home, contact, peek, landing, promo, css, signup, goal, all, broken, soft_404, account
+        ],
     )
 }
 
@@ -735,4 +771,153 @@ async fn a_site_without_the_fairing_still_serves_its_pages() {
     let answer = visitor.get(&client, "/peek/headline").await;
     assert_eq!(answer.status, Status::Ok);
     assert_eq!(answer.body, "none|false|");
+}
+
+#[tokio::test]
+async fn flags_can_leave_signed_in_visitors_out() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut member = Visitor::browser();
+        for _ in 0..3 {
+            let answer = client
+                .get("/account")
+                .header(Header::new("User-Agent", BROWSER))
+                .header(Header::new("X-Signed-In", "alice"))
+                .cookie(Cookie::new(
+                    COOKIE,
+                    member.cookie.clone().unwrap_or_default(),
+                ))
+                .dispatch()
+                .await;
+            assert_eq!(
+                answer.into_string().await.as_deref(),
+                Some("off"),
+                "the control"
+            );
+        }
+        // Signed in, the same visitor still counts in flags that do not leave them out.
+        let headline = client
+            .get("/")
+            .header(Header::new("User-Agent", BROWSER))
+            .header(Header::new("X-Signed-In", "alice"))
+            .dispatch()
+            .await;
+        let headline_cookie = headline
+            .cookies()
+            .get(COOKIE)
+            .map(|c| c.value().to_string());
+        assert!(headline_cookie.is_some());
+        drop(headline);
+        // Signed out, a visitor enters the experiment (weights 0:1, so "on").
+        assert_eq!(member.get(&client, "/account").await.body, "on");
+        member.get(&client, "/contact").await;
+        client.terminate().await;
+        assert_eq!(totals(&store, "account-flag").await["on"], (1, 1));
+        assert_eq!(sum(&store, "account-flag").await, (1, 1));
+        assert_eq!(sum(&store, "headline").await.0, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sites_behind_a_tls_proxy_can_mark_the_cookie_secure() {
+    each_database(|_store, url| async move {
+        let rocket = site_with(&url, &[("bandits.secure_cookie", Value::from(true))]);
+        let client = Client::untracked(rocket).await.expect("ignites");
+        let cookie = Visitor::browser()
+            .get(&client, "/")
+            .await
+            .set_cookie
+            .expect("a cookie is set");
+        assert_eq!(cookie.secure(), Some(true));
+        client.terminate().await;
+    })
+    .await;
+}
+
+/// Polls `check` every 25 ms for up to 10 s; true as soon as it holds.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn instances_see_each_others_flags_and_counts_after_a_flush() {
+    each_database(|store, url| async move {
+        let fast = [("bandits.flush_interval_ms", Value::from(50))];
+        let a = Client::untracked(site_with(&url, &fast))
+            .await
+            .expect("a ignites");
+        let b = Client::untracked(site_with(&url, &fast))
+            .await
+            .expect("b ignites");
+
+        // A flag created through one instance's API reaches the other.
+        let created = a
+            .post("/bandits/api/flags")
+            .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+            .header(rocket::http::ContentType::JSON)
+            .body(r#"{"name": "fresh-flag"}"#)
+            .dispatch()
+            .await;
+        assert_eq!(created.status(), Status::Created);
+        drop(created);
+        let on_a = Visitor::browser().get(&a, "/peek/fresh-flag").await.body;
+        assert_ne!(
+            on_a, "none|false|",
+            "the instance that created it knows it at once"
+        );
+        assert!(
+            eventually(|| async {
+                Visitor::browser().get(&b, "/peek/fresh-flag").await.body != "none|false|"
+            })
+            .await,
+            "the other instance never loaded the new flag"
+        );
+
+        // A conversion on A makes B's greedy policy send new visitors to that arm.
+        let mut converted_on = None;
+        for _ in 0..100 {
+            let mut visitor = Visitor::browser();
+            let arm = visitor.get(&a, "/peek/greedy-flag").await.body;
+            if arm.starts_with("on|") {
+                assert_eq!(
+                    visitor.send(&a, "POST", "/goal/greedy-goal").await.body,
+                    "1"
+                );
+                converted_on = Some(visitor);
+                break;
+            }
+        }
+        assert!(converted_on.is_some(), "no visitor of A got arm on");
+        let streak = std::sync::atomic::AtomicU32::new(0);
+        let learned = eventually(|| {
+            let (b, streak) = (&b, &streak);
+            async move {
+                let arm = Visitor::browser().get(b, "/peek/greedy-flag").await.body;
+                if arm.starts_with("on|") {
+                    streak.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 >= 20
+                } else {
+                    streak.store(0, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }
+            }
+        })
+        .await;
+        assert!(learned, "B's policy never saw A's conversion");
+        a.terminate().await;
+        b.terminate().await;
+        let greedy = totals(&store, "greedy-flag").await;
+        assert_eq!(greedy["on"].1, 1, "{greedy:?}");
+    })
+    .await;
 }
