@@ -921,3 +921,45 @@ async fn instances_see_each_others_flags_and_counts_after_a_flush() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_locked_winner_is_shown_to_everyone_and_stops_counting_the_others() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        // Find a visitor on each arm of the 50/50 headline.
+        let mut on_arm: HashMap<String, Visitor> = HashMap::new();
+        let mut views: HashMap<String, u64> = HashMap::new();
+        while on_arm.len() < 2 {
+            let mut visitor = Visitor::browser();
+            let arm = visitor.get(&client, "/").await.body;
+            *views.entry(arm.clone()).or_default() += 1;
+            on_arm.entry(arm).or_insert(visitor);
+        }
+        let lock = client
+            .put("/bandits/api/flags/headline")
+            .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+            .header(rocket::http::ContentType::JSON)
+            .body(
+                r#"{"policy": {"kind": "split", "weights": [1, 1]}, "winner": "on",
+                    "source_path": "/", "target_path": "/contact/"}"#,
+            )
+            .dispatch()
+            .await;
+        assert_eq!(lock.status(), Status::Ok);
+        drop(lock);
+        for (_, visitor) in on_arm.iter_mut() {
+            assert_eq!(visitor.get(&client, "/").await.body, "on");
+            visitor.get(&client, "/contact/").await;
+            assert_eq!(visitor.get(&client, "/").await.body, "on");
+        }
+        let mut newcomer = Visitor::browser();
+        assert_eq!(newcomer.get(&client, "/").await.body, "on");
+        client.terminate().await;
+        let totals = totals(&store, "headline").await;
+        // Views: one per visitor on their own arm, plus the newcomer's on the winner.
+        // Conversions: only the visitor who was on "on" all along.
+        assert_eq!(totals["off"], (views["off"], 0), "{totals:?}");
+        assert_eq!(totals["on"], (views["on"] + 1, 1), "{totals:?}");
+    })
+    .await;
+}
