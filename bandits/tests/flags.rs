@@ -282,6 +282,10 @@ fn every_problem_is_reported_at_once() {
         target_path: Some(String::new()),
         goal_event: Some("Sign Up".into()),
         exclude_signed_in: true,
+        targeting: bandits::engine::targeting::Targeting {
+            percent: Some(101.0),
+            ..Default::default()
+        },
     };
     let err = invalid(definition);
     let fields: Vec<&str> = err.errors().iter().map(|e| e.field.as_str()).collect();
@@ -297,7 +301,8 @@ fn every_problem_is_reported_at_once() {
             "winner",
             "source_path",
             "target_path",
-            "goal_event"
+            "goal_event",
+            "targeting.percent"
         ]
     );
     assert!(err.field("policy.epsilon").is_some());

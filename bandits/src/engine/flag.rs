@@ -11,6 +11,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::policy::Policy;
+use super::targeting::Targeting;
 use super::totals::ArmTotals;
 use super::winner::WinnerRule;
 
@@ -108,6 +109,9 @@ pub struct FlagDefinition {
     /// counted. Takes effect where the site says who is signed in (the fairing's
     /// `signed_in` hook); without the hook every visitor counts.
     pub exclude_signed_in: bool,
+    /// Who enters the experiment: waffle's everyone, percent, users, groups, languages,
+    /// rollout and testing mode. The default lets every visitor in.
+    pub targeting: Targeting,
 }
 
 impl Default for FlagDefinition {
@@ -125,6 +129,7 @@ impl Default for FlagDefinition {
             target_path: None,
             goal_event: None,
             exclude_signed_in: false,
+            targeting: Targeting::default(),
         }
     }
 }
@@ -231,6 +236,7 @@ impl FlagDefinition {
         for (field, rule) in self.winner_rule.problems() {
             report(format!("winner_rule.{field}"), rule);
         }
+
         let winner = match &self.winner {
             None => None,
             Some(name) => {
@@ -263,6 +269,13 @@ impl FlagDefinition {
                     rule,
                 });
             }
+        }
+
+        for (field, rule) in self.targeting.problems() {
+            errors.push(FieldError {
+                field: format!("targeting.{field}"),
+                rule,
+            });
         }
 
         if errors.is_empty() {
@@ -404,6 +417,11 @@ impl Flag {
     /// The goal event fired from code.
     pub fn goal_event(&self) -> Option<&str> {
         self.definition.goal_event.as_deref()
+    }
+
+    /// Who enters the experiment.
+    pub fn targeting(&self) -> &Targeting {
+        &self.definition.targeting
     }
 
     /// Whether signed-in visitors are left out of the experiment.
@@ -599,6 +617,17 @@ pub enum Rule {
     PathCharacter {
         /// The first character not allowed.
         found: char,
+    },
+    /// A rollout that ends before it starts.
+    #[error("must be after rollout.start")]
+    RolloutOrder,
+    /// A list longer than allowed.
+    #[error("may list at most {max} entries, got {count}")]
+    TooMany {
+        /// Most entries allowed.
+        max: usize,
+        /// Entries found.
+        count: usize,
     },
     /// A reference to an arm the flag does not have.
     #[error("{name:?} is not one of the flag's arms")]

@@ -26,6 +26,7 @@ mod flag;
 mod policy;
 pub mod simulation;
 pub mod stats;
+pub mod targeting;
 mod totals;
 pub mod visitor;
 mod winner;

@@ -1,0 +1,532 @@
+//! Targeting: who enters a flag's experiment, decided before the bandit, in django-waffle's
+//! vocabulary.
+//!
+//! | rule | a visitor enters when |
+//! |---|---|
+//! | `everyone: true` | nobody enters: every visitor sees the first arm after the control (launch switch), uncounted |
+//! | `everyone: false` | nobody enters: every visitor sees the control (kill switch), uncounted |
+//! | `authenticated` | the site reports a signed-in user |
+//! | `staff`, `superusers` | the site's user is staff, or a superuser |
+//! | `users`, `groups` | the user's id, or one of their groups, is listed |
+//! | `languages` | the visitor's preferred language (Accept-Language) is listed; `en` lists `en-GB` too |
+//! | `percent` | the visitor's bucket (0 to 100, fixed per visitor and flag) is below it |
+//! | `rollout` | as `percent`, rising linearly from 0 at `start` to `percent` (or 100) at `end` |
+//!
+//! With `everyone` unset, a visitor enters when **any** listed rule lets them in; a flag
+//! with no rule at all lets everyone in. Visitors who enter get an arm from the bandit and
+//! are counted; the others see the control and are not.
+//!
+//! ```
+//! use bandits::engine::targeting::{Decision, Targeting, Visitor};
+//!
+//! let staff_tenth = Targeting {
+//!     staff: true,
+//!     percent: Some(10.0),
+//!     ..Targeting::default()
+//! };
+//! let visitor = Visitor { id: "0123456789abcdef0123456789abcdef", ..Visitor::default() };
+//! let decision = staff_tenth.decide("checkout", &visitor, 0);
+//! assert!(matches!(decision, Decision::Enter | Decision::Out));
+//! // The same visitor always lands in the same bucket.
+//! assert_eq!(decision, staff_tenth.decide("checkout", &visitor, 0));
+//! ```
+
+use std::hash::Hasher;
+
+use serde::{Deserialize, Serialize};
+use siphasher::sip::SipHasher13;
+
+use super::flag::Rule;
+
+/// The most users, groups or languages a flag lists.
+pub const MAX_LISTED: usize = 1_000;
+
+/// A time-based ramp of `percent`: the share that enters grows linearly from 0 at `start`
+/// to `percent` (100 when unset) at `end`. Times are milliseconds since the Unix epoch.
+/// Buckets are fixed per visitor, so a visitor who has entered stays in as the share grows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// When the ramp starts (nobody enters before).
+    pub start: i64,
+    /// When the ramp reaches its full share.
+    pub end: i64,
+}
+
+/// Who enters a flag's experiment. Every field is optional; the default lets everyone in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Targeting {
+    /// `true`: everyone sees the first non-control arm; `false`: everyone sees the control;
+    /// nobody is counted either way. Unset: the rules below decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub everyone: Option<bool>,
+    /// The share of visitors (0 to 100) who enter, by a bucket fixed per visitor and flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    /// Ramps `percent` up over time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Signed-in users enter.
+    #[serde(skip_serializing_if = "is_false")]
+    pub authenticated: bool,
+    /// Staff users enter.
+    #[serde(skip_serializing_if = "is_false")]
+    pub staff: bool,
+    /// Superusers enter.
+    #[serde(skip_serializing_if = "is_false")]
+    pub superusers: bool,
+    /// These user ids enter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Members of these groups enter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Visitors preferring these languages enter (`fr`, `de-CH`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Testing mode: `?bandits_<flag>=<arm>` gives the visitor that arm, remembered, and
+    /// never counted (waffle's testing mode).
+    #[serde(skip_serializing_if = "is_false")]
+    pub testing: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// A signed-in user as the site describes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct User {
+    /// The user's id (or username), as listed in `users`.
+    pub id: String,
+    /// A member of staff.
+    pub staff: bool,
+    /// A superuser.
+    pub superuser: bool,
+    /// The user's groups, as listed in `groups`.
+    pub groups: Vec<String>,
+}
+
+impl User {
+    /// A signed-in user with this id, not staff, in no group.
+    pub fn new(id: impl Into<String>) -> Self {
+        User {
+            id: id.into(),
+            ..User::default()
+        }
+    }
+
+    /// The same user, marked as staff.
+    pub fn staff(mut self) -> Self {
+        self.staff = true;
+        self
+    }
+
+    /// The same user, marked as a superuser.
+    pub fn superuser(mut self) -> Self {
+        self.superuser = true;
+        self
+    }
+
+    /// The same user in these groups.
+    pub fn in_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// What targeting knows of a visitor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Visitor<'a> {
+    /// The visitor's id (from the visitor cookie).
+    pub id: &'a str,
+    /// The signed-in user, when the site says who it is.
+    pub user: Option<&'a User>,
+    /// The visitor's preferred language tag (the first of Accept-Language by weight).
+    pub language: Option<&'a str>,
+}
+
+/// Targeting's answer for one visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// `everyone` is set: every visitor sees this arm (index), uncounted.
+    Everyone(usize),
+    /// The visitor enters the experiment: an arm from the bandit, counted.
+    Enter,
+    /// The visitor stays out: the control, uncounted.
+    Out,
+}
+
+impl Targeting {
+    /// Whether any rule besides `everyone` and `testing` is set.
+    pub fn has_rules(&self) -> bool {
+        self.percent.is_some()
+            || self.rollout.is_some()
+            || self.authenticated
+            || self.staff
+            || self.superusers
+            || !self.users.is_empty()
+            || !self.groups.is_empty()
+            || !self.languages.is_empty()
+    }
+
+    /// The share (0 to 100) of visitors the percent rules let in at `now`; `None` when
+    /// neither `percent` nor `rollout` is set.
+    pub fn share_at(&self, now: i64) -> Option<f64> {
+        let full = self.percent.unwrap_or(100.0);
+        match self.rollout {
+            None => self.percent,
+            Some(Rollout { start, .. }) if now < start => Some(0.0),
+            Some(Rollout { end, .. }) if now >= end => Some(full),
+            Some(Rollout { start, end }) => {
+                Some(full * (now - start) as f64 / (end - start) as f64)
+            }
+        }
+    }
+
+    /// Whether `visitor` enters flag `flag` at `now` (milliseconds since the Unix epoch).
+    pub fn decide(&self, flag: &str, visitor: &Visitor<'_>, now: i64) -> Decision {
+        if let Some(everyone) = self.everyone {
+            return Decision::Everyone(usize::from(everyone));
+        }
+        if !self.has_rules() {
+            return Decision::Enter;
+        }
+        let by_user = visitor.user.is_some_and(|user| {
+            self.authenticated
+                || (self.staff && user.staff)
+                || (self.superusers && user.superuser)
+                || self.users.iter().any(|id| *id == user.id)
+                || user.groups.iter().any(|group| self.groups.contains(group))
+        });
+        let by_language = visitor
+            .language
+            .is_some_and(|language| self.languages.iter().any(|l| language_matches(l, language)));
+        let by_share = self
+            .share_at(now)
+            .is_some_and(|share| bucket(flag, visitor.id) < share);
+        if by_user || by_language || by_share {
+            Decision::Enter
+        } else {
+            Decision::Out
+        }
+    }
+
+    /// Each field that breaks its rule.
+    pub(crate) fn problems(&self) -> Vec<(String, Rule)> {
+        let mut problems = Vec::new();
+        if let Some(percent) = self.percent {
+            if !(0.0..=100.0).contains(&percent) {
+                problems.push((
+                    "percent".to_string(),
+                    Rule::Range {
+                        range: "[0, 100]",
+                        value: percent,
+                    },
+                ));
+            }
+        }
+        if let Some(Rollout { start, end }) = self.rollout {
+            if end <= start {
+                problems.push(("rollout.end".to_string(), Rule::RolloutOrder));
+            }
+        }
+        for (field, list) in [
+            ("users", &self.users),
+            ("groups", &self.groups),
+            ("languages", &self.languages),
+        ] {
+            if list.len() > MAX_LISTED {
+                problems.push((
+                    field.to_string(),
+                    Rule::TooMany {
+                        max: MAX_LISTED,
+                        count: list.len(),
+                    },
+                ));
+            }
+            for (i, item) in list.iter().enumerate() {
+                let len = item.chars().count();
+                if item.trim().is_empty() || len > 200 || item.chars().any(char::is_control) {
+                    problems.push((
+                        format!("{field}[{i}]"),
+                        Rule::Length {
+                            min: 1,
+                            max: 200,
+                            len,
+                        },
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// The visitor's bucket in flag `flag`: a number in [0, 100) fixed by the pair, spread
+/// evenly over visitors, and independent between flags (a visitor in the first 10% of one
+/// flag is not thereby in the first 10% of another).
+pub fn bucket(flag: &str, visitor_id: &str) -> f64 {
+    // SipHash-1-3 with fixed keys: the same bucket on every machine and release.
+    let mut hasher = SipHasher13::new_with_keys(0x6261_6e64_6974_7331, 0x7065_7263_656e_7431);
+    hasher.write(flag.as_bytes());
+    hasher.write_u8(0xff);
+    hasher.write(visitor_id.as_bytes());
+    // The top 53 bits as a fraction, exact in an f64.
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64 * 100.0
+}
+
+/// Whether the listed language `listed` covers the visitor's `preferred` one: equal
+/// without case, or `listed` is its primary subtag (`en` covers `en-GB`).
+fn language_matches(listed: &str, preferred: &str) -> bool {
+    let listed = listed.trim();
+    if listed.eq_ignore_ascii_case(preferred) {
+        return true;
+    }
+    preferred.len() > listed.len()
+        && preferred.as_bytes()[listed.len()] == b'-'
+        && preferred[..listed.len()].eq_ignore_ascii_case(listed)
+}
+
+/// The visitor's preferred language from an Accept-Language header: the tag of highest
+/// weight (the first among equals); `*` and tags of weight 0 are skipped.
+pub fn preferred_language(header: &str) -> Option<&str> {
+    let mut best: Option<(&str, f64)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        if tag.is_empty() || tag == "*" || tag.len() > 35 {
+            continue;
+        }
+        let weight = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map_or(Some(1.0), |q| q.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if !(weight > 0.0 && weight <= 1.0) {
+            continue;
+        }
+        if best.is_none_or(|(_, w)| weight > w) {
+            best = Some((tag, weight));
+        }
+    }
+    best.map(|(tag, _)| tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visitor(id: &str) -> Visitor<'_> {
+        Visitor {
+            id,
+            ..Visitor::default()
+        }
+    }
+
+    #[test]
+    fn no_rule_lets_everyone_in_and_everyone_overrides_every_rule() {
+        let open = Targeting::default();
+        assert_eq!(open.decide("f", &visitor("a"), 0), Decision::Enter);
+        let staff = User::new("alice").staff();
+        let who = Visitor {
+            id: "a",
+            user: Some(&staff),
+            language: None,
+        };
+        let launched = Targeting {
+            everyone: Some(true),
+            staff: true,
+            ..Targeting::default()
+        };
+        assert_eq!(launched.decide("f", &who, 0), Decision::Everyone(1));
+        let killed = Targeting {
+            everyone: Some(false),
+            ..launched
+        };
+        assert_eq!(killed.decide("f", &who, 0), Decision::Everyone(0));
+    }
+
+    #[test]
+    fn user_rules_need_a_user_who_matches() {
+        let alice = User::new("alice").in_groups(["beta"]);
+        let boss = User::new("boss").superuser();
+        let with = |user| Visitor {
+            id: "v",
+            user,
+            language: None,
+        };
+        let cases = [
+            (
+                Targeting {
+                    authenticated: true,
+                    ..Targeting::default()
+                },
+                Some(&alice),
+                true,
+            ),
+            (
+                Targeting {
+                    authenticated: true,
+                    ..Targeting::default()
+                },
+                None,
+                false,
+            ),
+            (
+                Targeting {
+                    staff: true,
+                    ..Targeting::default()
+                },
+                Some(&alice),
+                false,
+            ),
+            (
+                Targeting {
+                    superusers: true,
+                    ..Targeting::default()
+                },
+                Some(&boss),
+                true,
+            ),
+            (
+                Targeting {
+                    users: vec!["alice".into()],
+                    ..Targeting::default()
+                },
+                Some(&alice),
+                true,
+            ),
+            (
+                Targeting {
+                    users: vec!["alice".into()],
+                    ..Targeting::default()
+                },
+                Some(&boss),
+                false,
+            ),
+            (
+                Targeting {
+                    groups: vec!["beta".into()],
+                    ..Targeting::default()
+                },
+                Some(&alice),
+                true,
+            ),
+            (
+                Targeting {
+                    groups: vec!["beta".into()],
+                    ..Targeting::default()
+                },
+                None,
+                false,
+            ),
+        ];
+        for (i, (targeting, user, enters)) in cases.into_iter().enumerate() {
+            let decision = targeting.decide("f", &with(user), 0);
+            assert_eq!(
+                decision == Decision::Enter,
+                enters,
+                "case {i}: {decision:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn languages_match_by_primary_subtag() {
+        let french = Targeting {
+            languages: vec!["fr".into(), "de-CH".into()],
+            ..Targeting::default()
+        };
+        for (language, enters) in [
+            ("fr", true),
+            ("fr-CA", true),
+            ("FR-ca", true),
+            ("de-CH", true),
+            ("de", false),
+            ("de-DE", false),
+            ("frr", false),
+            ("en", false),
+        ] {
+            let who = Visitor {
+                id: "v",
+                user: None,
+                language: Some(language),
+            };
+            let decision = french.decide("f", &who, 0);
+            assert_eq!(decision == Decision::Enter, enters, "{language}");
+        }
+    }
+
+    #[test]
+    fn the_preferred_language_is_the_heaviest_tag() {
+        assert_eq!(
+            preferred_language("fr-CH, fr;q=0.9, en;q=0.8"),
+            Some("fr-CH")
+        );
+        assert_eq!(preferred_language("en;q=0.5, de;q=0.9"), Some("de"));
+        assert_eq!(preferred_language("*, es;q=0.1"), Some("es"));
+        assert_eq!(preferred_language("en;q=0, *"), None);
+        assert_eq!(preferred_language(""), None);
+        assert_eq!(preferred_language("it;q=bogus, pt"), Some("pt"));
+    }
+
+    #[test]
+    fn rollout_ramps_the_share_linearly() {
+        let ramp = Targeting {
+            percent: Some(50.0),
+            rollout: Some(Rollout {
+                start: 1_000,
+                end: 2_000,
+            }),
+            ..Targeting::default()
+        };
+        assert_eq!(ramp.share_at(0), Some(0.0));
+        assert_eq!(ramp.share_at(1_500), Some(25.0));
+        assert_eq!(ramp.share_at(2_000), Some(50.0));
+        assert_eq!(ramp.share_at(9_000), Some(50.0));
+        let to_all = Targeting {
+            percent: None,
+            ..ramp
+        };
+        assert_eq!(to_all.share_at(1_250), Some(25.0));
+        assert_eq!(Targeting::default().share_at(5), None);
+    }
+
+    #[test]
+    fn buckets_are_fixed_uniform_and_independent_between_flags() {
+        let ids: Vec<String> = (0..20_000).map(|i| format!("{i:032x}")).collect();
+        let mut tenth_of_a = 0;
+        let mut tenth_of_both = 0;
+        for id in &ids {
+            let a = bucket("flag-a", id);
+            assert!((0.0..100.0).contains(&a));
+            assert_eq!(a, bucket("flag-a", id));
+            if a < 10.0 {
+                tenth_of_a += 1;
+                if bucket("flag-b", id) < 10.0 {
+                    tenth_of_both += 1;
+                }
+            }
+        }
+        // 10% of 20,000 = 2,000 (sd 42); of those, 10% in flag-b too = 200 (sd 13).
+        assert!((1_850..=2_150).contains(&tenth_of_a), "{tenth_of_a}");
+        assert!((140..=260).contains(&tenth_of_both), "{tenth_of_both}");
+    }
+
+    #[test]
+    fn invalid_rules_are_named() {
+        let bad = Targeting {
+            percent: Some(120.0),
+            rollout: Some(Rollout { start: 5, end: 5 }),
+            users: vec![" ".into()],
+            ..Targeting::default()
+        };
+        let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["percent", "rollout.end", "users[0]"]);
+    }
+}
