@@ -65,19 +65,49 @@ impl Assigned {
     }
 }
 
-/// A visitor's id and assignments, by flag name.
+/// Why a visitor sees an arm they asked for. Overridden visitors are never counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideKind {
+    /// Waffle's testing mode: `?bandits_<flag>=<arm>` on a flag with testing enabled.
+    Testing,
+    /// Proctor's force groups: `?bandits_force=<flag>:<arm>,...` from a privileged request.
+    Forced,
+}
+
+impl OverrideKind {
+    fn code(self) -> u8 {
+        match self {
+            OverrideKind::Testing => 1,
+            OverrideKind::Forced => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(OverrideKind::Testing),
+            2 => Some(OverrideKind::Forced),
+            _ => None,
+        }
+    }
+}
+
+/// A visitor's id, assignments and overrides, by flag name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisitorState {
     id: String,
     assignments: BTreeMap<String, Assigned>,
+    overrides: BTreeMap<String, (String, OverrideKind)>,
 }
 
-/// The cookie's wire form: short keys, one array per flag (`[epoch, arm, bits]`).
+/// The cookie's wire form: short keys, one array per flag (`[epoch, arm, bits]`), and the
+/// overrides (`[arm, kind]`) only when there are some.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
     v: String,
     a: BTreeMap<String, (i64, String, u8)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    o: BTreeMap<String, (String, u8)>,
 }
 
 const EXPOSED: u8 = 1;
@@ -93,7 +123,44 @@ impl VisitorState {
         VisitorState {
             id,
             assignments: BTreeMap::new(),
+            overrides: BTreeMap::new(),
         }
+    }
+
+    /// The arm the visitor asked for in flag `flag`, and how.
+    pub fn override_for(&self, flag: &str) -> Option<(&str, OverrideKind)> {
+        self.overrides
+            .get(flag)
+            .map(|(arm, kind)| (arm.as_str(), *kind))
+    }
+
+    /// Remembers that the visitor asked for `arm` in flag `flag`.
+    pub fn set_override(
+        &mut self,
+        flag: impl Into<String>,
+        arm: impl Into<String>,
+        kind: OverrideKind,
+    ) {
+        self.overrides.insert(flag.into(), (arm.into(), kind));
+    }
+
+    /// Every override, by flag name in order: `(flag, arm, kind)`.
+    pub fn overrides(&self) -> impl Iterator<Item = (&str, &str, OverrideKind)> {
+        self.overrides
+            .iter()
+            .map(|(flag, (arm, kind))| (flag.as_str(), arm.as_str(), *kind))
+    }
+
+    /// Forgets the override of flag `flag`; returns whether there was one.
+    pub fn clear_override(&mut self, flag: &str) -> bool {
+        self.overrides.remove(flag).is_some()
+    }
+
+    /// Forgets every override of this kind; returns whether there was one.
+    pub fn clear_overrides(&mut self, kind: OverrideKind) -> bool {
+        let before = self.overrides.len();
+        self.overrides.retain(|_, (_, k)| *k != kind);
+        self.overrides.len() != before
     }
 
     /// The visitor's id: 32 lowercase hexadecimal characters.
@@ -156,6 +223,11 @@ impl VisitorState {
                     (flag.clone(), (a.epoch, a.arm.clone(), bits))
                 })
                 .collect(),
+            o: self
+                .overrides
+                .iter()
+                .map(|(flag, (arm, kind))| (flag.clone(), (arm.clone(), kind.code())))
+                .collect(),
         };
         // Serializing strings, integers and a map with string keys cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -195,9 +267,17 @@ impl VisitorState {
                 },
             );
         }
+        let mut overrides = BTreeMap::new();
+        for (flag, (arm, code)) in wire.o {
+            if !is_name(&flag) || !is_name(&arm) {
+                return None;
+            }
+            overrides.insert(flag, (arm, OverrideKind::from_code(code)?));
+        }
         Some(VisitorState {
             id: wire.v,
             assignments,
+            overrides,
         })
     }
 }
@@ -272,6 +352,31 @@ mod tests {
         }
         let oversized = format!("{good:<width$}", width = MAX_ENCODED_LEN + 1);
         assert_eq!(VisitorState::decode(&oversized), None);
+    }
+
+    #[test]
+    fn overrides_round_trip_and_clear_by_kind() {
+        let mut state = visitor(6);
+        assert!(!state.encode().contains("\"o\""), "no overrides, no field");
+        state.set_override("checkout", "b", OverrideKind::Forced);
+        state.set_override("headline", "on", OverrideKind::Testing);
+        let decoded = VisitorState::decode(&state.encode()).expect("decodes");
+        assert_eq!(decoded, state);
+        assert_eq!(
+            decoded.override_for("checkout"),
+            Some(("b", OverrideKind::Forced))
+        );
+        assert!(state.clear_overrides(OverrideKind::Forced));
+        assert_eq!(state.override_for("checkout"), None);
+        assert_eq!(
+            state.override_for("headline"),
+            Some(("on", OverrideKind::Testing))
+        );
+        assert!(state.clear_override("headline"));
+        assert!(!state.clear_override("headline"));
+        let bad_kind =
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"o\":{\"f\":[\"on\",7]}}";
+        assert_eq!(VisitorState::decode(bad_kind), None);
     }
 
     #[test]
