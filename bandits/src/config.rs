@@ -11,6 +11,9 @@
 //! flush_interval_ms = 500                       # the default; 10 to 60000
 //! cookie_name = "bandits"                       # the default
 //! secure_cookie = true                          # default: only when Rocket serves TLS
+//! require_database = false                      # default true: no database, no launch
+//! max_pending_events = 100000                   # the default; log entries kept during an outage
+//! warning_interval_ms = 30000                   # the default; one outage warning per interval
 //! ```
 //!
 //! or in the environment: `ROCKET_BANDITS='{flush_interval_ms=250,exclude_bots=false}'`.
@@ -54,6 +57,9 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// The flush interval's allowed range, in milliseconds.
 pub const FLUSH_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 
+/// The outage warning interval's allowed range, in milliseconds.
+pub const WARNING_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
+
 /// Markers of automated clients in a User-Agent, compared without case.
 const BOT_MARKERS: &[&str] = &[
     "bot",
@@ -81,6 +87,9 @@ struct RawConfig {
     flush_interval_ms: u64,
     cookie_name: String,
     secure_cookie: Option<bool>,
+    require_database: bool,
+    max_pending_events: usize,
+    warning_interval_ms: u64,
 }
 
 impl Default for RawConfig {
@@ -93,6 +102,9 @@ impl Default for RawConfig {
             flush_interval_ms: 500,
             cookie_name: "bandits".to_string(),
             secure_cookie: None,
+            require_database: true,
+            max_pending_events: crate::track::DEFAULT_MAX_PENDING_EVENTS,
+            warning_interval_ms: 30_000,
         }
     }
 }
@@ -143,6 +155,9 @@ pub struct Config {
     flush_interval: Duration,
     cookie_name: String,
     secure_cookie: Option<bool>,
+    require_database: bool,
+    max_pending_events: usize,
+    warning_interval: Duration,
 }
 
 impl Default for Config {
@@ -223,6 +238,17 @@ impl Config {
                 ),
             ));
         }
+        if !WARNING_INTERVAL_MS.contains(&raw.warning_interval_ms) {
+            return Err(ConfigError::new(
+                "warning_interval_ms",
+                format!(
+                    "must be between {} and {} milliseconds, got {}",
+                    WARNING_INTERVAL_MS.start(),
+                    WARNING_INTERVAL_MS.end(),
+                    raw.warning_interval_ms
+                ),
+            ));
+        }
         if raw.cookie_name.is_empty() || !raw.cookie_name.chars().all(is_cookie_name_char) {
             return Err(ConfigError::new(
                 "cookie_name",
@@ -240,6 +266,9 @@ impl Config {
             flush_interval: Duration::from_millis(raw.flush_interval_ms),
             cookie_name: raw.cookie_name,
             secure_cookie: raw.secure_cookie,
+            require_database: raw.require_database,
+            max_pending_events: raw.max_pending_events,
+            warning_interval: Duration::from_millis(raw.warning_interval_ms),
         })
     }
 
@@ -256,6 +285,24 @@ impl Config {
     /// The visitor cookie's name.
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
+    }
+
+    /// Whether ignition fails when the database cannot be reached (the default). When
+    /// false, the site starts anyway on the flags defined in code, showing every visitor
+    /// the control until the database answers.
+    pub fn require_database(&self) -> bool {
+        self.require_database
+    }
+
+    /// Activity-log entries kept in memory while the database is away; past this many the
+    /// entries are dropped (and counted in the outage warnings). Counts are never dropped.
+    pub fn max_pending_events(&self) -> usize {
+        self.max_pending_events
+    }
+
+    /// How often, at most, a database outage is reported in the log.
+    pub fn warning_interval(&self) -> Duration {
+        self.warning_interval
     }
 
     /// Whether the visitor cookie is marked `Secure` (sent over HTTPS only): as configured,

@@ -35,7 +35,11 @@ use rocket_db_pools::{Database, Pool};
 use serde::Deserialize;
 use sqlx::any::AnyPoolOptions;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
+
+/// The key the `Bandits` fairing sets in `databases.bandits` when the database is not
+/// required at ignition (`bandits.require_database = false`).
+pub(crate) const LAZY_KEY: &str = "databases.bandits._bandits_lazy";
 
 /// The database used when `databases.bandits.url` is not set: a file in the working
 /// directory, created if missing.
@@ -69,6 +73,10 @@ struct PoolConfig {
     max_connections: u32,
     connect_timeout: u64,
     idle_timeout: Option<u64>,
+    /// Set by the `Bandits` fairing when `bandits.require_database = false`: open the pool
+    /// without connecting, and leave migration to the fairing.
+    #[serde(rename = "_bandits_lazy")]
+    lazy: bool,
 }
 
 impl Default for PoolConfig {
@@ -79,6 +87,7 @@ impl Default for PoolConfig {
             max_connections: 8,
             connect_timeout: 5,
             idle_timeout: None,
+            lazy: false,
         }
     }
 }
@@ -136,6 +145,19 @@ impl Pool for StorePool {
         }
         if let Some(idle) = config.idle_timeout {
             options = options.idle_timeout(Duration::from_secs(idle));
+        }
+        if config.lazy {
+            let backend = Backend::from_url(&url).ok_or_else(|| {
+                store_error(StoreError::UnsupportedBackend(
+                    url.split(':').next().unwrap_or_default().to_string(),
+                ))
+            })?;
+            let pool = options
+                .connect_lazy(&url)
+                .map_err(|e| store_error(StoreError::Database(e)))?;
+            return Ok(StorePool {
+                store: Store::with_backend(pool, backend),
+            });
         }
         let pool = options
             .connect(&url)

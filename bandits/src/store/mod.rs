@@ -51,6 +51,18 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a database URL names (`sqlite:` or `postgres:`/`postgresql:`).
+    pub fn from_url(url: &str) -> Option<Backend> {
+        let scheme = url.split(':').next()?.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
 /// Why a store operation failed. Nothing is changed when an operation fails.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -334,6 +346,12 @@ impl Store {
             }
         };
         Ok(Store { pool, backend })
+    }
+
+    /// A store on a pool that may not be connected yet (`connect_lazy`), its backend known
+    /// from the URL: nothing is read until the store is used.
+    pub fn with_backend(pool: AnyPool, backend: Backend) -> Store {
+        Store { pool, backend }
     }
 
     /// The database behind the store.

@@ -30,6 +30,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -183,18 +184,67 @@ pub struct Tracker {
     live: ArcSwap<Live>,
     pending: Mutex<Pending>,
     max_pending_events: usize,
+    /// The last round with the database succeeded.
+    online: AtomicBool,
+    /// The flags were read from the database at least once.
+    loaded: AtomicBool,
 }
 
 impl Tracker {
     /// A tracker over `store`, starting from its current snapshot.
     pub async fn start(store: Store) -> Result<Tracker, StoreError> {
         let snapshot = store.snapshot().await?;
-        Ok(Tracker {
+        Ok(Tracker::with_snapshot(store, snapshot, true))
+    }
+
+    /// A tracker that could not read the database: it starts from `flags` (those the site
+    /// defines in code, at epoch 0 with zero totals) and reads the database at the first
+    /// [`tick`](Self::tick) that reaches it. Until then it is offline.
+    pub fn offline(store: Store, flags: Vec<crate::engine::Flag>) -> Tracker {
+        let snapshot = Snapshot {
+            config_version: i64::MIN,
+            flags: flags
+                .into_iter()
+                .map(|flag| StoredFlag {
+                    totals: vec![ArmTotals::default(); flag.arms().len()],
+                    flag,
+                    epoch: 0,
+                    winner_locked_at: None,
+                    created_at: 0,
+                    updated_at: 0,
+                })
+                .collect(),
+        };
+        Tracker::with_snapshot(store, snapshot, false)
+    }
+
+    fn with_snapshot(store: Store, snapshot: Snapshot, loaded: bool) -> Tracker {
+        Tracker {
             store,
             live: ArcSwap::from_pointee(Live::new(snapshot)),
             pending: Mutex::default(),
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
-        })
+            online: AtomicBool::new(loaded),
+            loaded: AtomicBool::new(loaded),
+        }
+    }
+
+    /// Whether the last round with the database succeeded. While offline, the fairing
+    /// gives visitors without an arm the control, and counts only those who have one.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Whether the flags were ever read from the database (false after [`offline`](Self::offline)
+    /// until a tick reaches the database).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Increments (flag and arm pairs) and activity-log entries waiting to be written.
+    pub fn pending(&self) -> (usize, usize) {
+        let pending = self.lock_pending();
+        (pending.counts.len(), pending.events.len())
     }
 
     /// Keeps at most `max` activity-log entries in memory while flushes fail.
@@ -344,6 +394,7 @@ impl Tracker {
     pub async fn reload(&self) -> Result<(), StoreError> {
         let snapshot = self.store.snapshot().await?;
         self.live.store(Arc::new(Live::new(snapshot)));
+        self.loaded.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -373,6 +424,17 @@ impl Tracker {
     /// One round of the flush loop: flush, refresh, lock winners. Run it every flush
     /// interval and once more at shutdown.
     pub async fn tick(&self, now: i64) -> Result<FlushReport, StoreError> {
+        let result = self.round(now).await;
+        self.online.store(result.is_ok(), Ordering::Release);
+        result
+    }
+
+    async fn round(&self, now: i64) -> Result<FlushReport, StoreError> {
+        if !self.is_loaded() {
+            // Started offline: the tables may not even exist yet.
+            self.store.migrate().await?;
+            self.reload().await?;
+        }
         let report = self.flush().await?;
         self.refresh().await?;
         self.lock_winners(now).await?;
