@@ -47,22 +47,31 @@ use rocket_db_pools::Database;
 use crate::api;
 use crate::config::Config;
 use crate::database::BanditsDatabase;
-use crate::engine::visitor::{Assigned, VisitorState};
+use crate::database::LAZY_KEY;
+use crate::engine::targeting::{preferred_language, Decision, User, Visitor as TargetedVisitor};
+use crate::engine::visitor::{Assigned, OverrideKind, VisitorState};
 use crate::engine::Flag;
 use crate::store::{EventKind, StoreError, StoredFlag};
 use crate::track::{Live, Tracker};
+
+/// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
+pub const QUERY_PREFIX: &str = "bandits_";
+/// `?bandits_force=<flag>:<arm>,...` forces arms for a privileged request.
+const FORCE_KEY: &str = "force";
 
 /// How long a visitor cookie lasts in the browser.
 const COOKIE_DAYS: i64 = 365;
 /// Unknown flag names warned about, at most; past it, unknown names are not remembered.
 const MAX_WARNED_NAMES: usize = 1_000;
 
-type SignedInCheck = dyn Fn(&Request<'_>) -> bool + Send + Sync;
+type UserHook = dyn Fn(&Request<'_>) -> Option<User> + Send + Sync;
+type PrivilegeHook = dyn Fn(&Request<'_>) -> bool + Send + Sync;
 
 /// The plugin's fairing. Attach it once: `rocket::build().attach(Bandits::fairing())`.
 ///
 /// ```
 /// use bandits::engine::{FlagDefinition, Policy};
+/// use bandits::engine::targeting::User;
 /// use bandits::Bandits;
 ///
 /// let headline = FlagDefinition::new("headline-flag")
@@ -74,22 +83,30 @@ type SignedInCheck = dyn Fn(&Request<'_>) -> bool + Send + Sync;
 /// let fairing = Bandits::fairing()
 ///     // created at ignition if the database has no flag of that name; never overwritten
 ///     .with_flag(headline)
-///     // who is signed in, for flags that leave signed-in visitors out
-///     .signed_in(|request| request.cookies().get_private("session").is_some());
+///     // who is signed in, for targeting (staff, users, groups) and `exclude_signed_in`
+///     .user(|request| {
+///         let session = request.cookies().get_private("session")?;
+///         Some(User::new(session.value()).in_groups(["beta"]))
+///     })
+///     // who may force arms with ?bandits_force=flag:arm (nobody, by default)
+///     .privileged(|request| request.headers().get_one("X-QA-Token") == Some("let-me-in"));
 /// let rocket = rocket::build().attach(fairing);
 /// ```
 pub struct Bandits {
     flags: Vec<Flag>,
-    signed_in: Option<Arc<SignedInCheck>>,
+    user: Option<Arc<UserHook>>,
+    privileged: Option<Arc<PrivilegeHook>>,
     runtime: Arc<OnceLock<Arc<Runtime>>>,
 }
 
 impl Bandits {
-    /// The fairing, with no flag created at ignition and no signed-in check.
+    /// The fairing, with no flag created at ignition, no user hook and no privileged
+    /// requests.
     pub fn fairing() -> Bandits {
         Bandits {
             flags: Vec::new(),
-            signed_in: None,
+            user: None,
+            privileged: None,
             runtime: Arc::new(OnceLock::new()),
         }
     }
@@ -102,14 +119,28 @@ impl Bandits {
         self
     }
 
-    /// Tells the plugin whether a request comes from a signed-in user, for the flags that
-    /// leave signed-in visitors out (`exclude_signed_in`). Without it, every visitor is
-    /// treated as signed out.
-    pub fn signed_in(
+    /// Tells the plugin who the signed-in user of a request is (`None`: signed out), for
+    /// the targeting rules `authenticated`, `staff`, `superusers`, `users` and `groups`, and
+    /// for flags that leave signed-in visitors out (`exclude_signed_in`). Without it every
+    /// visitor is signed out. Called once per request that concerns a flag.
+    pub fn user(
         mut self,
-        check: impl Fn(&Request<'_>) -> bool + Send + Sync + 'static,
+        hook: impl Fn(&Request<'_>) -> Option<User> + Send + Sync + 'static,
     ) -> Self {
-        self.signed_in = Some(Arc::new(check));
+        self.user = Some(Arc::new(hook));
+        self
+    }
+
+    /// Tells the plugin which requests may force arms with
+    /// `?bandits_force=<flag>:<arm>,...` (django-proctor's force groups), for QA. Off by
+    /// default: without this hook the parameter is ignored. Forced visitors see the arm
+    /// they asked for, remembered in their cookie, and are never counted;
+    /// `?bandits_force=` (empty) clears it.
+    pub fn privileged(
+        mut self,
+        hook: impl Fn(&Request<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.privileged = Some(Arc::new(hook));
         self
     }
 }
@@ -118,10 +149,20 @@ impl Bandits {
 pub(crate) struct Runtime {
     pub(crate) config: Config,
     pub(crate) tracker: Tracker,
-    signed_in: Option<Arc<SignedInCheck>>,
+    /// The flags defined in code, created whenever the database is first reached.
+    flags: Vec<Flag>,
+    user: Option<Arc<UserHook>>,
+    privileged: Option<Arc<PrivilegeHook>>,
     secure: bool,
     in_flight: AtomicUsize,
     warned: Mutex<HashSet<String>>,
+    outage: Mutex<Option<Outage>>,
+}
+
+/// A database outage in progress, for its warnings.
+struct Outage {
+    since: Instant,
+    last_warning: Instant,
 }
 
 /// The runtime as Rocket state, for the request guard and the API.
@@ -139,14 +180,55 @@ impl Runtime {
         }
     }
 
-    /// One round of the flush loop, logging a failure instead of returning it.
+    /// One round of the flush loop. A failure is logged at most once per warning
+    /// interval, with what is waiting in memory; the recovery is logged too.
     async fn tick(&self) {
-        if let Err(error) = self.tracker.tick(now_ms()).await {
-            log::warn!(
-                "rocket-bandits: could not write counts to the database ({error}); \
-                 they are kept in memory and written at the next flush"
-            );
+        if !self.tracker.is_loaded() {
+            // Started without the database: create the flags defined in code once it
+            // answers, before the tick reads every flag.
+            ensure_flags(self.tracker.store(), &self.flags).await.ok();
         }
+        let result = self.tracker.tick(now_ms()).await;
+        let mut outage = lock(&self.outage);
+        match (result, outage.as_mut()) {
+            (Ok(_), None) => {}
+            (Ok(_), Some(ended)) => {
+                log::warn!(
+                    "rocket-bandits: the database answers again after {:.1} s; the counts \
+                     kept meanwhile are written",
+                    ended.since.elapsed().as_secs_f64()
+                );
+                *outage = None;
+            }
+            (Err(error), None) => {
+                self.warn_outage(&error, None);
+                let now = Instant::now();
+                *outage = Some(Outage {
+                    since: now,
+                    last_warning: now,
+                });
+            }
+            (Err(error), Some(ongoing)) => {
+                if ongoing.last_warning.elapsed() >= self.config.warning_interval() {
+                    self.warn_outage(&error, Some(ongoing.since.elapsed()));
+                    ongoing.last_warning = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn warn_outage(&self, error: &StoreError, lasting: Option<Duration>) {
+        let (counts, events) = self.tracker.pending();
+        let dropped = self.tracker.dropped_events();
+        let lasting = lasting
+            .map(|d| format!(" for {:.0} s", d.as_secs_f64()))
+            .unwrap_or_default();
+        log::warn!(
+            "rocket-bandits: the database is unreachable{lasting} ({error}). The site \
+             keeps serving: visitors with an arm keep it, new visitors see the control. \
+             Waiting in memory: counts of {counts} arms, {events} activity-log entries \
+             ({dropped} dropped past bandits.max_pending_events)."
+        );
     }
 }
 
@@ -163,6 +245,25 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Creates the flags defined in code that the database does not have.
+async fn ensure_flags(store: &crate::store::Store, flags: &[Flag]) -> Result<(), StoreError> {
+    for flag in flags {
+        match store.create_flag(flag, now_ms()).await {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Reads the database for the first time: its tables, the flags defined in code, then
+/// every flag and its totals.
+async fn first_load(store: &crate::store::Store, flags: &[Flag]) -> Result<Tracker, StoreError> {
+    store.migrate().await?;
+    ensure_flags(store, flags).await?;
+    Tracker::start(store.clone()).await
 }
 
 /// Fails ignition with `message` as the failing fairing's name, so Rocket's launch error
@@ -189,11 +290,17 @@ impl Fairing for Bandits {
             Err(error) => return Ok(fail_ignition(rocket, error.to_string())),
         };
         let mut rocket = rocket.manage(config.clone());
+        if !config.require_database() {
+            // Let the pool open without reaching the database; the tracker below decides.
+            let figment = rocket.figment().clone().merge((LAZY_KEY, true));
+            rocket = rocket.configure(figment);
+        }
         if rocket.state::<BanditsDatabase>().is_none() {
             rocket = rocket.attach(BanditsDatabase::init());
         }
         let flags = self.flags.clone();
-        let signed_in = self.signed_in.clone();
+        let user = self.user.clone();
+        let privileged = self.privileged.clone();
         let slot = Arc::clone(&self.runtime);
         // Runs after the database's own ignition, which the line above queued.
         let start = AdHoc::try_on_ignite("rocket-bandits tracker", move |rocket| async move {
@@ -202,24 +309,26 @@ impl Fairing for Bandits {
                 return Err(rocket);
             };
             let store = database.store().clone();
-            for flag in &flags {
-                match store.create_flag(flag, now_ms()).await {
-                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
-                    Err(error) => {
-                        let message = format!("could not create flag {:?}: {error}", flag.name());
-                        return Ok(fail_ignition(rocket, message));
-                    }
-                }
-            }
-            let tracker = match Tracker::start(store).await {
+            let tracker = match first_load(&store, &flags).await {
                 Ok(tracker) => tracker,
+                Err(error) if !config.require_database() => {
+                    log::warn!(
+                        "rocket-bandits: the database is unreachable ({error}); starting on \
+                         the {} flag(s) defined in code, every visitor seeing the control, \
+                         until it answers (bandits.require_database = false)",
+                        flags.len()
+                    );
+                    Tracker::offline(store, flags.clone())
+                }
                 Err(error) => {
-                    return Ok(fail_ignition(
-                        rocket,
-                        format!("could not load flags: {error}"),
-                    ))
+                    let message = format!(
+                        "could not read the flags: {error} (set bandits.require_database = \
+                         false to start without the database)"
+                    );
+                    return Ok(fail_ignition(rocket, message));
                 }
             };
+            let tracker = tracker.with_max_pending_events(config.max_pending_events());
             let tls = rocket
                 .figment()
                 .extract::<rocket::Config>()
@@ -228,9 +337,12 @@ impl Fairing for Bandits {
                 secure: config.secure_cookie(tls),
                 config,
                 tracker,
-                signed_in,
+                flags,
+                user,
+                privileged,
                 in_flight: AtomicUsize::new(0),
                 warned: Mutex::new(HashSet::new()),
+                outage: Mutex::new(None),
             });
             // A second ignition of the same fairing value keeps the first runtime.
             let runtime = Arc::clone(slot.get_or_init(|| runtime));
@@ -275,11 +387,22 @@ impl Fairing for Bandits {
         };
         let path = request.uri().path();
         let live = runtime.tracker.live();
-        if !live.concerns(path.as_str()) || runtime.config.is_excluded_path(path.as_str()) {
+        let query = request
+            .uri()
+            .query()
+            .filter(|query| query.as_str().contains(QUERY_PREFIX));
+        let on_page =
+            live.concerns(path.as_str()) && !runtime.config.is_excluded_path(path.as_str());
+        if !on_page && query.is_none() {
             return;
         }
         let visit = Visit::of(request, runtime);
-        visit.on_page(&live);
+        if let Some(query) = query {
+            visit.apply_query(&live, query.segments());
+        }
+        if on_page {
+            visit.on_page(&live);
+        }
         visit.persist(request.cookies());
     }
 
@@ -346,12 +469,20 @@ impl Fairing for Bandits {
         while runtime.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        match runtime.tracker.flush().await {
-            Ok(_) => {}
-            Err(error) => log::error!(
-                "rocket-bandits: the last flush failed ({error}); the counts since the \
-                 previous flush are lost"
-            ),
+        // The database may be away: keep trying until the grace period ends.
+        loop {
+            match runtime.tracker.flush().await {
+                Ok(_) => break,
+                Err(error) if Instant::now() >= deadline => {
+                    let (counts, events) = runtime.tracker.pending();
+                    log::error!(
+                        "rocket-bandits: the last flush failed ({error}); lost: counts of \
+                         {counts} arms and {events} activity-log entries"
+                    );
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
         runtime.tracker.store().pool().close().await;
     }
@@ -381,10 +512,18 @@ struct VisitInner {
     visitor: VisitorState,
     /// A bot: sees the controls, given no arm, never counted.
     bot: bool,
-    /// The site says the visitor is signed in.
-    signed_in: bool,
+    /// The signed-in user, as the site's hook reports them.
+    user: Option<User>,
+    /// The site's hook deems the request privileged: it may force arms.
+    privileged: bool,
+    /// The preferred language of Accept-Language.
+    language: Option<String>,
     /// This request may count (not an excluded path, not `HEAD`).
     counts_here: bool,
+    /// The database answered at the last flush: new visitors may be given arms.
+    online: bool,
+    /// The request's time, for rollouts.
+    now: i64,
     /// The visitor changed and the cookie must be written.
     dirty: bool,
     pending: Vec<PendingEvent>,
@@ -394,6 +533,16 @@ struct VisitInner {
 pub(crate) struct Seen {
     pub(crate) index: usize,
     pub(crate) name: String,
+}
+
+impl Seen {
+    fn of(flag: &Flag, index: usize) -> Seen {
+        let index = index.min(flag.arms().len().saturating_sub(1));
+        Seen {
+            index,
+            name: flag.arms()[index].name.clone(),
+        }
+    }
 }
 
 impl Drop for Visit {
@@ -421,10 +570,16 @@ impl Visit {
             .and_then(|cookie| VisitorState::decode(cookie.value()))
             .unwrap_or_else(|| VisitorState::new(&mut rand::rng()));
         let bot = config.is_excluded_user_agent(request.headers().get_one("User-Agent"));
-        let signed_in = runtime
-            .signed_in
+        let user = runtime.user.as_ref().and_then(|hook| hook(request));
+        let privileged = runtime
+            .privileged
             .as_ref()
-            .is_some_and(|check| check(request));
+            .is_some_and(|hook| hook(request));
+        let language = request
+            .headers()
+            .get_one("Accept-Language")
+            .and_then(preferred_language)
+            .map(str::to_string);
         let counts_here = !matches!(request.method(), Method::Head | Method::Options)
             && !config.is_excluded_path(&path);
         Visit {
@@ -433,8 +588,12 @@ impl Visit {
             inner: Mutex::new(VisitInner {
                 visitor,
                 bot,
-                signed_in,
+                user,
+                privileged,
+                language,
                 counts_here,
+                online: runtime.tracker.is_online(),
+                now: now_ms(),
                 dirty: false,
                 pending: Vec::new(),
             }),
@@ -464,6 +623,59 @@ impl Visit {
         }
     }
 
+    /// Testing overrides (`?bandits_<flag>=<arm>`) and forced arms
+    /// (`?bandits_force=<flag>:<arm>,...`) from the query string. Anything not allowed or
+    /// not understood is ignored.
+    fn apply_query<'a>(&self, live: &Live, segments: impl Iterator<Item = (&'a str, &'a str)>) {
+        let mut inner = self.lock();
+        for (key, value) in segments {
+            let Some(name) = key.strip_prefix(QUERY_PREFIX) else {
+                continue;
+            };
+            let value = value.trim();
+            if name == FORCE_KEY {
+                if !inner.privileged {
+                    continue;
+                }
+                if value.is_empty() {
+                    inner.dirty |= inner.visitor.clear_overrides(OverrideKind::Forced);
+                    continue;
+                }
+                for pair in value.split(',') {
+                    let Some((flag, arm)) = pair.split_once(':') else {
+                        continue;
+                    };
+                    let (flag, arm) = (flag.trim(), arm.trim());
+                    if live
+                        .flag(flag)
+                        .is_some_and(|stored| stored.flag.arm_index(arm).is_some())
+                    {
+                        inner.set_override(flag, arm, OverrideKind::Forced);
+                    }
+                }
+            } else if let Some(stored) = live.flag(name) {
+                let flag = &stored.flag;
+                if !flag.targeting().testing {
+                    continue;
+                }
+                if value.is_empty() {
+                    inner.dirty |= inner.visitor.clear_override(name);
+                    continue;
+                }
+                // An arm's name, or waffle's 1 and 0 for the first arm after the control
+                // and the control.
+                let arm = match (flag.arm_index(value), value) {
+                    (Some(index), _) => index,
+                    (None, "1") => 1,
+                    (None, "0") => 0,
+                    (None, _) => continue,
+                };
+                let arm = flag.arms()[arm.min(flag.arms().len() - 1)].name.clone();
+                inner.set_override(name, &arm, OverrideKind::Testing);
+            }
+        }
+    }
+
     /// The visitor's arm in `stored`, given now if they have none. `expose` counts the
     /// visitor as a view of it (once).
     pub(crate) fn arm(&self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
@@ -479,22 +691,35 @@ impl Visit {
             .count()
     }
 
-    /// The visitor's assignments in the flags `live` knows, as `flag:arm` joined by commas.
+    /// The arm the visitor sees in each flag `live` knows that they hold or asked for, as
+    /// `flag:arm` joined by commas.
     pub(crate) fn describe(&self, live: &Live) -> String {
         let inner = self.lock();
-        let mut out = String::new();
+        let mut seen: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
         for (flag, assigned) in inner.visitor.iter() {
             let current = live.flag(flag).is_some_and(|stored| {
                 stored.epoch == assigned.epoch && stored.flag.arm_index(&assigned.arm).is_some()
             });
             if current {
-                if !out.is_empty() {
-                    out.push(',');
-                }
-                out.push_str(flag);
-                out.push(':');
-                out.push_str(&assigned.arm);
+                seen.insert(flag, &assigned.arm);
             }
+        }
+        for (flag, arm, _) in inner.visitor.overrides() {
+            if live
+                .flag(flag)
+                .is_some_and(|stored| inner.overridden(&stored.flag).is_some())
+            {
+                seen.insert(flag, arm);
+            }
+        }
+        let mut out = String::new();
+        for (flag, arm) in seen {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(flag);
+            out.push(':');
+            out.push_str(arm);
         }
         out
     }
@@ -520,14 +745,70 @@ impl Visit {
 }
 
 impl VisitInner {
+    /// Remembers an override, unless the cookie is full.
+    fn set_override(&mut self, flag: &str, arm: &str, kind: OverrideKind) {
+        let before = self
+            .visitor
+            .override_for(flag)
+            .map(|(a, k)| (a.to_string(), k));
+        self.visitor.set_override(flag, arm, kind);
+        if self.visitor.fits() {
+            self.dirty = true;
+        } else {
+            match before {
+                Some((arm, kind)) => self.visitor.set_override(flag, arm, kind),
+                None => {
+                    self.visitor.clear_override(flag);
+                }
+            }
+        }
+    }
+
+    /// The arm the visitor asked for in `flag`, where the flag (testing mode) or the
+    /// request (privileged) allows it.
+    fn overridden(&self, flag: &Flag) -> Option<usize> {
+        let (arm, kind) = self.visitor.override_for(flag.name())?;
+        let allowed = match kind {
+            OverrideKind::Testing => flag.targeting().testing,
+            OverrideKind::Forced => self.privileged,
+        };
+        if allowed {
+            flag.arm_index(arm)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the visitor enters `flag`'s experiment on this request: not overridden, not
+    /// switched for everyone, not a bot, not a signed-in user the flag leaves out, and let
+    /// in by the targeting rules.
+    fn enters(&self, flag: &Flag) -> Result<(), usize> {
+        if let Some(index) = self.overridden(flag) {
+            return Err(index);
+        }
+        let targeting = flag.targeting();
+        if let Some(everyone) = targeting.everyone {
+            return Err(usize::from(everyone));
+        }
+        if self.bot || (self.user.is_some() && flag.exclude_signed_in()) {
+            return Err(0);
+        }
+        let who = TargetedVisitor {
+            id: self.visitor.id(),
+            user: self.user.as_ref(),
+            language: self.language.as_deref(),
+        };
+        match targeting.decide(flag.name(), &who, self.now) {
+            Decision::Enter => Ok(()),
+            Decision::Everyone(index) => Err(index),
+            Decision::Out => Err(0),
+        }
+    }
+
     fn arm(&mut self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
         let flag = &stored.flag;
-        let control = Seen {
-            index: 0,
-            name: flag.control().name.clone(),
-        };
-        if self.bot || (self.signed_in && flag.exclude_signed_in()) {
-            return control;
+        if let Err(index) = self.enters(flag) {
+            return Seen::of(flag, index);
         }
         let held = self
             .visitor
@@ -546,9 +827,13 @@ impl VisitInner {
                 winner
             }
             (Some((index, _)), _) => index,
+            // The database is away: the totals may be stale and the flag may have changed.
+            // Show the control and remember nothing, so the visitor is assigned properly
+            // once it is back.
+            (None, _) if !self.online => return Seen::of(flag, 0),
             (None, _) => {
                 let Some(choice) = Live::choose(stored, &mut rand::rng()) else {
-                    return control;
+                    return Seen::of(flag, 0);
                 };
                 self.visitor
                     .insert(flag.name(), Assigned::new(stored.epoch, choice.arm_name));
@@ -558,7 +843,7 @@ impl VisitInner {
                     self.visitor.retain(|name, _| live.flag(name).is_some());
                     if !self.visitor.fits() {
                         self.visitor.remove(flag.name());
-                        return control;
+                        return Seen::of(flag, 0);
                     }
                 }
                 self.dirty = true;
@@ -579,16 +864,13 @@ impl VisitInner {
                 }
             }
         }
-        Seen {
-            index,
-            name: flag.arms()[index].name.clone(),
-        }
+        Seen::of(flag, index)
     }
 
-    /// Counts a conversion of `stored` if the visitor was counted as a view of it and has
-    /// not converted; returns whether it did.
+    /// Counts a conversion of `stored` if the visitor was counted as a view of it, is
+    /// still in its experiment, and has not converted; returns whether it did.
     fn reach_goal(&mut self, stored: &StoredFlag) -> bool {
-        if self.bot || !self.counts_here || (self.signed_in && stored.flag.exclude_signed_in()) {
+        if !self.counts_here || self.enters(&stored.flag).is_err() {
             return false;
         }
         let Some(assigned) = self.visitor.get_mut(stored.flag.name()) else {

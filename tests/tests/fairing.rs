@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bandits::engine::targeting::User;
 use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::{EventQuery, Store};
 use bandits::{Bandits, Flags};
@@ -167,7 +168,7 @@ fn site_with(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
     let fairing = flags()
         .into_iter()
         .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag))
-        .signed_in(|request| request.headers().contains("X-Signed-In"));
+        .user(|request| request.headers().get_one("X-Signed-In").map(User::new));
     rocket::custom(figment).attach(fairing).mount(
         "/",
         routes![
