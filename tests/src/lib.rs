@@ -9,6 +9,9 @@
 //! created for that test alone and dropped afterwards, even when the test fails. Without
 //! the variable the PostgreSQL run is skipped with a line saying so.
 
+pub mod browser;
+pub mod proxy;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 

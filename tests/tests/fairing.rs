@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bandits::engine::targeting::User;
 use bandits::engine::{FlagDefinition, Policy};
-use bandits::store::{EventQuery, Store};
+use bandits::store::EventQuery;
 use bandits::{Bandits, Flags};
 use bandits_integration_tests::each_database;
 use rocket::figment::value::Value;
@@ -15,12 +15,9 @@ use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
 use rocket::{get, post, routes, Build, Rocket};
 
-const TOKEN: &str = "test-admin-token-0123456789";
-/// Instances sharing a database share their secret key, as a load-balanced site does.
-const SECRET_KEY: &str = "5d1c3e8b9a7f60142e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29180706f5e4d3";
-const BROWSER: &str =
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
-const COOKIE: &str = "bandits";
+use bandits_integration_tests::browser::{
+    sum, totals, Visitor, BROWSER, COOKIE, SECRET_KEY, TOKEN,
+};
 
 #[get("/")]
 fn home(flags: Flags<'_>) -> String {
@@ -183,80 +180,6 @@ async fn start(url: &str) -> Client {
         .expect("the site ignites")
 }
 
-/// A browser: its own cookie, sent back on every request.
-#[derive(Default, Clone)]
-struct Visitor {
-    cookie: Option<String>,
-    user_agent: Option<&'static str>,
-}
-
-struct Answer {
-    status: Status,
-    body: String,
-    set_cookie: Option<Cookie<'static>>,
-}
-
-impl Visitor {
-    fn browser() -> Visitor {
-        Visitor {
-            cookie: None,
-            user_agent: Some(BROWSER),
-        }
-    }
-
-    async fn send(&mut self, client: &Client, method: &str, path: &str) -> Answer {
-        let mut request = match method {
-            "GET" => client.get(path.to_string()),
-            "POST" => client.post(path.to_string()),
-            "HEAD" => client.head(path.to_string()),
-            other => panic!("{other}"),
-        };
-        if let Some(agent) = self.user_agent {
-            request = request.header(Header::new("User-Agent", agent));
-        }
-        if let Some(value) = &self.cookie {
-            request = request.cookie(Cookie::new(COOKIE, value.clone()));
-        }
-        let response = request.dispatch().await;
-        let status = response.status();
-        let set_cookie = response.cookies().get(COOKIE).cloned();
-        if let Some(cookie) = &set_cookie {
-            self.cookie = Some(cookie.value().to_string());
-        }
-        let body = response.into_string().await.unwrap_or_default();
-        Answer {
-            status,
-            body,
-            set_cookie,
-        }
-    }
-
-    async fn get(&mut self, client: &Client, path: &str) -> Answer {
-        self.send(client, "GET", path).await
-    }
-}
-
-/// The stored (views, conversions) of each arm of `flag`, after the instances shut down.
-async fn totals(store: &Store, flag: &str) -> HashMap<String, (u64, u64)> {
-    let stored = store.flag(flag).await.expect("the flag exists");
-    stored
-        .flag
-        .arms()
-        .iter()
-        .zip(&stored.totals)
-        .map(|(arm, totals)| (arm.name.clone(), (totals.views, totals.conversions)))
-        .collect()
-}
-
-async fn sum(store: &Store, flag: &str) -> (u64, u64) {
-    totals(store, flag)
-        .await
-        .values()
-        .fold((0, 0), |(v, c), (views, conversions)| {
-            (v + views, c + conversions)
-        })
-}
-
 #[tokio::test]
 async fn a_visitor_keeps_one_arm_and_counts_once() {
     each_database(|store, url| async move {
@@ -405,6 +328,7 @@ async fn excluded_paths_bots_404s_and_error_pages_count_nothing() {
             let mut bot = Visitor {
                 cookie: None,
                 user_agent: agent,
+                headers: Vec::new(),
             };
             for _ in 0..5 {
                 let answer = bot.get(&client, "/").await;
@@ -462,6 +386,7 @@ async fn a_tampered_or_foreign_cookie_makes_a_new_visitor() {
             let mut forged = Visitor {
                 cookie: Some(value.clone()),
                 user_agent: Some(BROWSER),
+                headers: Vec::new(),
             };
             let answer = forged.get(&client, "/").await;
             assert_eq!(answer.status, Status::Ok, "{value}");
