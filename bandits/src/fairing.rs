@@ -524,6 +524,9 @@ struct VisitInner {
     online: bool,
     /// The request's time, for rollouts.
     now: i64,
+    /// The visitor id is new (no valid cookie came): it must be written as soon as a
+    /// decision depends on it, or the visitor's percent bucket would change next time.
+    fresh: bool,
     /// The visitor changed and the cookie must be written.
     dirty: bool,
     pending: Vec<PendingEvent>,
@@ -564,11 +567,12 @@ impl Visit {
         runtime.in_flight.fetch_add(1, Ordering::AcqRel);
         let config = &runtime.config;
         let path = request.uri().path().as_str().to_string();
-        let visitor = request
+        let known = request
             .cookies()
             .get_private(config.cookie_name())
-            .and_then(|cookie| VisitorState::decode(cookie.value()))
-            .unwrap_or_else(|| VisitorState::new(&mut rand::rng()));
+            .and_then(|cookie| VisitorState::decode(cookie.value()));
+        let fresh = known.is_none();
+        let visitor = known.unwrap_or_else(|| VisitorState::new(&mut rand::rng()));
         let bot = config.is_excluded_user_agent(request.headers().get_one("User-Agent"));
         let user = runtime.user.as_ref().and_then(|hook| hook(request));
         let privileged = runtime
@@ -594,6 +598,7 @@ impl Visit {
                 counts_here,
                 online: runtime.tracker.is_online(),
                 now: now_ms(),
+                fresh,
                 dirty: false,
                 pending: Vec::new(),
             }),
@@ -807,6 +812,10 @@ impl VisitInner {
 
     fn arm(&mut self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
         let flag = &stored.flag;
+        if self.fresh && !self.bot {
+            self.fresh = false;
+            self.dirty = true;
+        }
         if let Err(index) = self.enters(flag) {
             return Seen::of(flag, index);
         }

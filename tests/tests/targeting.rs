@@ -1,0 +1,337 @@
+//! Targeting, testing overrides and force groups as a site uses them, on SQLite and
+//! (with BANDITS_TEST_POSTGRES_URL) PostgreSQL. Every flag here splits 0:1, so a visitor who
+//! enters the experiment sees `on` and is counted, and one who does not sees `off` and is
+//! not: the body and the counters tell who entered.
+
+use bandits::engine::targeting::{Rollout, Targeting, User};
+use bandits::engine::{Flag, FlagDefinition, Policy};
+use bandits::Bandits;
+use bandits::Flags;
+use bandits_integration_tests::browser::{sum, totals, Visitor, SECRET_KEY};
+use bandits_integration_tests::each_database;
+use rocket::local::asynchronous::Client;
+use rocket::{get, routes};
+
+/// Reads a flag (none has a source path, so the first read exposes the visitor).
+#[get("/peek/<name>")]
+fn peek(flags: Flags<'_>, name: &str) -> String {
+    flags.variant(name).unwrap_or_else(|| "none".into())
+}
+
+#[get("/all")]
+fn all(flags: Flags<'_>) -> String {
+    flags.to_string()
+}
+
+fn flag(name: &str, targeting: Targeting) -> Flag {
+    FlagDefinition {
+        targeting,
+        ..FlagDefinition::new(name)
+            .with_policy(Policy::Split {
+                weights: vec![0.0, 1.0],
+            })
+            .with_goal_event("goal")
+    }
+    .validate()
+    .expect("a valid test flag")
+}
+
+fn flags() -> Vec<Flag> {
+    let hour = 3_600_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let rules = |f: fn(&mut Targeting)| {
+        let mut targeting = Targeting::default();
+        f(&mut targeting);
+        targeting
+    };
+    vec![
+        flag("open", Targeting::default()),
+        flag("launch", rules(|t| t.everyone = Some(true))),
+        flag(
+            "kill",
+            rules(|t| {
+                t.everyone = Some(false);
+                t.staff = true;
+            }),
+        ),
+        flag("signed-in", rules(|t| t.authenticated = true)),
+        flag("staff", rules(|t| t.staff = true)),
+        flag("superusers", rules(|t| t.superusers = true)),
+        flag("alice", rules(|t| t.users = vec!["alice".into()])),
+        flag("beta", rules(|t| t.groups = vec!["beta".into()])),
+        flag("french", rules(|t| t.languages = vec!["fr".into()])),
+        flag("tenth", rules(|t| t.percent = Some(10.0))),
+        flag(
+            "staff-or-half",
+            rules(|t| {
+                t.staff = true;
+                t.percent = Some(50.0);
+            }),
+        ),
+        flag(
+            "ramp-done",
+            Targeting {
+                percent: Some(100.0),
+                rollout: Some(Rollout {
+                    start: now - 2 * hour,
+                    end: now - hour,
+                }),
+                ..Targeting::default()
+            },
+        ),
+        flag(
+            "ramp-later",
+            Targeting {
+                rollout: Some(Rollout {
+                    start: now + hour,
+                    end: now + 2 * hour,
+                }),
+                ..Targeting::default()
+            },
+        ),
+        flag("qa", rules(|t| t.testing = true)),
+        flag(
+            "qa-launched",
+            rules(|t| {
+                t.testing = true;
+                t.everyone = Some(true);
+            }),
+        ),
+    ]
+}
+
+async fn start(url: &str) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("databases.bandits.url", url))
+        .merge(("bandits.flush_interval_ms", 60_000))
+        .merge(("secret_key", SECRET_KEY))
+        .merge(("log_level", "off"));
+    let fairing = flags()
+        .into_iter()
+        .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag))
+        .user(|request| {
+            let headers = request.headers();
+            let id = headers.get_one("X-User")?;
+            let mut user = User::new(id);
+            user.staff = headers.contains("X-Staff");
+            user.superuser = headers.contains("X-Superuser");
+            user.groups = headers
+                .get_one("X-Groups")
+                .map(|groups| groups.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+            Some(user)
+        })
+        .privileged(|request| request.headers().get_one("X-QA") == Some("yes"));
+    let rocket = rocket::custom(figment)
+        .attach(fairing)
+        .mount("/", routes![peek, all]);
+    Client::untracked(rocket).await.expect("the site ignites")
+}
+
+fn with(headers: &[(&'static str, &str)]) -> Visitor {
+    Visitor {
+        headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        ..Visitor::browser()
+    }
+}
+
+/// What each kind of visitor sees in each flag: `on` means they entered (and were counted).
+#[tokio::test]
+async fn each_rule_lets_in_exactly_the_visitors_it_names() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let anonymous: &[(&str, &str)] = &[];
+        let bob: &[(&str, &str)] = &[("X-User", "bob")];
+        let staff: &[(&str, &str)] = &[("X-User", "sam"), ("X-Staff", "1")];
+        let boss: &[(&str, &str)] = &[("X-User", "boss"), ("X-Superuser", "1")];
+        let alice: &[(&str, &str)] = &[("X-User", "alice")];
+        let tester: &[(&str, &str)] = &[("X-User", "tess"), ("X-Groups", "ops,beta")];
+        let french: &[(&str, &str)] = &[("Accept-Language", "fr-CA, en;q=0.8")];
+        let english_first: &[(&str, &str)] = &[("Accept-Language", "en, fr;q=0.9")];
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("open", anonymous, "on"),
+            ("launch", anonymous, "on"),
+            ("launch", staff, "on"),
+            ("kill", staff, "off"),
+            ("signed-in", anonymous, "off"),
+            ("signed-in", bob, "on"),
+            ("staff", bob, "off"),
+            ("staff", staff, "on"),
+            ("superusers", staff, "off"),
+            ("superusers", boss, "on"),
+            ("alice", bob, "off"),
+            ("alice", alice, "on"),
+            ("beta", alice, "off"),
+            ("beta", tester, "on"),
+            ("french", english_first, "off"),
+            ("french", french, "on"),
+            ("staff-or-half", staff, "on"),
+            ("ramp-done", anonymous, "on"),
+            ("ramp-later", anonymous, "off"),
+            ("qa", anonymous, "on"),
+        ];
+        let mut entered: std::collections::HashMap<&str, u64> = Default::default();
+        for (flag, headers, expected) in cases {
+            let mut visitor = with(headers);
+            for _ in 0..3 {
+                let seen = visitor.get(&client, &format!("/peek/{flag}")).await.body;
+                assert_eq!(seen, *expected, "{flag} for {headers:?}");
+            }
+            if *expected == "on" && !matches!(*flag, "launch") {
+                *entered.entry(flag).or_default() += 1;
+            }
+        }
+        client.terminate().await;
+        for (flag, _, _) in cases {
+            let views = sum(&store, flag).await.0;
+            let expected = entered.get(flag).copied().unwrap_or(0);
+            assert_eq!(
+                views, expected,
+                "views of {flag}: switched or excluded visitors count"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn percent_is_stable_per_visitor_and_close_to_its_target() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let visitors = 10_000;
+        let mut inside = 0u64;
+        for i in 0..visitors {
+            let mut visitor = Visitor::browser();
+            let first = visitor.get(&client, "/peek/tenth").await.body;
+            if i % 10 == 0 {
+                // A sample comes back: same answer.
+                assert_eq!(visitor.get(&client, "/peek/tenth").await.body, first);
+            }
+            inside += u64::from(first == "on");
+        }
+        client.terminate().await;
+        let share = 100.0 * inside as f64 / f64::from(visitors);
+        assert!(
+            (8.0..=12.0).contains(&share),
+            "{share:.2}% entered, target 10%"
+        );
+        assert_eq!(totals(&store, "tenth").await["on"].0, inside);
+        assert_eq!(totals(&store, "tenth").await["off"].0, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn testing_overrides_stick_only_where_testing_is_on_and_never_count() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut tester = Visitor::browser();
+        assert_eq!(
+            tester.get(&client, "/peek/qa?bandits_qa=off").await.body,
+            "off"
+        );
+        // Sticky: later requests without the parameter keep it.
+        for _ in 0..3 {
+            assert_eq!(tester.get(&client, "/peek/qa").await.body, "off");
+        }
+        // Waffle's 1/0 spelling, and the override beats everyone = on.
+        assert_eq!(
+            tester
+                .get(&client, "/peek/qa-launched?bandits_qa-launched=0")
+                .await
+                .body,
+            "off"
+        );
+        assert_eq!(
+            tester.get(&client, "/all").await.body,
+            "qa:off,qa-launched:off"
+        );
+        // An empty value clears it: back to the bandit (0:1, so on) and counted.
+        assert_eq!(tester.get(&client, "/peek/qa?bandits_qa=").await.body, "on");
+        // Not allowed where testing is off, and unknown arms are ignored.
+        let mut other = Visitor::browser();
+        assert_eq!(
+            other.get(&client, "/peek/open?bandits_open=off").await.body,
+            "on"
+        );
+        assert_eq!(
+            other.get(&client, "/peek/qa?bandits_qa=purple").await.body,
+            "on"
+        );
+        client.terminate().await;
+        // The tester was counted once, after clearing; the other visitor once in each.
+        assert_eq!(totals(&store, "qa").await["on"], (2, 0));
+        assert_eq!(totals(&store, "qa").await["off"], (0, 0));
+        assert_eq!(sum(&store, "qa-launched").await, (0, 0));
+        assert_eq!(sum(&store, "open").await, (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn force_groups_need_a_privileged_request_and_never_count() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        // Not privileged: the parameter does nothing.
+        let mut visitor = Visitor::browser();
+        let seen = visitor
+            .get(&client, "/peek/open?bandits_force=open:off")
+            .await
+            .body;
+        assert_eq!(seen, "on");
+
+        let mut qa = with(&[("X-QA", "yes")]);
+        let forced = qa
+            .get(
+                &client,
+                "/peek/open?bandits_force=open:off,staff:on,nope:x,launch:off",
+            )
+            .await
+            .body;
+        assert_eq!(forced, "off");
+        assert_eq!(qa.get(&client, "/peek/staff").await.body, "on");
+        assert_eq!(qa.get(&client, "/peek/launch").await.body, "off");
+        assert_eq!(
+            qa.get(&client, "/all").await.body,
+            "launch:off,open:off,staff:on"
+        );
+
+        // Without the privilege the remembered force no longer applies.
+        let mut demoted = Visitor {
+            headers: Vec::new(),
+            ..qa.clone()
+        };
+        assert_eq!(demoted.get(&client, "/peek/staff").await.body, "off");
+
+        // An empty force clears it: the QA visitor is an ordinary visitor again.
+        assert_eq!(
+            qa.get(&client, "/peek/open?bandits_force=").await.body,
+            "on"
+        );
+        client.terminate().await;
+        // Counted: the unprivileged visitor and the QA visitor after clearing, in "open".
+        assert_eq!(totals(&store, "open").await["on"], (2, 0));
+        assert_eq!(totals(&store, "open").await["off"], (0, 0));
+        assert_eq!(sum(&store, "staff").await, (0, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bots_see_switched_flags_as_everyone_does_and_the_control_elsewhere() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut bot = Visitor {
+            user_agent: Some("Googlebot/2.1"),
+            ..Visitor::browser()
+        };
+        assert_eq!(bot.get(&client, "/peek/launch").await.body, "on");
+        assert_eq!(bot.get(&client, "/peek/open").await.body, "off");
+        client.terminate().await;
+        assert_eq!(sum(&store, "open").await, (0, 0));
+    })
+    .await;
+}
