@@ -143,15 +143,16 @@ fn with(headers: &[(&'static str, &str)]) -> Visitor {
 async fn each_rule_lets_in_exactly_the_visitors_it_names() {
     each_database(|store, url| async move {
         let client = start(&url).await;
-        let anonymous: &[(&str, &str)] = &[];
-        let bob: &[(&str, &str)] = &[("X-User", "bob")];
-        let staff: &[(&str, &str)] = &[("X-User", "sam"), ("X-Staff", "1")];
-        let boss: &[(&str, &str)] = &[("X-User", "boss"), ("X-Superuser", "1")];
-        let alice: &[(&str, &str)] = &[("X-User", "alice")];
-        let tester: &[(&str, &str)] = &[("X-User", "tess"), ("X-Groups", "ops,beta")];
-        let french: &[(&str, &str)] = &[("Accept-Language", "fr-CA, en;q=0.8")];
-        let english_first: &[(&str, &str)] = &[("Accept-Language", "en, fr;q=0.9")];
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Headers<'a> = &'a [(&'static str, &'static str)];
+        let anonymous: Headers = &[];
+        let bob: Headers = &[("X-User", "bob")];
+        let staff: Headers = &[("X-User", "sam"), ("X-Staff", "1")];
+        let boss: Headers = &[("X-User", "boss"), ("X-Superuser", "1")];
+        let alice: Headers = &[("X-User", "alice")];
+        let tester: Headers = &[("X-User", "tess"), ("X-Groups", "ops,beta")];
+        let french: Headers = &[("Accept-Language", "fr-CA, en;q=0.8")];
+        let english_first: Headers = &[("Accept-Language", "en, fr;q=0.9")];
+        let cases: &[(&str, Headers, &str)] = &[
             ("open", anonymous, "on"),
             ("launch", anonymous, "on"),
             ("launch", staff, "on"),

@@ -201,7 +201,7 @@ impl Targeting {
             self.authenticated
                 || (self.staff && user.staff)
                 || (self.superusers && user.superuser)
-                || self.users.iter().any(|id| *id == user.id)
+                || self.users.contains(&user.id)
                 || user.groups.iter().any(|group| self.groups.contains(group))
         });
         let by_language = visitor
