@@ -183,12 +183,22 @@ impl Runtime {
     /// One round of the flush loop. A failure is logged at most once per warning
     /// interval, with what is waiting in memory; the recovery is logged too.
     async fn tick(&self) {
-        if !self.tracker.is_loaded() {
-            // Started without the database: create the flags defined in code once it
-            // answers, before the tick reads every flag.
-            ensure_flags(self.tracker.store(), &self.flags).await.ok();
-        }
-        let result = self.tracker.tick(now_ms()).await;
+        let result = if self.tracker.is_loaded() {
+            self.tracker.tick(now_ms()).await
+        } else {
+            // Started without the database: once it answers, create the tables and the
+            // flags defined in code before the tick reads every flag.
+            let store = self.tracker.store();
+            match async {
+                store.migrate().await?;
+                ensure_flags(store, &self.flags).await
+            }
+            .await
+            {
+                Ok(()) => self.tracker.tick(now_ms()).await,
+                Err(error) => Err(error),
+            }
+        };
         let mut outage = lock(&self.outage);
         match (result, outage.as_mut()) {
             (Ok(_), None) => {}
