@@ -164,7 +164,30 @@ where
     F: Fn(Store, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    for kind in kinds() {
+    run_on(kinds(), test).await;
+}
+
+/// As [`each_database`], on PostgreSQL only (tests of what only a server can do: dropped
+/// connections, a closed port); skipped with a line saying so without
+/// `BANDITS_TEST_POSTGRES_URL`.
+pub async fn on_postgres<F, Fut>(test: F)
+where
+    F: Fn(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let postgres: Vec<Kind> = kinds()
+        .into_iter()
+        .filter(|kind| matches!(kind, Kind::Postgres(_)))
+        .collect();
+    run_on(postgres, test).await;
+}
+
+async fn run_on<F, Fut>(kinds: Vec<Kind>, test: F)
+where
+    F: Fn(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    for kind in kinds {
         let database = kind.create().await;
         let store = database.store().await;
         let outcome = tokio::spawn(test(store, database.url.clone())).await;
@@ -180,6 +203,13 @@ where
             }
         }
     }
+}
+
+/// The server URL of `BANDITS_TEST_POSTGRES_URL`, when set.
+pub fn postgres_server() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
 #[cfg(test)]
