@@ -315,7 +315,12 @@ impl Fairing for Bandits {
         // Runs after the database's own ignition, which the line above queued.
         let start = AdHoc::try_on_ignite("rocket-bandits tracker", move |rocket| async move {
             let Some(database) = BanditsDatabase::fetch(&rocket) else {
-                // The database fairing failed and said why.
+                // The database fairing failed and logged why; say what to do about it.
+                log::error!(
+                    "rocket-bandits: no database, so no launch. Check databases.bandits.url, \
+                     or set bandits.require_database = false to serve the site without it \
+                     (every visitor sees the control until the database answers)."
+                );
                 return Err(rocket);
             };
             let store = database.store().clone();

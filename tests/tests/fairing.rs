@@ -889,3 +889,39 @@ async fn a_locked_winner_is_shown_to_everyone_and_stops_counting_the_others() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn deleting_a_flag_visitors_hold_is_harmless() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let landing = visitor.get(&client, "/peek/landing-flag").await.body;
+        visitor.get(&client, "/").await;
+        let deleted = client
+            .delete("/bandits/api/flags/landing-flag")
+            .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+            .dispatch()
+            .await;
+        assert_eq!(deleted.status(), Status::NoContent);
+        drop(deleted);
+        // The page that read it still works; the flag reads as unknown.
+        let after = visitor.get(&client, "/peek/landing-flag").await;
+        assert_eq!(after.status, Status::Ok);
+        assert_eq!(after.body, "none|false|");
+        assert!(!landing.is_empty());
+        let all = visitor.get(&client, "/all").await.body;
+        assert!(
+            all.starts_with("headline:") && !all.contains("landing-flag"),
+            "{all}"
+        );
+        assert_eq!(visitor.get(&client, "/landing").await.status, Status::Ok);
+        assert_eq!(visitor.get(&client, "/contact").await.status, Status::Ok);
+        client.terminate().await;
+        assert!(
+            store.flag("landing-flag").await.is_err(),
+            "the flag stays deleted"
+        );
+        assert_eq!(sum(&store, "headline").await, (1, 1));
+    })
+    .await;
+}
