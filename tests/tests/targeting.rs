@@ -92,6 +92,14 @@ fn flags() -> Vec<Flag> {
                 ..Targeting::default()
             },
         ),
+        flag(
+            "staff-tenth",
+            rules(|t| {
+                t.staff = true;
+                t.percent = Some(10.0);
+                t.require_all = true;
+            }),
+        ),
         flag("qa", rules(|t| t.testing = true)),
         flag(
             "qa-launched",
@@ -333,6 +341,43 @@ async fn bots_see_switched_flags_as_everyone_does_and_the_control_elsewhere() {
         assert_eq!(bot.get(&client, "/peek/open").await.body, "off");
         client.terminate().await;
         assert_eq!(sum(&store, "open").await, (0, 0));
+    })
+    .await;
+}
+
+/// The rollout of the issue: a feature for 10% of signed-in staff, nobody else.
+#[tokio::test]
+async fn a_feature_reaches_ten_percent_of_signed_in_staff_and_nobody_else() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut staff_in = 0u64;
+        let staff_visitors = 3_000;
+        for i in 0..staff_visitors {
+            let mut visitor = with(&[("X-User", &format!("staff-{i}")), ("X-Staff", "1")]);
+            staff_in += u64::from(visitor.get(&client, "/peek/staff-tenth").await.body == "on");
+        }
+        for i in 0..300 {
+            let signed_in: Vec<(&'static str, String)> = vec![("X-User", format!("user-{i}"))];
+            let mut visitor = Visitor {
+                headers: signed_in,
+                ..Visitor::browser()
+            };
+            assert_eq!(visitor.get(&client, "/peek/staff-tenth").await.body, "off");
+            assert_eq!(
+                Visitor::browser()
+                    .get(&client, "/peek/staff-tenth")
+                    .await
+                    .body,
+                "off"
+            );
+        }
+        client.terminate().await;
+        let share = 100.0 * staff_in as f64 / f64::from(staff_visitors);
+        assert!(
+            (8.0..=12.0).contains(&share),
+            "{share:.2}% of staff entered, target 10%"
+        );
+        assert_eq!(sum(&store, "staff-tenth").await, (staff_in, 0));
     })
     .await;
 }

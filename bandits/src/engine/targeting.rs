@@ -12,8 +12,8 @@
 //! | `percent` | the visitor's bucket (0 to 100, fixed per visitor and flag) is below it |
 //! | `rollout` | as `percent`, rising linearly from 0 at `start` to `percent` (or 100) at `end` |
 //!
-//! With `everyone` unset, a visitor enters when **any** listed rule lets them in; a flag
-//! with no rule at all lets everyone in. Visitors who enter get an arm from the bandit and
+//! With `everyone` unset, a visitor enters when **any** listed rule lets them in (or,
+//! with `require_all`, when every one does); a flag with no rule at all lets everyone in. Visitors who enter get an arm from the bandit and
 //! are counted; the others see the control and are not.
 //!
 //! ```
@@ -85,6 +85,10 @@ pub struct Targeting {
     /// Visitors preferring these languages enter (`fr`, `de-CH`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub languages: Vec<String>,
+    /// `true`: a visitor enters only when **every** rule set lets them in ("10% of staff":
+    /// `staff` and `percent` 10). `false` (the default, as waffle): when any rule does.
+    #[serde(skip_serializing_if = "is_false")]
+    pub require_all: bool,
     /// Testing mode: `?bandits_<flag>=<arm>` gives the visitor that arm, remembered, and
     /// never counted (waffle's testing mode).
     #[serde(skip_serializing_if = "is_false")]
@@ -197,20 +201,39 @@ impl Targeting {
         if !self.has_rules() {
             return Decision::Enter;
         }
-        let by_user = visitor.user.is_some_and(|user| {
-            self.authenticated
-                || (self.staff && user.staff)
-                || (self.superusers && user.superuser)
-                || self.users.contains(&user.id)
-                || user.groups.iter().any(|group| self.groups.contains(group))
-        });
-        let by_language = visitor
-            .language
-            .is_some_and(|language| self.languages.iter().any(|l| language_matches(l, language)));
-        let by_share = self
-            .share_at(now)
-            .is_some_and(|share| bucket(flag, visitor.id) < share);
-        if by_user || by_language || by_share {
+        let user = visitor.user;
+        // Each rule that is set, and whether it lets the visitor in.
+        let rules = [
+            (self.authenticated, user.is_some()),
+            (self.staff, user.is_some_and(|u| u.staff)),
+            (self.superusers, user.is_some_and(|u| u.superuser)),
+            (
+                !self.users.is_empty(),
+                user.is_some_and(|u| self.users.contains(&u.id)),
+            ),
+            (
+                !self.groups.is_empty(),
+                user.is_some_and(|u| u.groups.iter().any(|g| self.groups.contains(g))),
+            ),
+            (
+                !self.languages.is_empty(),
+                visitor.language.is_some_and(|language| {
+                    self.languages.iter().any(|l| language_matches(l, language))
+                }),
+            ),
+            (
+                self.share_at(now).is_some(),
+                self.share_at(now)
+                    .is_some_and(|share| bucket(flag, visitor.id) < share),
+            ),
+        ];
+        let mut set = rules.iter().filter(|(set, _)| *set);
+        let enters = if self.require_all {
+            set.all(|(_, passes)| *passes)
+        } else {
+            set.any(|(_, passes)| *passes)
+        };
+        if enters {
             Decision::Enter
         } else {
             Decision::Out
@@ -434,6 +457,50 @@ mod tests {
                 "case {i}: {decision:?}"
             );
         }
+    }
+
+    #[test]
+    fn require_all_makes_the_rules_a_conjunction() {
+        let staff = User::new("sam").staff();
+        let ids: Vec<String> = (0..2_000).map(|i| format!("{i:032x}")).collect();
+        let tenth_of_staff = Targeting {
+            staff: true,
+            percent: Some(10.0),
+            require_all: true,
+            ..Targeting::default()
+        };
+        let entered = |user: Option<&User>| {
+            ids.iter()
+                .filter(|id| {
+                    let who = Visitor {
+                        id: id.as_str(),
+                        user,
+                        language: None,
+                    };
+                    tenth_of_staff.decide("f", &who, 0) == Decision::Enter
+                })
+                .count()
+        };
+        assert_eq!(entered(None), 0, "not staff: never");
+        let staff_in = entered(Some(&staff));
+        assert!(
+            (140..=260).contains(&staff_in),
+            "{staff_in} of 2,000 staff visits"
+        );
+        let any = Targeting {
+            require_all: false,
+            ..tenth_of_staff
+        };
+        let who = Visitor {
+            id: "x",
+            user: Some(&staff),
+            language: None,
+        };
+        assert_eq!(
+            any.decide("f", &who, 0),
+            Decision::Enter,
+            "staff alone suffices"
+        );
     }
 
     #[test]
