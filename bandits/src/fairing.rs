@@ -25,10 +25,30 @@
 //!
 //! Counting is settled when the response leaves: a 404 answer counts nothing and leaves
 //! the cookie as it was, and so does an error page (Rocket's catchers drop the request's
-//! cookie changes). Excluded paths, `HEAD` requests, bots (unless
-//! `bandits.exclude_bots = false`) and, for flags that say so, signed-in visitors are
-//! never counted. Bots and excluded signed-in visitors see the control and are given no
-//! arm; on excluded paths visitors keep their arms.
+//! cookie changes). Excluded paths and `HEAD` requests never count; on them visitors keep
+//! their arms.
+//!
+//! # Who enters an experiment
+//!
+//! For each flag, the first rule that applies decides, in this order:
+//!
+//! | # | rule | the visitor sees | counted |
+//! |---|---|---|---|
+//! | 1 | a forced arm (`?bandits_force=flag:arm`, privileged requests only) | that arm | no |
+//! | 2 | a testing override (`?bandits_flag=arm`, flags with `testing` only) | that arm | no |
+//! | 3 | `everyone = true` / `false` | the first arm after the control / the control | no |
+//! | 4 | a bot, or signed in on a flag with `exclude_signed_in` | the control | no |
+//! | 5 | targeting rules set and none lets the visitor in | the control | no |
+//! | 6 | otherwise: the visitor enters | their arm from the bandit (or the locked winner) | yes |
+//!
+//! # When the database is away
+//!
+//! Requests never wait for the database. While flushes fail, visitors who hold an arm keep
+//! it and are counted in memory (per-arm counts take constant memory; activity-log entries
+//! are kept up to `bandits.max_pending_events`, then dropped and reported), new visitors
+//! see the control and are given nothing to remember, and one warning per
+//! `bandits.warning_interval_ms` goes to the log. With `bandits.require_database = false`
+//! the site even starts without it, on the flags defined in code.
 //!
 //! Counts go to memory first and reach the database at the next flush, added to the
 //! stored counters (`views = views + n`), so several instances can share one PostgreSQL
