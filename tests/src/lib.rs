@@ -205,6 +205,23 @@ where
     }
 }
 
+/// Polls `check` every 25 ms for up to 30 s; true as soon as it holds. For what happens
+/// within a flush interval or two (another instance's flush, a database coming back),
+/// never for timing assertions.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..1_200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
 /// The server URL of `BANDITS_TEST_POSTGRES_URL`, when set.
 pub fn postgres_server() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)

@@ -9,7 +9,7 @@ use bandits::engine::targeting::User;
 use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::EventQuery;
 use bandits::{Bandits, Flags};
-use bandits_integration_tests::each_database;
+use bandits_integration_tests::{each_database, eventually};
 use rocket::figment::value::Value;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -759,21 +759,6 @@ async fn sites_behind_a_tls_proxy_can_mark_the_cookie_secure() {
         client.terminate().await;
     })
     .await;
-}
-
-/// Polls `check` every 25 ms for up to 10 s; true as soon as it holds.
-async fn eventually<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    false
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use bandits::store::Store;
 use bandits::{Bandits, Flags};
 use bandits_integration_tests::browser::{totals, Visitor, SECRET_KEY};
 use bandits_integration_tests::proxy::{through, Proxy};
-use bandits_integration_tests::{each_database, on_postgres, postgres_server};
+use bandits_integration_tests::{each_database, eventually, on_postgres, postgres_server};
 use rocket::figment::value::Value;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
@@ -131,19 +131,6 @@ async fn stored(store: &Store) -> Ledger {
         }
     }
     ledger
-}
-
-/// Polls `check` every 25 ms for up to 30 s.
-async fn eventually<Fut: std::future::Future<Output = bool>>(
-    mut check: impl FnMut() -> Fut,
-) -> bool {
-    for _ in 0..1_200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 /// Whether a brand-new visitor is given an arm now (the plugin believes the database is
