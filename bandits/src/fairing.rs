@@ -504,9 +504,16 @@ impl Fairing for Bandits {
         while runtime.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // The database may be away: keep trying until the grace period ends.
+        // The database may be away: keep trying until the grace period ends. A flush of
+        // the flush loop still writing is waited for (flushes take turns).
         loop {
-            match runtime.tracker.flush().await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(left.max(Duration::from_millis(100)), async {
+                runtime.tracker.flush().await
+            })
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::PoolTimedOut)));
+            match attempt {
                 Ok(_) => break,
                 Err(error) if Instant::now() >= deadline => {
                     let (counts, events) = runtime.tracker.pending();

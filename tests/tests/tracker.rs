@@ -316,3 +316,79 @@ async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
     })
     .await;
 }
+
+/// A flush that is dropped half-way (a timeout at shutdown) puts its batch back, and a
+/// flush that starts while another is writing waits its turn instead of reporting an
+/// empty success before the first one has failed or landed.
+#[tokio::test]
+async fn flushes_take_turns_and_a_dropped_flush_loses_nothing() {
+    each_database(|store: Store, url| async move {
+        use sqlx::{AnyConnection, Connection, Executor};
+
+        with_headline(&store).await;
+        let tracker = Arc::new(Tracker::start(store.clone()).await.unwrap());
+        let epoch = tracker.snapshot().flags[0].epoch;
+        for visitor in 0..10 {
+            tracker.record(
+                EventKind::Exposure,
+                "headline-flag",
+                epoch,
+                "on",
+                &format!("v{visitor}"),
+                "/",
+                NOW,
+            );
+        }
+
+        let mut locker = AnyConnection::connect(&url)
+            .await
+            .expect("a second connection");
+        let lock = match store.backend() {
+            bandits::store::Backend::Sqlite => "BEGIN EXCLUSIVE",
+            bandits::store::Backend::Postgres => {
+                "BEGIN; LOCK TABLE bandits_arms IN ACCESS EXCLUSIVE MODE"
+            }
+        };
+        locker.execute(lock).await.expect("the lock");
+
+        // A flush blocked on the lock, dropped after a while.
+        let blocked =
+            tokio::time::timeout(std::time::Duration::from_millis(300), tracker.flush()).await;
+        assert!(
+            blocked.is_err(),
+            "the flush should still be waiting for the lock"
+        );
+        assert_eq!(
+            tracker.pending().0,
+            1,
+            "the dropped flush put its increments back"
+        );
+
+        // A flush blocked on the lock, and a second one started meanwhile.
+        let first = {
+            let tracker = Arc::clone(&tracker);
+            tokio::spawn(async move { tracker.flush().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let second = {
+            let tracker = Arc::clone(&tracker);
+            tokio::spawn(async move { tracker.flush().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !second.is_finished(),
+            "the second flush must wait for the first"
+        );
+        locker.execute("ROLLBACK").await.expect("the lock ends");
+        first.await.expect("joins").expect("the first flush lands");
+        second
+            .await
+            .expect("joins")
+            .expect("the second flush lands");
+
+        let stored = store.flag("headline-flag").await.unwrap();
+        assert_eq!(views_and_conversions(&stored.totals), (10, 0));
+        assert_eq!(tracker.pending(), (0, 0));
+    })
+    .await;
+}

@@ -169,6 +169,21 @@ impl Live {
     }
 }
 
+/// A batch being written: put back into the pending increments when dropped unwritten.
+struct PutBack<'a> {
+    tracker: &'a Tracker,
+    batch: Batch,
+    written: bool,
+}
+
+impl Drop for PutBack<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            self.tracker.restore(std::mem::take(&mut self.batch));
+        }
+    }
+}
+
 /// Increments and log entries not yet written.
 #[derive(Default)]
 struct Pending {
@@ -188,6 +203,10 @@ pub struct Tracker {
     online: AtomicBool,
     /// The flags were read from the database at least once.
     loaded: AtomicBool,
+    /// Held for a whole flush: a flush that starts while another is writing waits for it,
+    /// so the last flush at shutdown cannot finish before an earlier one that may still
+    /// fail and put its batch back.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Tracker {
@@ -226,6 +245,7 @@ impl Tracker {
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
             online: AtomicBool::new(loaded),
             loaded: AtomicBool::new(loaded),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -320,6 +340,7 @@ impl Tracker {
     /// Writes the pending increments and log entries in one transaction. On failure they
     /// stay pending, merged with whatever was recorded meanwhile, for the next flush.
     pub async fn flush(&self) -> Result<FlushReport, StoreError> {
+        let _one_at_a_time = self.flushing.lock().await;
         let batch = {
             let mut pending = self.lock_pending();
             let counts = std::mem::take(&mut pending.counts);
@@ -340,10 +361,14 @@ impl Tracker {
         if batch.is_empty() {
             return Ok(FlushReport::default());
         }
-        let result = self.store.flush(&batch).await;
-        if result.is_err() {
-            self.restore(batch);
-        }
+        // Put back unless written, even if this future is dropped half-way (a timeout).
+        let mut put_back = PutBack {
+            tracker: self,
+            batch,
+            written: false,
+        };
+        let result = self.store.flush(&put_back.batch).await;
+        put_back.written = result.is_ok();
         result
     }
 
