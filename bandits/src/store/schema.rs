@@ -76,6 +76,10 @@ pub(super) async fn migrate(
     backend: Backend,
 ) -> Result<(), StoreError> {
     if backend == Backend::Postgres {
+        // "relation ... already exists, skipping" at every start is noise in the site's log.
+        sqlx::query("SET LOCAL client_min_messages = warning")
+            .execute(&mut **tx)
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut **tx)
