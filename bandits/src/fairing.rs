@@ -541,7 +541,7 @@ struct PendingEvent {
 /// The request's visit, created the first time the fairing, the guard or a template
 /// needs it.
 #[derive(Default)]
-pub(crate) struct VisitSlot(OnceLock<Visit>);
+pub(crate) struct VisitSlot(OnceLock<Arc<Visit>>);
 
 /// One request's view of its visitor.
 pub(crate) struct Visit {
@@ -598,11 +598,11 @@ impl Drop for Visit {
 
 impl Visit {
     /// The request's visit, reading the visitor cookie the first time.
-    pub(crate) fn of<'r>(request: &'r Request<'_>, runtime: &Arc<Runtime>) -> &'r Visit {
+    pub(crate) fn of<'r>(request: &'r Request<'_>, runtime: &Arc<Runtime>) -> &'r Arc<Visit> {
         request
             .local_cache(VisitSlot::default)
             .0
-            .get_or_init(|| Visit::new(request, runtime))
+            .get_or_init(|| Arc::new(Visit::new(request, runtime)))
     }
 
     fn new(request: &Request<'_>, runtime: &Arc<Runtime>) -> Visit {

@@ -23,9 +23,11 @@
 //! ```
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use rocket::http::CookieJar;
+use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::fairing::{Seen, Shared, Visit, WARNED_UNATTACHED};
@@ -39,7 +41,7 @@ use crate::fairing::{Seen, Shared, Visit, WARNED_UNATTACHED};
 /// has no source path (then the first page that reads it is where the visitor is exposed);
 /// a flag with a source path counts views there only.
 pub struct Flags<'r> {
-    visit: Option<&'r Visit>,
+    flags: VisitorFlags,
     jar: &'r CookieJar<'r>,
 }
 
@@ -48,30 +50,93 @@ impl<'r> FromRequest<'r> for Flags<'r> {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let visit = match request.rocket().state::<Shared>() {
-            Some(Shared(runtime)) => Some(Visit::of(request, runtime)),
-            None => {
-                if !WARNED_UNATTACHED.swap(true, Ordering::Relaxed) {
-                    log::warn!(
-                        "rocket-bandits: a Flags guard was used but the fairing is not \
-                         attached (or failed); every flag reads as inactive. Attach \
-                         bandits::Bandits::fairing()."
-                    );
-                }
-                None
-            }
-        };
         Outcome::Success(Flags {
-            visit,
+            flags: VisitorFlags::of(request),
             jar: request.cookies(),
         })
     }
 }
 
 impl Flags<'_> {
+    /// Whether the visitor's arm in flag `name` is not its control (the first arm).
+    /// False for a flag that does not exist.
+    pub fn is_active(&self, name: &str) -> bool {
+        let active = self.flags.is_active(name);
+        self.flags.remember(self.jar);
+        active
+    }
+
+    /// The name of the visitor's arm in flag `name`; `None` for a flag that does not exist.
+    pub fn variant(&self, name: &str) -> Option<String> {
+        let variant = self.flags.variant(name);
+        self.flags.remember(self.jar);
+        variant
+    }
+
+    /// The JSON payload of the visitor's arm in flag `name`, if the arm has one.
+    pub fn payload(&self, name: &str) -> Option<serde_json::Value> {
+        let payload = self.flags.payload(name);
+        self.flags.remember(self.jar);
+        payload
+    }
+
+    /// Fires the goal event `event`: counts one conversion, for this visitor, in every flag
+    /// whose `goal_event` it is and which counted the visitor as a view (once per visitor
+    /// and flag). Returns the number of flags that counted it.
+    pub fn convert(&self, event: &str) -> usize {
+        let converted = self.flags.convert(event);
+        self.flags.remember(self.jar);
+        converted
+    }
+}
+
+/// Every arm the visitor holds, `flag:arm` joined by commas in flag-name order, for logs:
+/// `headline-flag:on,checkout:b`.
+impl fmt::Display for Flags<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.flags, f)
+    }
+}
+
+impl fmt::Debug for Flags<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Flags").field(&self.to_string()).finish()
+    }
+}
+
+/// The current visitor's flags as an owned value (`'static`, cheap to clone), for code that
+/// cannot hold a borrow of the request: template engines rendering inside a responder,
+/// request guards of other crates. Its reads change the visitor only in memory; call
+/// [`remember`](Self::remember) with the request's cookie jar before the response leaves
+/// (the [`Flags`] guard does this itself after every read).
+#[derive(Clone, Default)]
+pub struct VisitorFlags {
+    visit: Option<Arc<Visit>>,
+}
+
+impl VisitorFlags {
+    /// The flags of `request`'s visitor. Without the fairing attached every flag reads as
+    /// inactive, and the first call logs one warning saying so.
+    pub fn of(request: &Request<'_>) -> VisitorFlags {
+        let visit = match request.rocket().state::<Shared>() {
+            Some(Shared(runtime)) => Some(Arc::clone(Visit::of(request, runtime))),
+            None => {
+                if !WARNED_UNATTACHED.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "rocket-bandits: flags were read but the fairing is not attached \
+                         (or failed); every flag reads as inactive. Attach \
+                         bandits::Bandits::fairing()."
+                    );
+                }
+                None
+            }
+        };
+        VisitorFlags { visit }
+    }
+
     /// The visitor's arm in flag `name`; `None` for a flag that does not exist.
     fn seen(&self, name: &str) -> Option<(Seen, Option<serde_json::Value>)> {
-        let visit = self.visit?;
+        let visit = self.visit.as_ref()?;
         let runtime = visit.runtime();
         let live = runtime.tracker.live();
         let Some(stored) = live.flag(name) else {
@@ -80,7 +145,6 @@ impl Flags<'_> {
         };
         let expose = stored.flag.source_path().is_none();
         let seen = visit.arm(&live, stored, expose);
-        visit.persist(self.jar);
         let payload = stored
             .flag
             .arms()
@@ -89,8 +153,8 @@ impl Flags<'_> {
         Some((seen, payload))
     }
 
-    /// Whether the visitor's arm in flag `name` is not its control (the first arm).
-    /// False for a flag that does not exist.
+    /// Whether the visitor's arm in flag `name` is not its control. False for a flag that
+    /// does not exist.
     pub fn is_active(&self, name: &str) -> bool {
         self.seen(name).is_some_and(|(seen, _)| seen.index != 0)
     }
@@ -105,33 +169,67 @@ impl Flags<'_> {
         self.seen(name).and_then(|(_, payload)| payload)
     }
 
-    /// Fires the goal event `event`: counts one conversion, for this visitor, in every flag
-    /// whose `goal_event` it is and which counted the visitor as a view (once per visitor
-    /// and flag). Returns the number of flags that counted it.
+    /// Fires the goal event `event`; see [`Flags::convert`].
     pub fn convert(&self, event: &str) -> usize {
-        let Some(visit) = self.visit else {
+        let Some(visit) = &self.visit else {
             return 0;
         };
-        let live = visit.runtime().tracker.live();
-        let converted = visit.convert(&live, event);
-        visit.persist(self.jar);
-        converted
+        visit.convert(&visit.runtime().tracker.live(), event)
+    }
+
+    /// Writes the visitor cookie into `jar` if a read changed the visitor. Call it before
+    /// the response leaves; without it a new arm is shown but neither remembered nor
+    /// counted.
+    pub fn remember(&self, jar: &CookieJar<'_>) {
+        if let Some(visit) = &self.visit {
+            visit.persist(jar);
+        }
     }
 }
 
-/// Every arm the visitor holds, `flag:arm` joined by commas in flag-name order, for logs:
-/// `headline-flag:on,checkout:b`.
-impl fmt::Display for Flags<'_> {
+impl fmt::Display for VisitorFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.visit {
+        match &self.visit {
             Some(visit) => f.write_str(&visit.describe(&visit.runtime().tracker.live())),
             None => Ok(()),
         }
     }
 }
 
-impl fmt::Debug for Flags<'_> {
+impl fmt::Debug for VisitorFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Flags").field(&self.to_string()).finish()
+        f.debug_tuple("VisitorFlags")
+            .field(&self.to_string())
+            .finish()
+    }
+}
+
+/// An arm of a flag, named at the type level: what `#[flag_variant]` generates for each
+/// handler it splits.
+pub trait ArmOf: Send + Sync + 'static {
+    /// The flag's name.
+    const FLAG: &'static str;
+    /// The arm's name.
+    const ARM: &'static str;
+}
+
+/// A request guard that succeeds when the visitor's arm of `S::FLAG` is `S::ARM` and
+/// forwards otherwise, so the next route of the same path (by rank) serves the request.
+/// `#[flag_variant]` adds it to the handlers it splits; it can be used by hand too.
+pub struct OnArm<S: ArmOf>(PhantomData<S>);
+
+#[rocket::async_trait]
+impl<'r, S: ArmOf> FromRequest<'r> for OnArm<S> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let flags = VisitorFlags::of(request);
+        let variant = flags.variant(S::FLAG);
+        flags.remember(request.cookies());
+        if variant.as_deref() == Some(S::ARM) {
+            Outcome::Success(OnArm(PhantomData))
+        } else {
+            Outcome::Forward(Status::NotFound)
+        }
     }
 }

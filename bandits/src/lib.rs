@@ -54,8 +54,9 @@ pub mod guard;
 pub mod store;
 pub mod track;
 
+pub use bandits_macros::flag_variant;
 pub use fairing::Bandits;
-pub use guard::Flags;
+pub use guard::{Flags, VisitorFlags};
 
 /// The README's examples, compiled and run as doctests so they cannot drift.
 #[cfg(doctest)]
