@@ -117,3 +117,83 @@ async fn a_debug_build_opens_the_api_with_the_example_token() {
     let closed = client.get("/bandits/api/flags").dispatch().await;
     assert_eq!(closed.status(), Status::Unauthorized);
 }
+
+#[tokio::test]
+async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("site.sqlite").display()
+    );
+    let client = client(&url).await;
+    let get = |path: &'static str| client.get(path).header(Header::new("User-Agent", BROWSER));
+
+    let home = get("/")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap_or_default();
+    let cta = match (
+        home.contains(">Sign up</a>"),
+        home.contains(">Start free today</a>"),
+    ) {
+        (true, false) => "plain",
+        (false, true) => "bold",
+        _ => panic!("one call to action expected: {home}"),
+    };
+    let note = if cta == "bold" {
+        "Signing up takes one step."
+    } else {
+        "Free for small sites."
+    };
+    assert!(
+        home.contains(note),
+        "the filter block shows the arm's note: {home}"
+    );
+
+    let checkout = get("/checkout")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap_or_default();
+    let flow = if checkout.contains("One page") {
+        "one-page"
+    } else {
+        "classic"
+    };
+    for _ in 0..5 {
+        let again = get("/checkout")
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            again.contains("One page"),
+            flow == "one-page",
+            "the flow changed"
+        );
+    }
+    for path in ["/signup", "/checkout"] {
+        let posted = client
+            .post(path)
+            .header(Header::new("User-Agent", BROWSER))
+            .dispatch()
+            .await;
+        assert_eq!(posted.status(), Status::Ok, "{path}");
+    }
+    client.terminate().await;
+
+    let store = Store::connect(&url).await.expect("the site's database");
+    for (flag, arm) in [("signup-cta", cta), ("checkout-flow", flow)] {
+        let stored = store.flag(flag).await.expect("created at first start");
+        let index = stored.flag.arm_index(arm).expect("the arm shown");
+        assert_eq!(
+            (stored.totals[index].views, stored.totals[index].conversions),
+            (1, 1),
+            "{flag}: one view and one conversion of {arm}"
+        );
+    }
+}
