@@ -213,3 +213,9 @@ impl<'r> Responder<'r, 'static> for FlagTemplate {
         response
     }
 }
+
+/// The README's examples, compiled and run as doctests here, the crate that depends on
+/// everything they use, so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

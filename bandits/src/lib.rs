@@ -16,9 +16,9 @@
 //! - [`config`] and [`database`]: the `bandits` and `databases.bandits` tables of Rocket's
 //!   configuration.
 //! - [`api`]: the JSON API under `/bandits/api`.
-//!
-//! The tracking fairing, the `Flags` request guard, the Tera functions and the admin
-//! pages are being built on these.
+//! - [`fairing`] ([`Bandits`]), [`guard`] ([`Flags`], [`VisitorFlags`]) and
+//!   [`flag_variant`]: what a site attaches and uses on its requests. The Tera functions
+//!   are in the `bandits-tera` crate.
 //!
 //! ```
 //! use bandits::engine::{ArmTotals, FlagDefinition, Policy};
@@ -57,8 +57,3 @@ pub mod track;
 pub use bandits_macros::flag_variant;
 pub use fairing::Bandits;
 pub use guard::{Flags, VisitorFlags};
-
-/// The README's examples, compiled and run as doctests so they cannot drift.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
