@@ -5,6 +5,8 @@
 //! ```toml
 //! [default.bandits]
 //! admin_token = "a long random string, 16 characters or more"
+//! admin_password = "for the admin's sign-in form, 12 characters or more"
+//! admin_prefix = "/bandits/admin"               # the default
 //! exclude_prefixes = ["/static", "/healthz"]   # "/bandits" is always excluded
 //! exclude_regex = "\\.(css|js|png|ico)$"
 //! exclude_bots = true                           # the default
@@ -52,6 +54,10 @@ use serde::Deserialize;
 pub const ALWAYS_EXCLUDED: &str = "/bandits";
 /// The configuration table's name.
 pub const TABLE: &str = "bandits";
+/// Where the admin pages are, unless `admin_prefix` says otherwise.
+pub const DEFAULT_ADMIN_PREFIX: &str = "/bandits/admin";
+/// The shortest admin password accepted.
+pub const MIN_ADMIN_PASSWORD_LEN: usize = 12;
 /// The shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// The flush interval's allowed range, in milliseconds.
@@ -81,6 +87,8 @@ const BOT_MARKERS: &[&str] = &[
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
     admin_token: Option<String>,
+    admin_password: Option<String>,
+    admin_prefix: String,
     exclude_prefixes: Vec<String>,
     exclude_regex: Option<String>,
     exclude_bots: bool,
@@ -96,6 +104,8 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             admin_token: None,
+            admin_password: None,
+            admin_prefix: DEFAULT_ADMIN_PREFIX.to_string(),
             exclude_prefixes: Vec::new(),
             exclude_regex: None,
             exclude_bots: true,
@@ -149,6 +159,8 @@ impl fmt::Debug for AdminToken {
 #[derive(Debug, Clone)]
 pub struct Config {
     admin_token: Option<AdminToken>,
+    admin_password: Option<AdminToken>,
+    admin_prefix: String,
     exclude_prefixes: Vec<String>,
     exclude_regex: Option<Regex>,
     exclude_bots: bool,
@@ -210,6 +222,32 @@ impl Config {
             }
             Some(token) => Some(AdminToken(token)),
         };
+        let admin_password = match raw.admin_password {
+            None => None,
+            Some(password) if password.chars().count() < MIN_ADMIN_PASSWORD_LEN => {
+                return Err(ConfigError::new(
+                    "admin_password",
+                    format!("must be at least {MIN_ADMIN_PASSWORD_LEN} characters long"),
+                ))
+            }
+            Some(password) => Some(AdminToken(password)),
+        };
+        let admin_prefix = raw.admin_prefix.trim_end_matches('/').to_string();
+        if !admin_prefix.starts_with('/')
+            || admin_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || "?#<>\"'".contains(c))
+            || admin_prefix == crate::api::BASE
+        {
+            return Err(ConfigError::new(
+                "admin_prefix",
+                format!(
+                    "must be a path such as \"{DEFAULT_ADMIN_PREFIX}\" (not the API's {}), got {:?}",
+                    crate::api::BASE,
+                    raw.admin_prefix
+                ),
+            ));
+        }
         let mut exclude_prefixes = Vec::with_capacity(raw.exclude_prefixes.len());
         for (i, prefix) in raw.exclude_prefixes.iter().enumerate() {
             if !prefix.starts_with('/') {
@@ -260,6 +298,8 @@ impl Config {
         }
         Ok(Config {
             admin_token,
+            admin_password,
+            admin_prefix,
             exclude_prefixes,
             exclude_regex,
             exclude_bots: raw.exclude_bots,
@@ -275,6 +315,16 @@ impl Config {
     /// The admin token, if one is configured.
     pub fn admin_token(&self) -> Option<&AdminToken> {
         self.admin_token.as_ref()
+    }
+
+    /// The admin password, if one is configured (the token signs in too).
+    pub fn admin_password(&self) -> Option<&AdminToken> {
+        self.admin_password.as_ref()
+    }
+
+    /// Where the admin pages are mounted, without a trailing slash.
+    pub fn admin_prefix(&self) -> &str {
+        &self.admin_prefix
     }
 
     /// How often counts are written to the database.
@@ -324,6 +374,7 @@ impl Config {
                     .is_some_and(|rest| rest.starts_with('/'))
         };
         under(ALWAYS_EXCLUDED)
+            || under(&self.admin_prefix)
             || self.exclude_prefixes.iter().any(|prefix| under(prefix))
             || self
                 .exclude_regex
