@@ -277,6 +277,14 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where the admin is mounted, from the configuration managed at ignition.
+fn config_prefix(rocket: &Rocket<Build>) -> String {
+    rocket
+        .state::<Config>()
+        .map(|config| config.admin_prefix().to_string())
+        .unwrap_or_else(|| crate::config::DEFAULT_ADMIN_PREFIX.to_string())
+}
+
 /// Creates the flags defined in code that the database does not have.
 async fn ensure_flags(store: &crate::store::Store, flags: &[Flag]) -> Result<(), StoreError> {
     for flag in flags {
@@ -383,10 +391,14 @@ impl Fairing for Bandits {
             let runtime = Arc::clone(slot.get_or_init(|| runtime));
             Ok(rocket.manage(Shared(runtime)))
         });
+        let admin_prefix = config_prefix(&rocket);
         Ok(rocket
             .attach(start)
+            .manage(crate::admin::SignInLimiter::default())
             .mount(api::BASE, api::routes())
-            .register(api::BASE, api::catchers()))
+            .register(api::BASE, api::catchers())
+            .mount(admin_prefix.as_str(), crate::admin::routes())
+            .register(admin_prefix.as_str(), crate::admin::catchers()))
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {

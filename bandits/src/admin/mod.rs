@@ -1,0 +1,339 @@
+//! The admin pages under `/bandits/admin` (`bandits.admin_prefix`): sign-in and the flags
+//! list. They read and change the data through the same store as the JSON API.
+//!
+//! **Access.** A request may use the admin when the site's [`AdminCheck`] accepts it, or
+//! when it carries a signed-in admin session: the private cookie `bandits_admin`, set by the
+//! sign-in form after the admin token or the admin password (`bandits.admin_token`,
+//! `bandits.admin_password`) was entered, and valid for 12 hours. Secrets are compared in
+//! constant time, and a client address gets 5 failed attempts per 15 minutes. Without
+//! access, every admin page, GET or POST, redirects to the sign-in page.
+//!
+//! **CSRF.** The session cookie carries a random token; every form carries it too, and a
+//! POST whose token is missing or wrong is refused with 403.
+
+mod pages;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rocket::form::{Form, FromForm};
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::Redirect;
+use rocket::{catch, catchers, get, post, routes, Catcher, Route, State};
+use subtle::ConstantTimeEq;
+
+use crate::api::AdminCheck;
+use crate::config::Config;
+use crate::database::BanditsDatabase;
+use crate::fairing::now_ms;
+use pages::Page;
+
+/// The admin session cookie.
+pub const SESSION_COOKIE: &str = "bandits_admin";
+/// How long a sign-in lasts.
+const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
+/// Failed sign-ins allowed per client address and window.
+pub const MAX_FAILED_SIGN_INS: u32 = 5;
+/// The window failed sign-ins are counted over.
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Client addresses remembered at most; the oldest windows go first past it.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+/// The admin's routes, to mount at the admin prefix.
+pub fn routes() -> Vec<Route> {
+    routes![sign_in_form, sign_in, sign_out, flags]
+}
+
+/// The admin's catchers, to register at the admin prefix: no access sends to the sign-in
+/// page; other errors get a page of the admin's look.
+pub fn catchers() -> Vec<Catcher> {
+    catchers![to_sign_in, error_page]
+}
+
+/// Failed sign-ins per client address.
+#[derive(Default)]
+pub struct SignInLimiter(Mutex<HashMap<IpAddr, (u32, Instant)>>);
+
+impl SignInLimiter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `client` has used up its attempts.
+    fn blocked(&self, client: Option<IpAddr>) -> bool {
+        let Some(client) = client else { return false };
+        self.lock().get(&client).is_some_and(|(failures, since)| {
+            *failures >= MAX_FAILED_SIGN_INS && since.elapsed() < FAILURE_WINDOW
+        })
+    }
+
+    fn failed(&self, client: Option<IpAddr>) {
+        let Some(client) = client else { return };
+        let mut failures = self.lock();
+        if failures.len() >= MAX_TRACKED_CLIENTS {
+            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        if failures.len() >= MAX_TRACKED_CLIENTS {
+            return;
+        }
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, client: Option<IpAddr>) {
+        if let Some(client) = client {
+            self.lock().remove(&client);
+        }
+    }
+}
+
+/// What the session cookie holds.
+struct Session {
+    signed_in: bool,
+    expires: i64,
+    csrf: String,
+}
+
+impl Session {
+    fn fresh(signed_in: bool) -> Session {
+        let bits: u128 = rand::random();
+        Session {
+            signed_in,
+            expires: now_ms().saturating_add(SESSION_MS),
+            csrf: format!("{bits:032x}"),
+        }
+    }
+
+    fn read(jar: &CookieJar<'_>) -> Option<Session> {
+        let cookie = jar.get_private(SESSION_COOKIE)?;
+        let mut parts = cookie.value().splitn(3, ':');
+        let signed_in = parts.next()? == "1";
+        let expires: i64 = parts.next()?.parse().ok()?;
+        let csrf = parts.next()?.to_string();
+        (expires > now_ms() && csrf.len() == 32).then_some(Session {
+            signed_in,
+            expires,
+            csrf,
+        })
+    }
+
+    fn write(&self, jar: &CookieJar<'_>, config: &Config, secure: bool) {
+        let value = format!(
+            "{}:{}:{}",
+            u8::from(self.signed_in),
+            self.expires,
+            self.csrf
+        );
+        jar.add_private(
+            Cookie::build((SESSION_COOKIE, value))
+                .path(config.admin_prefix().to_string())
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                .secure(secure),
+        );
+    }
+}
+
+fn config(request: &Request<'_>) -> Config {
+    request
+        .rocket()
+        .state::<Config>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn secure(request: &Request<'_>) -> bool {
+    let tls = request.rocket().config().tls_enabled();
+    config(request).secure_cookie(tls)
+}
+
+/// The session of this request, created (not signed in) when it has none, so every form
+/// can carry a CSRF token.
+fn session(request: &Request<'_>) -> Session {
+    Session::read(request.cookies()).unwrap_or_else(|| {
+        let session = Session::fresh(false);
+        session.write(request.cookies(), &config(request), secure(request));
+        session
+    })
+}
+
+/// A request with access to the admin. Without access the request fails with 401, which
+/// the admin's catcher turns into a redirect to the sign-in page.
+pub struct AdminAccess {
+    csrf: String,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AdminAccess {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ()> {
+        let by_site = request
+            .rocket()
+            .state::<AdminCheck>()
+            .is_some_and(|check| check.allows(request));
+        let session = Session::read(request.cookies());
+        match session {
+            Some(session) if session.signed_in || by_site => {
+                Outcome::Success(AdminAccess { csrf: session.csrf })
+            }
+            None if by_site => Outcome::Success(AdminAccess {
+                csrf: self::session(request).csrf,
+            }),
+            _ => Outcome::Error((Status::Unauthorized, ())),
+        }
+    }
+}
+
+impl AdminAccess {
+    /// Whether `presented` is this session's CSRF token.
+    fn csrf_ok(&self, presented: &str) -> bool {
+        bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+    }
+}
+
+#[catch(401)]
+fn to_sign_in(request: &Request<'_>) -> Redirect {
+    Redirect::to(format!("{}/login", config(request).admin_prefix()))
+}
+
+#[catch(default)]
+fn error_page(status: Status, request: &Request<'_>) -> (Status, maud::Markup) {
+    let message = match status.code {
+        403 => "This form has expired or did not come from the admin. Go back, reload the page and try again.",
+        404 => "There is no such admin page.",
+        429 => "Too many failed sign-ins from this address; try again in 15 minutes.",
+        _ => "Something went wrong.",
+    };
+    let config = config(request);
+    let page = Page::new(&config, status.reason().unwrap_or("Error"));
+    (status, page.message(message))
+}
+
+/// Fields are optional so that a missing one is refused by the handler (403 for the CSRF
+/// token), not by form parsing.
+#[derive(FromForm)]
+struct SignIn<'r> {
+    secret: Option<&'r str>,
+    csrf: Option<&'r str>,
+}
+
+#[derive(FromForm)]
+struct CsrfOnly<'r> {
+    csrf: Option<&'r str>,
+}
+
+#[get("/login")]
+fn sign_in_form(request: SessionRequest<'_>) -> maud::Markup {
+    let config = config(request.0);
+    let session = session(request.0);
+    Page::new(&config, "Sign in").sign_in(&session.csrf, None)
+}
+
+#[post("/login", data = "<form>")]
+fn sign_in(
+    request: SessionRequest<'_>,
+    limiter: &State<SignInLimiter>,
+    form: Form<SignIn<'_>>,
+) -> Result<Redirect, (Status, maud::Markup)> {
+    let config = config(request.0);
+    let client = request.0.client_ip();
+    let page = Page::new(&config, "Sign in");
+    let session = session(request.0);
+    let csrf = form.csrf.unwrap_or_default();
+    if !bool::from(csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
+        return Err((
+            Status::Forbidden,
+            page.message("This form has expired: reload the sign-in page and try again."),
+        ));
+    }
+    if limiter.blocked(client) {
+        return Err((
+            Status::TooManyRequests,
+            page.sign_in(
+                &session.csrf,
+                Some("Too many failed sign-ins from this address; try again in 15 minutes."),
+            ),
+        ));
+    }
+    let presented = form.secret.unwrap_or_default();
+    let matches = |secret: Option<&crate::config::AdminToken>| {
+        secret.is_some_and(|s| bool::from(presented.as_bytes().ct_eq(s.expose().as_bytes())))
+    };
+    // Both comparisons run, so the time taken does not tell which secret is set.
+    let by_token = matches(config.admin_token());
+    let by_password = matches(config.admin_password());
+    if !(by_token | by_password) {
+        limiter.failed(client);
+        return Err((
+            Status::Unauthorized,
+            page.sign_in(&session.csrf, Some("Wrong token or password.")),
+        ));
+    }
+    limiter.succeeded(client);
+    Session::fresh(true).write(request.0.cookies(), &config, secure(request.0));
+    Ok(Redirect::to(format!("{}/", config.admin_prefix())))
+}
+
+#[post("/logout", data = "<form>")]
+fn sign_out(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    form: Form<CsrfOnly<'_>>,
+) -> Result<Redirect, Status> {
+    if !access.csrf_ok(form.csrf.unwrap_or_default()) {
+        return Err(Status::Forbidden);
+    }
+    let config = config(request.0);
+    request
+        .0
+        .cookies()
+        .remove_private(Cookie::build(SESSION_COOKIE).path(config.admin_prefix().to_string()));
+    Ok(Redirect::to(format!("{}/login", config.admin_prefix())))
+}
+
+#[get("/?<q>")]
+async fn flags(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    q: Option<&str>,
+) -> Result<maud::Markup, Status> {
+    let snapshot = db
+        .store()
+        .snapshot()
+        .await
+        .map_err(|_| Status::ServiceUnavailable)?;
+    let query = q.unwrap_or("").trim().to_lowercase();
+    let shown: Vec<_> = snapshot
+        .flags
+        .iter()
+        .filter(|stored| {
+            query.is_empty()
+                || stored.flag.name().contains(&query)
+                || stored.flag.note().to_lowercase().contains(&query)
+        })
+        .collect();
+    let config = config(request.0);
+    Ok(Page::new(&config, "Flags").flags(&access.csrf, &query, &shown, snapshot.flags.len()))
+}
+
+/// The request itself, for handlers that read its cookies and configuration.
+struct SessionRequest<'r>(&'r Request<'r>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionRequest<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(SessionRequest(request))
+    }
+}

@@ -1,0 +1,220 @@
+//! The admin's HTML, written with maud: every value is escaped unless marked otherwise, and
+//! nothing here is. No JavaScript; one small stylesheet that reads on a phone and at 1280 px.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::config::Config;
+use crate::engine::ArmTotals;
+use crate::store::StoredFlag;
+
+const STYLE: &str = r#"
+:root { color-scheme: light dark; --fg: #1d2330; --muted: #5b6475; --line: #d9dee8;
+  --bg: #ffffff; --panel: #f5f7fb; --accent: #2356c7; --good: #1c7c4a; --warn: #a45a00; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --muted: #9aa3b5; --line: #323a4a;
+  --bg: #141821; --panel: #1b2130; --accent: #7aa2ff; --good: #5fd39a; --warn: #f0b45b; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif;
+  color: var(--fg); background: var(--bg); }
+header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center;
+  padding: .75rem 1.25rem; border-bottom: 1px solid var(--line); background: var(--panel); }
+header .brand { font-weight: 700; }
+header form { margin-left: auto; }
+main { max-width: 1200px; margin: 0 auto; padding: 1.25rem; }
+h1 { font-size: 1.4rem; margin: 0 0 1rem; }
+a { color: var(--accent); }
+.muted { color: var(--muted); }
+.note { color: var(--muted); font-size: .9em; display: block; max-width: 40ch;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+table { width: 100%; border-collapse: collapse; }
+th, td { text-align: left; padding: .5rem .6rem; border-bottom: 1px solid var(--line);
+  vertical-align: top; }
+th { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+.num { font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .8rem;
+  border: 1px solid var(--line); }
+.badge.won { color: var(--good); border-color: var(--good); }
+.badge.switched { color: var(--warn); border-color: var(--warn); }
+form.search { display: flex; gap: .5rem; margin-bottom: 1rem; }
+input[type=search], input[type=password] { flex: 1; min-width: 0; padding: .5rem .6rem;
+  font: inherit; color: inherit; background: var(--bg); border: 1px solid var(--line);
+  border-radius: 6px; }
+button { padding: .5rem .9rem; font: inherit; border-radius: 6px; cursor: pointer;
+  border: 1px solid var(--accent); background: var(--accent); color: var(--bg); }
+button.quiet { background: transparent; color: var(--accent); }
+.card { max-width: 420px; margin: 3rem auto; padding: 1.5rem; border: 1px solid var(--line);
+  border-radius: 10px; background: var(--panel); }
+.card form { display: flex; flex-direction: column; gap: .75rem; }
+.error { color: #c0392b; }
+@media (max-width: 720px) {
+  table, thead, tbody, tr, th, td { display: block; }
+  thead { display: none; }
+  tr { border: 1px solid var(--line); border-radius: 8px; margin-bottom: .75rem; padding: .25rem; }
+  td { border: 0; padding: .25rem .5rem; }
+  td::before { content: attr(data-label); display: block; font-size: .75rem;
+    text-transform: uppercase; color: var(--muted); }
+}
+"#;
+
+/// One admin page: its title and the configuration it links with.
+pub(super) struct Page<'a> {
+    prefix: &'a str,
+    title: &'a str,
+}
+
+impl<'a> Page<'a> {
+    pub(super) fn new(config: &'a Config, title: &'a str) -> Page<'a> {
+        Page {
+            prefix: config.admin_prefix(),
+            title,
+        }
+    }
+
+    fn layout(&self, csrf: Option<&str>, body: Markup) -> Markup {
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (self.title) " · rocket-bandits admin" }
+                    style { (maud::PreEscaped(STYLE)) }
+                }
+                body {
+                    header {
+                        a.brand href={ (self.prefix) "/" } { "rocket-bandits" }
+                        @if let Some(csrf) = csrf {
+                            a href={ (self.prefix) "/" } { "Flags" }
+                            form method="post" action={ (self.prefix) "/logout" } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.quiet type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                    main { (body) }
+                }
+            }
+        }
+    }
+
+    /// A page with one message.
+    pub(super) fn message(&self, text: &str) -> Markup {
+        self.layout(None, html! { h1 { (self.title) } p { (text) } })
+    }
+
+    /// The sign-in form.
+    pub(super) fn sign_in(&self, csrf: &str, error: Option<&str>) -> Markup {
+        self.layout(
+            None,
+            html! {
+                div.card {
+                    h1 { "Sign in" }
+                    form method="post" action={ (self.prefix) "/login" } {
+                        label for="secret" { "Admin token or password" }
+                        input #secret type="password" name="secret" autocomplete="current-password" required autofocus;
+                        input type="hidden" name="csrf" value=(csrf);
+                        @if let Some(error) = error { p.error role="alert" { (error) } }
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            },
+        )
+    }
+
+    /// The flags list.
+    pub(super) fn flags(
+        &self,
+        csrf: &str,
+        query: &str,
+        flags: &[&StoredFlag],
+        total: usize,
+    ) -> Markup {
+        self.layout(
+            Some(csrf),
+            html! {
+                h1 { "Flags" }
+                form.search method="get" action={ (self.prefix) "/" } role="search" {
+                    input type="search" name="q" value=(query) placeholder="Search names and notes" aria-label="Search flags";
+                    button type="submit" { "Search" }
+                }
+                @if flags.is_empty() {
+                    p.muted {
+                        @if total == 0 { "No flags yet. Create one with the JSON API or in code." }
+                        @else { "No flag matches “" (query) "”." }
+                    }
+                } @else {
+                    table {
+                        thead { tr {
+                            th { "Flag" } th { "Arms" } th { "Policy" } th.num { "Visitors" }
+                            th { "Conversion rate" } th { "Best arm" } th { "Status" }
+                        } }
+                        tbody {
+                            @for stored in flags { (self.row(stored)) }
+                        }
+                    }
+                    p.muted { (flags.len()) " of " (total) " flags" }
+                }
+            },
+        )
+    }
+
+    fn row(&self, stored: &StoredFlag) -> Markup {
+        let flag = &stored.flag;
+        let visitors: u64 = stored.totals.iter().map(|t| t.views).sum();
+        let best = best_arm(&stored.totals).and_then(|i| flag.arms().get(i));
+        let winner = flag.winner().and_then(|i| flag.arms().get(i));
+        html! {
+            tr {
+                td data-label="Flag" {
+                    strong { (flag.name()) }
+                    @if !flag.note().is_empty() { span.note title=(flag.note()) { (flag.note()) } }
+                }
+                td data-label="Arms" {
+                    @for (i, arm) in flag.arms().iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (arm.name)
+                    }
+                }
+                td data-label="Policy" { (flag.policy().label()) }
+                td.num data-label="Visitors" { (visitors) }
+                td.num data-label="Conversion rate" {
+                    @for (arm, totals) in flag.arms().iter().zip(&stored.totals) {
+                        div { (arm.name) ": " (percent(totals)) }
+                    }
+                }
+                td data-label="Best arm" {
+                    @match best { Some(arm) => (arm.name), None => span.muted { "—" } }
+                }
+                td data-label="Status" {
+                    @if let Some(winner) = winner {
+                        span.badge.won { "winner: " (winner.name) }
+                    } @else if let Some(everyone) = flag.targeting().everyone {
+                        span.badge.switched { @if everyone { "launched" } @else { "switched off" } }
+                    } @else if visitors == 0 {
+                        span.badge { "waiting for visitors" }
+                    } @else {
+                        span.badge { "running" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An arm's conversion rate as a percentage, or a dash without views.
+fn percent(totals: &ArmTotals) -> String {
+    if totals.views == 0 {
+        "—".to_string()
+    } else {
+        format!("{:.1}%", 100.0 * totals.rate())
+    }
+}
+
+/// The arm with the best observed rate among those with views.
+fn best_arm(totals: &[ArmTotals]) -> Option<usize> {
+    totals
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.views > 0)
+        .max_by(|(_, a), (_, b)| a.rate().total_cmp(&b.rate()))
+        .map(|(i, _)| i)
+}
