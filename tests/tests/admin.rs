@@ -1,0 +1,267 @@
+//! The admin pages' access, CSRF protection, sign-in limits, escaping and flags list, on
+//! SQLite and (with BANDITS_TEST_POSTGRES_URL) PostgreSQL.
+
+use bandits::api::AdminCheck;
+use bandits::engine::{ArmTotals, FlagDefinition};
+use bandits::store::{Batch, Increment, Store};
+use bandits::Bandits;
+use bandits_integration_tests::browser::{SECRET_KEY, TOKEN};
+use bandits_integration_tests::each_database;
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+
+const PASSWORD: &str = "correct horse battery";
+const ADMIN: &str = "/bandits/admin";
+
+async fn client(url: &str, site_check: bool) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("databases.bandits.url", url))
+        .merge(("bandits.admin_token", TOKEN))
+        .merge(("bandits.admin_password", PASSWORD))
+        .merge(("secret_key", SECRET_KEY))
+        .merge(("log_level", "off"));
+    let mut rocket = rocket::custom(figment).attach(Bandits::fairing());
+    if site_check {
+        rocket = rocket.manage(AdminCheck::new(|request| {
+            request.headers().get_one("X-Staff") == Some("yes")
+        }));
+    }
+    // A tracked client is one browser: it keeps the admin's session cookie.
+    Client::tracked(rocket).await.expect("the site ignites")
+}
+
+fn location(response: &LocalResponse<'_>) -> Option<String> {
+    response.headers().get_one("Location").map(str::to_string)
+}
+
+/// The CSRF token of the first form on the page.
+fn csrf(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    page[start..start + 32].to_string()
+}
+
+async fn post_form<'c>(client: &'c Client, path: &str, body: String) -> LocalResponse<'c> {
+    client
+        .post(format!("{ADMIN}{path}"))
+        .header(ContentType::Form)
+        .remote("192.0.2.7:4000".parse().expect("an address"))
+        .body(body)
+        .dispatch()
+        .await
+}
+
+async fn sign_in<'c>(client: &'c Client, secret: &str) -> LocalResponse<'c> {
+    let form = client.get(format!("{ADMIN}/login")).dispatch().await;
+    let token = csrf(&form.into_string().await.unwrap_or_default());
+    post_form(
+        client,
+        "/login",
+        format!("secret={}&csrf={token}", secret.replace(' ', "+")),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_admin_route_sends_a_visitor_without_access_to_sign_in() {
+    each_database(|_store, url| async move {
+        let client = client(&url, false).await;
+        let to_login = format!("{ADMIN}/login");
+        for path in ["/", "/?q=x"] {
+            let response = client.get(format!("{ADMIN}{path}")).dispatch().await;
+            assert_eq!(response.status(), Status::SeeOther, "GET {path}");
+            assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
+        }
+        let response = post_form(&client, "/logout", "csrf=x".into()).await;
+        assert_eq!(response.status(), Status::SeeOther, "POST /logout");
+        assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
+        drop(response);
+        let page = client.get(to_login.clone()).dispatch().await;
+        assert_eq!(page.status(), Status::Ok);
+        // A forged or damaged session cookie is no access either.
+        let forged = client
+            .get(format!("{ADMIN}/"))
+            .cookie(rocket::http::Cookie::new(
+                "bandits_admin",
+                "1:99999999999999:0123456789abcdef0123456789abcdef",
+            ))
+            .dispatch()
+            .await;
+        assert_eq!(forged.status(), Status::SeeOther);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_token_or_the_password_signs_in_and_sign_out_ends_it() {
+    each_database(|_store, url| async move {
+        let client = client(&url, false).await;
+        let wrong = sign_in(&client, "not the secret").await;
+        assert_eq!(wrong.status(), Status::Unauthorized);
+        assert!(wrong
+            .into_string()
+            .await
+            .unwrap_or_default()
+            .contains("Wrong token or password."));
+
+        for secret in [TOKEN, PASSWORD] {
+            let signed_in = sign_in(&client, secret).await;
+            assert_eq!(signed_in.status(), Status::SeeOther);
+            assert_eq!(location(&signed_in).as_deref(), Some("/bandits/admin/"));
+            drop(signed_in);
+            let list = client.get(format!("{ADMIN}/")).dispatch().await;
+            assert_eq!(list.status(), Status::Ok, "signed in with {secret}");
+            let page = list.into_string().await.unwrap_or_default();
+            let token = csrf(&page);
+            let out = post_form(&client, "/logout", format!("csrf={token}")).await;
+            assert_eq!(out.status(), Status::SeeOther);
+            drop(out);
+            let after = client.get(format!("{ADMIN}/")).dispatch().await;
+            assert_eq!(after.status(), Status::SeeOther, "signed out");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_are_refused_with_403() {
+    each_database(|_store, url| async move {
+        let client = client(&url, false).await;
+        // Sign-in form posted without, or with a wrong, token.
+        let missing = post_form(&client, "/login", format!("secret={TOKEN}")).await;
+        assert_eq!(missing.status(), Status::Forbidden);
+        drop(missing);
+        let wrong = post_form(
+            &client,
+            "/login",
+            format!("secret={TOKEN}&csrf={}", "0".repeat(32)),
+        )
+        .await;
+        assert_eq!(wrong.status(), Status::Forbidden);
+        drop(wrong);
+
+        let signed_in = sign_in(&client, TOKEN).await;
+        assert_eq!(signed_in.status(), Status::SeeOther);
+        drop(signed_in);
+        for body in [
+            String::new(),
+            "csrf=".into(),
+            format!("csrf={}", "f".repeat(32)),
+        ] {
+            let out = post_form(&client, "/logout", body.clone()).await;
+            assert_eq!(out.status(), Status::Forbidden, "{body:?}");
+        }
+        // Still signed in: nothing happened.
+        let list = client.get(format!("{ADMIN}/")).dispatch().await;
+        assert_eq!(list.status(), Status::Ok);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_client_address() {
+    each_database(|_store, url| async move {
+        let client = client(&url, false).await;
+        for attempt in 0..bandits::admin::MAX_FAILED_SIGN_INS {
+            let wrong = sign_in(&client, "guess").await;
+            assert_eq!(wrong.status(), Status::Unauthorized, "attempt {attempt}");
+        }
+        // Locked out, even with the right token.
+        let blocked = sign_in(&client, TOKEN).await;
+        assert_eq!(blocked.status(), Status::TooManyRequests);
+        drop(blocked);
+        let list = client.get(format!("{ADMIN}/")).dispatch().await;
+        assert_eq!(list.status(), Status::SeeOther, "not signed in");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sites_own_admin_check_opens_the_admin() {
+    each_database(|_store, url| async move {
+        let client = client(&url, true).await;
+        let staff = client
+            .get(format!("{ADMIN}/"))
+            .header(Header::new("X-Staff", "yes"))
+            .dispatch()
+            .await;
+        assert_eq!(staff.status(), Status::Ok);
+        drop(staff);
+        let visitor = client.get(format!("{ADMIN}/")).dispatch().await;
+        assert_eq!(visitor.status(), Status::SeeOther);
+    })
+    .await;
+}
+
+async fn store_flag(store: &Store, name: &str, note: &str, totals: [(u64, u64); 2]) {
+    let flag = FlagDefinition {
+        note: note.into(),
+        ..FlagDefinition::new(name)
+    }
+    .validate()
+    .expect("a valid flag");
+    let stored = store.create_flag(&flag, 1).await.expect("created");
+    let increments = ["off", "on"]
+        .iter()
+        .zip(totals)
+        .map(|(arm, (views, conversions))| Increment::new(&stored, arm, views, conversions))
+        .collect();
+    store
+        .flush(&Batch {
+            increments,
+            events: vec![],
+        })
+        .await
+        .expect("counted");
+}
+
+#[tokio::test]
+async fn the_list_shows_each_flag_escaped_and_searchable() {
+    each_database(|store, url| async move {
+        store_flag(
+            &store,
+            "headline-flag",
+            "<script>alert('x')</script>",
+            [(200, 10), (180, 18)],
+        )
+        .await;
+        store_flag(
+            &store,
+            "checkout",
+            "Which flow sells more?",
+            [(0, 0), (0, 0)],
+        )
+        .await;
+        let client = client(&url, false).await;
+        let signed_in = sign_in(&client, TOKEN).await;
+        assert_eq!(signed_in.status(), Status::SeeOther);
+        drop(signed_in);
+
+        let page = client.get(format!("{ADMIN}/")).dispatch().await;
+        let page = page.into_string().await.unwrap_or_default();
+        assert!(
+            !page.contains("<script>alert"),
+            "the note must be escaped: {page}"
+        );
+        assert!(page.contains("&lt;script&gt;alert"), "{page}");
+        assert!(page.contains("headline-flag") && page.contains("checkout"));
+        // Rates, visitors and the best arm of headline-flag: on converts at 10%, off at 5%.
+        let expected = [(200, 10), (180, 18)].map(|(v, c)| ArmTotals::new(v, c).rate() * 100.0);
+        assert!(
+            page.contains(&format!("off: {:.1}%", expected[0])),
+            "{page}"
+        );
+        assert!(page.contains(&format!("on: {:.1}%", expected[1])), "{page}");
+        assert!(page.contains(">380<"), "visitors: {page}");
+        assert!(page.contains("waiting for visitors"), "{page}");
+
+        let found = client.get(format!("{ADMIN}/?q=flow")).dispatch().await;
+        let found = found.into_string().await.unwrap_or_default();
+        assert!(
+            found.contains("checkout") && !found.contains("headline-flag"),
+            "{found}"
+        );
+        assert!(found.contains("1 of 2 flags"), "{found}");
+    })
+    .await;
+}
