@@ -21,12 +21,13 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, delete, get, post, put, routes, Catcher, Route};
+use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::database::BanditsDatabase;
 use crate::engine::stats::{
-    msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior,
+    msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior, Interval,
 };
 use crate::engine::{FlagDefinition, Policy, WinnerRule};
 use crate::fairing::Shared;
@@ -223,7 +224,7 @@ fn flag_json(stored: &StoredFlag) -> Value {
 
 /// This instance's flags in memory, when the fairing is attached. (Not `&State`: the API
 /// also works mounted without the fairing, and `&State` would refuse to ignite then.)
-struct Reloader(Option<std::sync::Arc<crate::fairing::Runtime>>);
+pub(crate) struct Reloader(Option<std::sync::Arc<crate::fairing::Runtime>>);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Reloader {
@@ -241,7 +242,7 @@ impl<'r> FromRequest<'r> for Reloader {
 /// Makes this instance's requests see a change at once (other instances see it after
 /// their next flush). The change is saved either way; a failed reload is retried by the
 /// flush loop.
-async fn reload(live: Reloader) {
+pub(crate) async fn reload(live: Reloader) {
     if let Some(runtime) = live.0 {
         if let Err(error) = runtime.tracker.reload().await {
             log::warn!("rocket-bandits: saved, but could not reload the flags: {error}");
@@ -328,11 +329,62 @@ async fn reset(
 #[get("/flags/<name>/stats")]
 async fn stats(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
     let stored = db.store().flag(name).await.map_err(store_failure)?;
-    Ok(Json(statistics(&stored)))
+    Ok(Json(json!(statistics(&stored))))
 }
 
-/// Everything the statistics page shows about a flag.
-pub fn statistics(stored: &StoredFlag) -> Value {
+/// One arm's numbers on the statistics page and in the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArmStatistics {
+    /// The arm's name.
+    pub arm: String,
+    /// Visitors counted on it.
+    pub views: u64,
+    /// Of them, those who converted.
+    pub conversions: u64,
+    /// `conversions / views` (0 without views).
+    pub rate: f64,
+    /// The Wilson interval at the flag's confidence; none without views.
+    pub interval: Option<Interval>,
+    /// Two-sided p-value against the control, by the flag's winner rule (t-test, or the
+    /// always-valid p-value of the sequential rule); none for the control.
+    pub p_value_against_control: Option<f64>,
+    /// The posterior probability that this arm is the best.
+    pub probability_best: Option<f64>,
+}
+
+/// The locked winner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Winner {
+    /// The arm's name.
+    pub arm: Option<String>,
+    /// When it was locked (milliseconds since the Unix epoch), if the rule locked it.
+    pub locked_at: Option<i64>,
+}
+
+/// Everything the statistics page shows about a flag: the API's
+/// `GET /bandits/api/flags/<name>/stats`, and the admin's flag page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statistics {
+    /// The flag's name.
+    pub flag: String,
+    /// The flag's epoch (raised by every reset).
+    pub epoch: i64,
+    /// The policy, in words.
+    pub policy: &'static str,
+    /// The winner rule's name.
+    pub winner_rule: &'static str,
+    /// The winner rule in one sentence.
+    pub rule: String,
+    /// The intervals' confidence: `1 - significance_level`.
+    pub confidence: f64,
+    /// Per arm, in the flag's order (the control first).
+    pub arms: Vec<ArmStatistics>,
+    /// The locked winner, if any.
+    pub winner: Option<Winner>,
+}
+
+/// Computes a flag's [`Statistics`].
+pub fn statistics(stored: &StoredFlag) -> Statistics {
     let flag = &stored.flag;
     let totals = &stored.totals;
     let confidence = flag.confidence();
@@ -345,7 +397,7 @@ pub fn statistics(stored: &StoredFlag) -> Value {
     };
     let best = probability_best(totals, prior).unwrap_or_default();
     let control = totals.first().copied().unwrap_or_default();
-    let arms: Vec<Value> = flag
+    let arms = flag
         .arms()
         .iter()
         .zip(totals)
@@ -361,31 +413,33 @@ pub fn statistics(stored: &StoredFlag) -> Value {
                     _ => student_t_test(control, arm_totals).map(|t| t.p_value),
                 }
             };
-            json!({
-                "arm": arm.name,
-                "views": arm_totals.views,
-                "conversions": arm_totals.conversions,
-                "rate": arm_totals.rate(),
-                "interval": wilson_interval(arm_totals, confidence),
-                "p_value_against_control": p_value,
-                "probability_best": best.get(i),
-            })
+            ArmStatistics {
+                arm: arm.name.clone(),
+                views: arm_totals.views,
+                conversions: arm_totals.conversions,
+                rate: arm_totals.rate(),
+                interval: wilson_interval(arm_totals, confidence),
+                p_value_against_control: p_value,
+                probability_best: best.get(i).copied(),
+            }
         })
         .collect();
-    let winner = flag.winner().map(|i| {
-        json!({
-            "arm": flag.arms().get(i).map(|arm| arm.name.as_str()),
-            "locked_at": stored.winner_locked_at,
-        })
+    let winner = flag.winner().map(|i| Winner {
+        arm: flag.arms().get(i).map(|arm| arm.name.clone()),
+        locked_at: stored.winner_locked_at,
     });
-    json!({
-        "flag": flag.name(),
-        "epoch": stored.epoch,
-        "policy": flag.policy().label(),
-        "winner_rule": flag.winner_rule().label(),
-        "rule": flag.winner_rule().describe(flag.significance_level(), flag.min_views(), flag.arms().len()),
-        "confidence": confidence,
-        "arms": arms,
-        "winner": winner,
-    })
+    Statistics {
+        flag: flag.name().to_string(),
+        epoch: stored.epoch,
+        policy: flag.policy().label(),
+        winner_rule: flag.winner_rule().label(),
+        rule: flag.winner_rule().describe(
+            flag.significance_level(),
+            flag.min_views(),
+            flag.arms().len(),
+        ),
+        confidence,
+        arms,
+        winner,
+    }
 }
