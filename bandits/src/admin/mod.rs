@@ -44,7 +44,17 @@ const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 /// The admin's routes, to mount at the admin prefix.
 pub fn routes() -> Vec<Route> {
-    routes![sign_in_form, sign_in, sign_out, flags]
+    routes![
+        sign_in_form,
+        sign_in,
+        sign_out,
+        flags,
+        flag_page,
+        confirm_reset,
+        reset,
+        confirm_delete,
+        delete
+    ]
 }
 
 /// The admin's catchers, to register at the admin prefix: no access sends to the sign-in
@@ -324,6 +334,122 @@ async fn flags(
         .collect();
     let config = config(request.0);
     Ok(Page::new(&config, "Flags").flags(&access.csrf, &query, &shown, snapshot.flags.len()))
+}
+
+async fn stored(db: &BanditsDatabase, name: &str) -> Result<crate::store::StoredFlag, Status> {
+    db.store().flag(name).await.map_err(|error| match error {
+        crate::store::StoreError::NotFound(_) => Status::NotFound,
+        _ => Status::ServiceUnavailable,
+    })
+}
+
+#[get("/flags/<name>")]
+async fn flag_page(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    name: &str,
+) -> Result<maud::Markup, Status> {
+    let stored = stored(db, name).await?;
+    let statistics = crate::api::statistics(&stored);
+    let config = config(request.0);
+    Ok(Page::new(&config, name).flag(&access.csrf, &stored, &statistics))
+}
+
+#[get("/flags/<name>/reset")]
+async fn confirm_reset(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    name: &str,
+) -> Result<maud::Markup, Status> {
+    let stored = stored(db, name).await?;
+    let config = config(request.0);
+    let visitors: u64 = stored.totals.iter().map(|t| t.views).sum();
+    let text = format!(
+        "Reset the statistics of {name}? Its {visitors} visitors and their conversions are \
+         set aside, the winner (if any) is unlocked, and every visitor gets a fresh arm."
+    );
+    Ok(Page::new(&config, "Reset statistics").confirm(
+        &access.csrf,
+        &text,
+        &format!("/flags/{name}/reset"),
+        "Reset statistics",
+        &format!("/flags/{name}"),
+    ))
+}
+
+#[post("/flags/<name>/reset", data = "<form>")]
+async fn reset(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    live: crate::api::Reloader,
+    name: &str,
+    form: Form<CsrfOnly<'_>>,
+) -> Result<Redirect, Status> {
+    if !access.csrf_ok(form.csrf.unwrap_or_default()) {
+        return Err(Status::Forbidden);
+    }
+    db.store()
+        .reset_flag(name, now_ms())
+        .await
+        .map_err(|error| match error {
+            crate::store::StoreError::NotFound(_) => Status::NotFound,
+            _ => Status::ServiceUnavailable,
+        })?;
+    crate::api::reload(live).await;
+    let config = config(request.0);
+    Ok(Redirect::to(format!(
+        "{}/flags/{name}",
+        config.admin_prefix()
+    )))
+}
+
+#[get("/flags/<name>/delete")]
+async fn confirm_delete(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    name: &str,
+) -> Result<maud::Markup, Status> {
+    stored(db, name).await?;
+    let config = config(request.0);
+    let text = format!(
+        "Delete {name} with its counters and activity log? This cannot be undone; code that \
+         reads the flag will see it as inactive."
+    );
+    Ok(Page::new(&config, "Delete flag").confirm(
+        &access.csrf,
+        &text,
+        &format!("/flags/{name}/delete"),
+        "Delete flag",
+        &format!("/flags/{name}"),
+    ))
+}
+
+#[post("/flags/<name>/delete", data = "<form>")]
+async fn delete(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    live: crate::api::Reloader,
+    name: &str,
+    form: Form<CsrfOnly<'_>>,
+) -> Result<Redirect, Status> {
+    if !access.csrf_ok(form.csrf.unwrap_or_default()) {
+        return Err(Status::Forbidden);
+    }
+    db.store()
+        .delete_flag(name)
+        .await
+        .map_err(|error| match error {
+            crate::store::StoreError::NotFound(_) => Status::NotFound,
+            _ => Status::ServiceUnavailable,
+        })?;
+    crate::api::reload(live).await;
+    let config = config(request.0);
+    Ok(Redirect::to(format!("{}/", config.admin_prefix())))
 }
 
 /// The request itself, for handlers that read its cookies and configuration.

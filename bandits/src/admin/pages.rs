@@ -3,6 +3,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use crate::api::Statistics;
 use crate::config::Config;
 use crate::engine::ArmTotals;
 use crate::store::StoredFlag;
@@ -44,6 +45,8 @@ button.quiet { background: transparent; color: var(--accent); }
 .card { max-width: 420px; margin: 3rem auto; padding: 1.5rem; border: 1px solid var(--line);
   border-radius: 10px; background: var(--panel); }
 .card form { display: flex; flex-direction: column; gap: .75rem; }
+.actions { margin-top: 1.5rem; }
+svg { display: block; margin-top: .25rem; color: var(--accent); }
 .error { color: #c0392b; }
 @media (max-width: 720px) {
   table, thead, tbody, tr, th, td { display: block; }
@@ -165,7 +168,7 @@ impl<'a> Page<'a> {
         html! {
             tr {
                 td data-label="Flag" {
-                    strong { (flag.name()) }
+                    a href={ (self.prefix) "/flags/" (flag.name()) } { strong { (flag.name()) } }
                     @if !flag.note().is_empty() { span.note title=(flag.note()) { (flag.note()) } }
                 }
                 td data-label="Arms" {
@@ -197,6 +200,124 @@ impl<'a> Page<'a> {
                 }
             }
         }
+    }
+}
+
+impl Page<'_> {
+    /// A flag's statistics.
+    pub(super) fn flag(&self, csrf: &str, stored: &StoredFlag, stats: &Statistics) -> Markup {
+        let flag = &stored.flag;
+        let confidence = format!("{:.0}%", 100.0 * stats.confidence);
+        self.layout(
+            Some(csrf),
+            html! {
+                p { a href={ (self.prefix) "/" } { "← All flags" } }
+                h1 { (flag.name()) }
+                @if !flag.note().is_empty() { p { (flag.note()) } }
+                p.muted {
+                    (stats.policy) " · " (stats.winner_rule)
+                    @if let Some(path) = flag.source_path() { " · shown on " code { (path) } }
+                    @if let Some(path) = flag.target_path() { " · goal " code { (path) } }
+                    @if let Some(event) = flag.goal_event() { " · goal event " code { (event) } }
+                }
+                p { (stats.rule) }
+                @if let Some(winner) = &stats.winner {
+                    p { span.badge.won { "Winner: " (winner.arm.as_deref().unwrap_or("?")) }
+                        @if let Some(at) = winner.locked_at { " locked " (date(at)) } @else { " set by hand" } }
+                }
+                table {
+                    thead { tr {
+                        th { "Arm" } th.num { "Visitors" } th.num { "Conversions" } th.num { "Rate" }
+                        th { (confidence) " interval" } th.num { "p vs control" } th.num { "P(best)" }
+                    } }
+                    tbody {
+                        @for (i, arm) in stats.arms.iter().enumerate() {
+                            tr {
+                                td data-label="Arm" { strong { (arm.arm) } @if i == 0 { " " span.muted { "(control)" } } }
+                                td.num data-label="Visitors" { (arm.views) }
+                                td.num data-label="Conversions" { (arm.conversions) }
+                                td.num data-label="Rate" { @if arm.views > 0 { (format!("{:.2}%", 100.0 * arm.rate)) } @else { "—" } }
+                                td data-label={ (confidence) " interval" } {
+                                    @match arm.interval {
+                                        Some(interval) => {
+                                            (format!("{:.2}% – {:.2}%", 100.0 * interval.lower, 100.0 * interval.upper))
+                                            (interval_bar(interval.lower, interval.upper, arm.rate))
+                                        }
+                                        None => "—",
+                                    }
+                                }
+                                td.num data-label="p vs control" {
+                                    @match arm.p_value_against_control { Some(p) => (format!("{p:.4}")), None => "—" }
+                                }
+                                td.num data-label="P(best)" {
+                                    @match arm.probability_best { Some(p) => (format!("{:.1}%", 100.0 * p)), None => "—" }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.actions {
+                    a href={ (self.prefix) "/flags/" (flag.name()) "/reset" } { "Reset statistics…" }
+                    " · "
+                    a href={ (self.prefix) "/flags/" (flag.name()) "/delete" } { "Delete flag…" }
+                }
+            },
+        )
+    }
+
+    /// A confirmation step before a change that cannot be undone.
+    pub(super) fn confirm(
+        &self,
+        csrf: &str,
+        text: &str,
+        action: &str,
+        button: &str,
+        back: &str,
+    ) -> Markup {
+        self.layout(
+            Some(csrf),
+            html! {
+                div.card {
+                    h1 { (self.title) }
+                    p { (text) }
+                    form method="post" action={ (self.prefix) (action) } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { (button) }
+                        a href={ (self.prefix) (back) } { "Cancel" }
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// A small server-side SVG: the rate as a dot on its interval, on a 0–100% scale zoomed to
+/// the interval's neighbourhood.
+fn interval_bar(lower: f64, upper: f64, rate: f64) -> Markup {
+    let top = (upper * 1.25).clamp(0.01, 1.0);
+    let x = |v: f64| 4.0 + 152.0 * (v / top).clamp(0.0, 1.0);
+    html! {
+        svg width="160" height="14" viewBox="0 0 160 14" role="img" aria-label="interval" {
+            line x1="4" y1="7" x2="156" y2="7" stroke="currentColor" stroke-opacity="0.2" {}
+            line x1=(format!("{:.1}", x(lower))) y1="7" x2=(format!("{:.1}", x(upper))) y2="7"
+                stroke="currentColor" stroke-width="4" stroke-linecap="round" stroke-opacity="0.5" {}
+            circle cx=(format!("{:.1}", x(rate))) cy="7" r="4" fill="currentColor" {}
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch as `2026-11-21 11:32 UTC`.
+fn date(ms: i64) -> String {
+    match rocket::time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute()
+        ),
+        Err(_) => ms.to_string(),
     }
 }
 
