@@ -67,15 +67,22 @@ async fn every_admin_route_sends_a_visitor_without_access_to_sign_in() {
     each_database(|_store, url| async move {
         let client = client(&url, false).await;
         let to_login = format!("{ADMIN}/login");
-        for path in ["/", "/?q=x"] {
+        for path in [
+            "/",
+            "/?q=x",
+            "/flags/any",
+            "/flags/any/reset",
+            "/flags/any/delete",
+        ] {
             let response = client.get(format!("{ADMIN}{path}")).dispatch().await;
             assert_eq!(response.status(), Status::SeeOther, "GET {path}");
             assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
         }
-        let response = post_form(&client, "/logout", "csrf=x".into()).await;
-        assert_eq!(response.status(), Status::SeeOther, "POST /logout");
-        assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
-        drop(response);
+        for path in ["/logout", "/flags/any/reset", "/flags/any/delete"] {
+            let response = post_form(&client, path, "csrf=x".into()).await;
+            assert_eq!(response.status(), Status::SeeOther, "POST {path}");
+            assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
+        }
         let page = client.get(to_login.clone()).dispatch().await;
         assert_eq!(page.status(), Status::Ok);
         // A forged or damaged session cookie is no access either.
@@ -262,6 +269,191 @@ async fn the_list_shows_each_flag_escaped_and_searchable() {
             "{found}"
         );
         assert!(found.contains("1 of 2 flags"), "{found}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reset_and_delete_take_a_confirmation_step_and_the_csrf_token() {
+    each_database(|store, url| async move {
+        store_flag(&store, "headline-flag", "", [(50, 5), (50, 9)]).await;
+        let client = client(&url, false).await;
+        let signed_in = sign_in(&client, TOKEN).await;
+        assert_eq!(signed_in.status(), Status::SeeOther);
+        drop(signed_in);
+
+        // The confirmation page changes nothing.
+        let confirm = client
+            .get(format!("{ADMIN}/flags/headline-flag/reset"))
+            .dispatch()
+            .await;
+        assert_eq!(confirm.status(), Status::Ok);
+        let page = confirm.into_string().await.unwrap_or_default();
+        assert!(page.contains("100 visitors"), "{page}");
+        let token = csrf(&page);
+        assert_eq!(
+            store.flag("headline-flag").await.expect("kept").totals[1].views,
+            50
+        );
+
+        // Without the token: refused, nothing changed.
+        let forged = post_form(&client, "/flags/headline-flag/reset", String::new()).await;
+        assert_eq!(forged.status(), Status::Forbidden);
+        drop(forged);
+        assert_eq!(store.flag("headline-flag").await.expect("kept").epoch, 0);
+
+        let done = post_form(
+            &client,
+            "/flags/headline-flag/reset",
+            format!("csrf={token}"),
+        )
+        .await;
+        assert_eq!(done.status(), Status::SeeOther);
+        assert_eq!(
+            location(&done).as_deref(),
+            Some("/bandits/admin/flags/headline-flag")
+        );
+        drop(done);
+        let reset = store.flag("headline-flag").await.expect("kept");
+        assert_eq!((reset.epoch, reset.totals[1].views), (1, 0));
+
+        let confirm = client
+            .get(format!("{ADMIN}/flags/headline-flag/delete"))
+            .dispatch()
+            .await;
+        let token = csrf(&confirm.into_string().await.unwrap_or_default());
+        let done = post_form(
+            &client,
+            "/flags/headline-flag/delete",
+            format!("csrf={token}"),
+        )
+        .await;
+        assert_eq!(done.status(), Status::SeeOther);
+        drop(done);
+        assert!(store.flag("headline-flag").await.is_err(), "deleted");
+        let gone = client
+            .get(format!("{ADMIN}/flags/headline-flag"))
+            .dispatch()
+            .await;
+        assert_eq!(gone.status(), Status::NotFound);
+    })
+    .await;
+}
+
+/// A new user's morning: a flag is created, the site collects data, the statistics page
+/// shows the counts, the rates, the intervals and the winner the rule locked.
+#[tokio::test]
+async fn end_to_end_the_statistics_page_shows_the_counts_and_the_winner() {
+    use bandits::Flags;
+    use bandits_integration_tests::browser::Visitor;
+    use bandits_integration_tests::eventually;
+
+    #[rocket::get("/")]
+    fn home(flags: Flags<'_>) -> String {
+        flags.variant("headline-flag").unwrap_or_default()
+    }
+
+    #[rocket::get("/contact")]
+    fn contact() -> &'static str {
+        "contact"
+    }
+
+    each_database(|_store, url| async move {
+        let figment = rocket::Config::figment()
+            .merge(("databases.bandits.url", url.as_str()))
+            .merge(("bandits.admin_token", TOKEN))
+            .merge(("bandits.flush_interval_ms", 20))
+            .merge(("secret_key", SECRET_KEY))
+            .merge(("log_level", "off"));
+        let rocket = rocket::custom(figment)
+            .attach(Bandits::fairing())
+            .mount("/", rocket::routes![home, contact]);
+        let client = Client::untracked(rocket).await.expect("ignites");
+
+        let created = client
+            .post("/bandits/api/flags")
+            .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+            .header(ContentType::JSON)
+            .body(
+                r#"{"name": "headline-flag", "policy": {"kind": "split", "weights": [1, 1]},
+                    "min_views": 20, "source_path": "/", "target_path": "/contact"}"#,
+            )
+            .dispatch()
+            .await;
+        assert_eq!(created.status(), Status::Created);
+        drop(created);
+
+        // Visitors on "on" always reach the goal, on "off" never.
+        let mut seen: std::collections::HashMap<String, u64> = Default::default();
+        for _ in 0..40 {
+            let mut visitor = Visitor::browser();
+            let arm = visitor.get(&client, "/").await.body;
+            if arm == "on" {
+                visitor.get(&client, "/contact").await;
+            }
+            *seen.entry(arm).or_default() += 1;
+        }
+        let (off, on) = (
+            seen.get("off").copied().unwrap_or(0),
+            seen.get("on").copied().unwrap_or(0),
+        );
+        assert!(off >= 5 && on >= 5, "both arms need visitors: {seen:?}");
+
+        // The admin signs in with the token, carrying its session cookie by hand.
+        let form = client.get(format!("{ADMIN}/login")).dispatch().await;
+        let mut session = form
+            .cookies()
+            .get("bandits_admin")
+            .map(|c| c.value().to_string());
+        let token = csrf(&form.into_string().await.unwrap_or_default());
+        let signed_in = client
+            .post(format!("{ADMIN}/login"))
+            .header(ContentType::Form)
+            .cookie(rocket::http::Cookie::new(
+                "bandits_admin",
+                session.clone().unwrap_or_default(),
+            ))
+            .body(format!("secret={TOKEN}&csrf={token}"))
+            .dispatch()
+            .await;
+        assert_eq!(signed_in.status(), Status::SeeOther);
+        session = signed_in
+            .cookies()
+            .get("bandits_admin")
+            .map(|c| c.value().to_string());
+        drop(signed_in);
+        let session = session.expect("a session cookie");
+
+        // Within a few flushes the counts are written and the rule locks "on".
+        let page = std::sync::Mutex::new(String::new());
+        let shown = eventually(|| async {
+            let response = client
+                .get(format!("{ADMIN}/flags/headline-flag"))
+                .cookie(rocket::http::Cookie::new("bandits_admin", session.clone()))
+                .dispatch()
+                .await;
+            let body = response.into_string().await.unwrap_or_default();
+            let done = body.contains("Winner: on");
+            *page.lock().unwrap_or_else(|e| e.into_inner()) = body;
+            done
+        })
+        .await;
+        let page = page.into_inner().unwrap_or_else(|e| e.into_inner());
+        assert!(shown, "no winner on the page: {page}");
+        let on_rate = format!("{:.2}%", 100.0);
+        assert!(page.contains(&format!(">{off}<")), "off's visitors: {page}");
+        assert!(page.contains(&format!(">{on}<")), "on's visitors: {page}");
+        assert!(page.contains(&on_rate), "on converts at 100%: {page}");
+        assert!(page.contains("95% interval"), "{page}");
+        assert!(
+            page.contains("locked 20"),
+            "when the winner was locked: {page}"
+        );
+        assert!(
+            page.contains("After 20 visitors"),
+            "the rule in one sentence: {page}"
+        );
+        client.terminate().await;
     })
     .await;
 }
