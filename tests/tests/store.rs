@@ -374,3 +374,61 @@ async fn counts_and_times_beyond_32_bits_survive_the_round_trip() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn history_groups_the_log_by_time_and_arm() {
+    each_database(|store: Store, _| async move {
+        store.create_flag(&headline(), 0).await.unwrap();
+        let minute = 60_000;
+        let t0 = 1_763_700_000_000;
+        // Minute 0: two on, one off; minute 5: one on converts, one off exposure.
+        let events = vec![
+            event(EventKind::Exposure, "a", "on", "/", t0),
+            event(EventKind::Exposure, "b", "on", "/", t0 + 10),
+            event(EventKind::Exposure, "c", "off", "/", t0 + 20),
+            event(
+                EventKind::Conversion,
+                "a",
+                "on",
+                "/contact",
+                t0 + 5 * minute,
+            ),
+            event(EventKind::Exposure, "d", "off", "/", t0 + 5 * minute + 1),
+        ];
+        store
+            .flush(&Batch {
+                increments: vec![],
+                events,
+            })
+            .await
+            .unwrap();
+        let history = store.history("headline-flag", 0, 48).await.unwrap();
+        assert_eq!(history.bucket_ms, minute, "at least a minute per bucket");
+        let at = |start: i64, arm: &str| -> (u64, u64) {
+            history
+                .points
+                .iter()
+                .filter(|p| p.start == start && p.arm == arm)
+                .fold((0, 0), |(e, c), p| (e + p.exposures, c + p.conversions))
+        };
+        assert_eq!(at(t0, "on"), (2, 0));
+        assert_eq!(at(t0, "off"), (1, 0));
+        assert_eq!(at(t0 + 5 * minute, "on"), (0, 1));
+        assert_eq!(at(t0 + 5 * minute, "off"), (1, 0));
+        assert!(history.points.windows(2).all(|w| w[0].start <= w[1].start));
+        // Another epoch, or a flag without log: nothing.
+        assert!(store
+            .history("headline-flag", 1, 48)
+            .await
+            .unwrap()
+            .points
+            .is_empty());
+        assert!(store
+            .history("unknown", 0, 48)
+            .await
+            .unwrap()
+            .points
+            .is_empty());
+    })
+    .await;
+}

@@ -707,6 +707,78 @@ impl Store {
         let rows = select.fetch_all(&self.pool).await?;
         rows.iter().map(logged_event).collect()
     }
+
+    /// Flag `flag`'s activity at `epoch` over time, from the activity log: per time bucket
+    /// and arm, the exposures and conversions logged. About `buckets` buckets span the
+    /// first to the last entry (at least a minute each); oldest first.
+    pub async fn history(
+        &self,
+        flag: &str,
+        epoch: i64,
+        buckets: i64,
+    ) -> Result<History, StoreError> {
+        let span: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(at), MAX(at) FROM bandits_events WHERE flag = $1 AND epoch = $2",
+        )
+        .bind(flag)
+        .bind(epoch)
+        .fetch_one(&self.pool)
+        .await?;
+        let (Some(first), Some(last)) = span else {
+            return Ok(History::default());
+        };
+        let bucket_ms = ((last - first) / buckets.max(1) + 1).max(60_000);
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT (at - $3) / $4 AS bucket, arm, kind, COUNT(*) FROM bandits_events
+             WHERE flag = $1 AND epoch = $2 GROUP BY bucket, arm, kind ORDER BY bucket",
+        )
+        .bind(flag)
+        .bind(epoch)
+        .bind(first)
+        .bind(bucket_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let points = rows
+            .into_iter()
+            .map(|(bucket, arm, kind, count)| HistoryPoint {
+                start: first + bucket * bucket_ms,
+                arm,
+                exposures: if kind == EventKind::Exposure.as_str() {
+                    count as u64
+                } else {
+                    0
+                },
+                conversions: if kind == EventKind::Conversion.as_str() {
+                    count as u64
+                } else {
+                    0
+                },
+            })
+            .collect();
+        Ok(History { bucket_ms, points })
+    }
+}
+
+/// A flag's activity over time ([`Store::history`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Each bucket's length in milliseconds.
+    pub bucket_ms: i64,
+    /// Per bucket and arm (and kind), oldest first.
+    pub points: Vec<HistoryPoint>,
+}
+
+/// What one arm logged in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPoint {
+    /// The bucket's start (milliseconds since the Unix epoch).
+    pub start: i64,
+    /// The arm.
+    pub arm: String,
+    /// Exposures logged.
+    pub exposures: u64,
+    /// Conversions logged.
+    pub conversions: u64,
 }
 
 fn to_i64(count: u64) -> i64 {
