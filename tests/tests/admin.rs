@@ -453,6 +453,56 @@ async fn end_to_end_the_statistics_page_shows_the_counts_and_the_winner() {
             page.contains("After 20 visitors"),
             "the rule in one sentence: {page}"
         );
+        assert!(page.contains("Conversion rate over time"), "{page}");
+        assert_eq!(
+            page.matches("<polyline").count(),
+            4,
+            "a rate and a share line per arm: {page}"
+        );
+
+        // The activity log: every exposure and conversion, 50 to a page, newest first.
+        let mut log = String::new();
+        let mut next = Some(format!("{ADMIN}/activity?flag=headline-flag"));
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            let page = client
+                .get(url.replace("&amp;", "&"))
+                .cookie(rocket::http::Cookie::new("bandits_admin", session.clone()))
+                .dispatch()
+                .await;
+            assert_eq!(page.status(), Status::Ok);
+            let page = page.into_string().await.unwrap_or_default();
+            let rows = page.matches(">exposure<").count() + page.matches(">conversion<").count();
+            assert!(rows <= 50, "{rows} rows on one page");
+            next = page
+                .find("href=\"/bandits/admin/activity?before=")
+                .map(|start| {
+                    let rest = &page[start + 6..];
+                    rest[..rest.find('"').unwrap_or(0)].to_string()
+                });
+            log.push_str(&page);
+            pages += 1;
+            assert!(pages <= 5, "pagination never ends");
+        }
+        let entries = off + 2 * on;
+        assert_eq!(
+            pages as u64,
+            entries.div_ceil(50),
+            "{entries} entries, 50 to a page"
+        );
+        assert_eq!(log.matches(">exposure<").count() as u64, off + on, "{log}");
+        assert_eq!(log.matches(">conversion<").count() as u64, on, "{log}");
+        let marker = "/activity?visitor=";
+        let start = log.find(marker).expect("a visitor link") + marker.len();
+        let visitor = &log[start..start + 32];
+        let one = client
+            .get(format!("{ADMIN}/activity?visitor={visitor}"))
+            .cookie(rocket::http::Cookie::new("bandits_admin", session.clone()))
+            .dispatch()
+            .await;
+        let one = one.into_string().await.unwrap_or_default();
+        let rows = one.matches(">exposure<").count() + one.matches(">conversion<").count();
+        assert!((1..=2).contains(&rows), "one visitor's entries only: {one}");
         client.terminate().await;
     })
     .await;

@@ -53,7 +53,8 @@ pub fn routes() -> Vec<Route> {
         confirm_reset,
         reset,
         confirm_delete,
-        delete
+        delete,
+        activity
     ]
 }
 
@@ -352,8 +353,13 @@ async fn flag_page(
 ) -> Result<maud::Markup, Status> {
     let stored = stored(db, name).await?;
     let statistics = crate::api::statistics(&stored);
+    let history = db
+        .store()
+        .history(name, stored.epoch, CHART_BUCKETS)
+        .await
+        .map_err(|_| Status::ServiceUnavailable)?;
     let config = config(request.0);
-    Ok(Page::new(&config, name).flag(&access.csrf, &stored, &statistics))
+    Ok(Page::new(&config, name).flag(&access.csrf, &stored, &statistics, &history))
 }
 
 #[get("/flags/<name>/reset")]
@@ -450,6 +456,44 @@ async fn delete(
     crate::api::reload(live).await;
     let config = config(request.0);
     Ok(Redirect::to(format!("{}/", config.admin_prefix())))
+}
+
+/// About how many points the charts have.
+const CHART_BUCKETS: i64 = 48;
+
+/// Activity-log entries per page.
+const LOG_PAGE: u32 = 50;
+
+#[get("/activity?<visitor>&<flag>&<path>&<before>")]
+async fn activity(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    visitor: Option<&str>,
+    flag: Option<&str>,
+    path: Option<&str>,
+    before: Option<i64>,
+) -> Result<maud::Markup, Status> {
+    let filter = |value: Option<&str>| {
+        value
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    let query = crate::store::EventQuery {
+        visitor: filter(visitor),
+        flag: filter(flag),
+        path: filter(path),
+        before,
+        limit: LOG_PAGE,
+    };
+    let events = db
+        .store()
+        .events(&query)
+        .await
+        .map_err(|_| Status::ServiceUnavailable)?;
+    let config = config(request.0);
+    Ok(Page::new(&config, "Activity").activity(&access.csrf, &query, &events, LOG_PAGE))
 }
 
 /// The request itself, for handlers that read its cookies and configuration.

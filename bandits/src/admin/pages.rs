@@ -5,8 +5,9 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::api::Statistics;
 use crate::config::Config;
+use crate::engine::stats::wilson_interval;
 use crate::engine::ArmTotals;
-use crate::store::StoredFlag;
+use crate::store::{EventQuery, History, LoggedEvent, StoredFlag};
 
 const STYLE: &str = r#"
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #5b6475; --line: #d9dee8;
@@ -47,6 +48,11 @@ button.quiet { background: transparent; color: var(--accent); }
 .card form { display: flex; flex-direction: column; gap: .75rem; }
 .actions { margin-top: 1.5rem; }
 svg { display: block; margin-top: .25rem; color: var(--accent); }
+svg.chart { width: 100%; max-width: 720px; height: auto; color: var(--muted); }
+h2 { font-size: 1.1rem; margin: 1.5rem 0 .25rem; }
+.legend { display: flex; flex-wrap: wrap; gap: 1rem; }
+.swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px;
+  margin-right: .35rem; vertical-align: -1px; }
 .error { color: #c0392b; }
 @media (max-width: 720px) {
   table, thead, tbody, tr, th, td { display: block; }
@@ -87,6 +93,7 @@ impl<'a> Page<'a> {
                         a.brand href={ (self.prefix) "/" } { "rocket-bandits" }
                         @if let Some(csrf) = csrf {
                             a href={ (self.prefix) "/" } { "Flags" }
+                            a href={ (self.prefix) "/activity" } { "Activity" }
                             form method="post" action={ (self.prefix) "/logout" } {
                                 input type="hidden" name="csrf" value=(csrf);
                                 button.quiet type="submit" { "Sign out" }
@@ -205,7 +212,14 @@ impl<'a> Page<'a> {
 
 impl Page<'_> {
     /// A flag's statistics.
-    pub(super) fn flag(&self, csrf: &str, stored: &StoredFlag, stats: &Statistics) -> Markup {
+    pub(super) fn flag(
+        &self,
+        csrf: &str,
+        stored: &StoredFlag,
+        stats: &Statistics,
+        history: &History,
+    ) -> Markup {
+        let arm_names: Vec<String> = stats.arms.iter().map(|a| a.arm.clone()).collect();
         let flag = &stored.flag;
         let confidence = format!("{:.0}%", 100.0 * stats.confidence);
         self.layout(
@@ -256,7 +270,10 @@ impl Page<'_> {
                         }
                     }
                 }
+                (charts(&arm_names, history, stats.confidence))
                 p.actions {
+                    a href={ (self.prefix) "/activity?flag=" (flag.name()) } { "Activity" }
+                    " · "
                     a href={ (self.prefix) "/flags/" (flag.name()) "/reset" } { "Reset statistics…" }
                     " · "
                     a href={ (self.prefix) "/flags/" (flag.name()) "/delete" } { "Delete flag…" }
@@ -288,6 +305,204 @@ impl Page<'_> {
                 }
             },
         )
+    }
+}
+
+impl Page<'_> {
+    /// The activity log: exposures and conversions, newest first, searchable, paginated.
+    pub(super) fn activity(
+        &self,
+        csrf: &str,
+        query: &EventQuery,
+        events: &[LoggedEvent],
+        page_size: u32,
+    ) -> Markup {
+        let field = |value: &Option<String>| value.clone().unwrap_or_default();
+        let older = events
+            .last()
+            .filter(|_| events.len() as u32 == page_size)
+            .map(|last| {
+                let mut link = format!("{}/activity?before={}", self.prefix, last.id);
+                for (key, value) in [
+                    ("visitor", &query.visitor),
+                    ("flag", &query.flag),
+                    ("path", &query.path),
+                ] {
+                    if let Some(value) = value {
+                        link.push_str(&format!("&{key}={}", encode(value)));
+                    }
+                }
+                link
+            });
+        self.layout(
+            Some(csrf),
+            html! {
+                h1 { "Activity" }
+                form.search method="get" action={ (self.prefix) "/activity" } role="search" {
+                    input type="search" name="visitor" value=(field(&query.visitor)) placeholder="Visitor id" aria-label="Visitor id";
+                    input type="search" name="flag" value=(field(&query.flag)) placeholder="Flag" aria-label="Flag";
+                    input type="search" name="path" value=(field(&query.path)) placeholder="Path" aria-label="Path";
+                    button type="submit" { "Search" }
+                }
+                @if events.is_empty() {
+                    p.muted { "No activity matches." }
+                } @else {
+                    table {
+                        thead { tr { th { "When" } th { "What" } th { "Visitor" } th { "Flag" } th { "Arm" } th { "Path" } } }
+                        tbody {
+                            @for logged in events {
+                                @let event = &logged.event;
+                                tr {
+                                    td data-label="When" { (date(event.at)) }
+                                    td data-label="What" { (event.kind.as_str()) }
+                                    td data-label="Visitor" {
+                                        a href={ (self.prefix) "/activity?visitor=" (encode(&event.visitor)) } { code { (event.visitor) } }
+                                    }
+                                    td data-label="Flag" { a href={ (self.prefix) "/flags/" (event.flag) } { (event.flag) } }
+                                    td data-label="Arm" { (event.arm) }
+                                    td data-label="Path" { code { (event.path) } }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(older) = older { p { a href=(older) { "Older entries →" } } }
+            },
+        )
+    }
+}
+
+/// `value` percent-encoded for a query string (Rocket's encoder).
+fn encode(value: &str) -> String {
+    rocket::http::RawStr::new(value)
+        .percent_encode()
+        .to_string()
+}
+
+/// Series colours, by arm; they repeat past eight arms.
+const COLOURS: [&str; 8] = [
+    "#6b7280", "#2356c7", "#1c7c4a", "#c2410c", "#7c3aed", "#0e7490", "#be185d", "#a16207",
+];
+
+/// A cumulative rate at a time: (time, rate, interval bounds).
+type RatePoint = (i64, f64, Option<(f64, f64)>);
+
+/// One arm's points over time: rates for the rate chart, (time, share) for the traffic
+/// chart.
+struct Series {
+    rate: Vec<RatePoint>,
+    share: Vec<(i64, f64)>,
+}
+
+/// Cumulative rates with their intervals, and each bucket's traffic share, per arm.
+fn series(arms: &[String], history: &History, confidence: f64) -> Vec<Series> {
+    let mut starts: Vec<i64> = history.points.iter().map(|p| p.start).collect();
+    starts.dedup();
+    let mut cumulative = vec![ArmTotals::default(); arms.len()];
+    let mut out: Vec<Series> = arms
+        .iter()
+        .map(|_| Series {
+            rate: Vec::new(),
+            share: Vec::new(),
+        })
+        .collect();
+    for start in starts {
+        let mut in_bucket = vec![0u64; arms.len()];
+        for point in history.points.iter().filter(|p| p.start == start) {
+            if let Some(i) = arms.iter().position(|arm| *arm == point.arm) {
+                cumulative[i].views += point.exposures;
+                cumulative[i].conversions += point.conversions;
+                in_bucket[i] += point.exposures;
+            }
+        }
+        let at = start + history.bucket_ms;
+        let total: u64 = in_bucket.iter().sum();
+        for (i, series) in out.iter_mut().enumerate() {
+            if cumulative[i].views > 0 {
+                let interval =
+                    wilson_interval(cumulative[i], confidence).map(|iv| (iv.lower, iv.upper));
+                series.rate.push((at, cumulative[i].rate(), interval));
+            }
+            if total > 0 {
+                series.share.push((at, in_bucket[i] as f64 / total as f64));
+            }
+        }
+    }
+    out
+}
+
+/// The two charts of a flag's page, as inline SVG.
+fn charts(arms: &[String], history: &History, confidence: f64) -> Markup {
+    let all = series(arms, history, confidence);
+    let times: Vec<i64> = all
+        .iter()
+        .flat_map(|s| {
+            s.rate
+                .iter()
+                .map(|p| p.0)
+                .chain(s.share.iter().map(|p| p.0))
+        })
+        .collect();
+    let (Some(&first), Some(&last)) = (times.iter().min(), times.iter().max()) else {
+        return html! { p.muted { "The charts appear once the activity log has entries." } };
+    };
+    let top = all
+        .iter()
+        .flat_map(|s| s.rate.iter().map(|p| p.2.map_or(p.1, |iv| iv.1)))
+        .fold(0.01_f64, f64::max)
+        .min(1.0);
+    let (w, h, left, bottom) = (640.0, 180.0, 44.0, 18.0);
+    let x = |t: i64| {
+        let span = (last - first).max(1) as f64;
+        left + (w - left - 8.0) * (t - first) as f64 / span
+    };
+    let y = |v: f64, max: f64| 8.0 + (h - bottom - 8.0) * (1.0 - (v / max).clamp(0.0, 1.0));
+    let points = |pts: &mut dyn Iterator<Item = (f64, f64)>| {
+        pts.map(|(px, py)| format!("{px:.1},{py:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let frame = |max_label: String| {
+        html! {
+            line x1=(left) y1=(h - bottom) x2=(w - 8.0) y2=(h - bottom) stroke="currentColor" stroke-opacity="0.3" {}
+            line x1=(left) y1="8" x2=(left) y2=(h - bottom) stroke="currentColor" stroke-opacity="0.3" {}
+            text x=(left - 4.0) y="14" text-anchor="end" font-size="11" fill="currentColor" { (max_label) }
+            text x=(left - 4.0) y=(h - bottom) text-anchor="end" font-size="11" fill="currentColor" { "0%" }
+            text x=(left) y=(h - 3.0) font-size="11" fill="currentColor" { (date(first)) }
+            text x=(w - 8.0) y=(h - 3.0) text-anchor="end" font-size="11" fill="currentColor" { (date(last)) }
+        }
+    };
+    html! {
+        h2 { "Conversion rate over time" }
+        p.muted { "Cumulative, with its interval, from the activity log." }
+        svg.chart viewBox={ "0 0 " (w) " " (h) } role="img" aria-label="Conversion rate of each arm over time" {
+            (frame(format!("{:.1}%", 100.0 * top)))
+            @for (i, s) in all.iter().enumerate() {
+                @let colour = COLOURS[i % COLOURS.len()];
+                @if s.rate.len() > 1 {
+                    @let band = {
+                        let upper = s.rate.iter().filter_map(|p| p.2.map(|iv| (x(p.0), y(iv.1, top))));
+                        let lower = s.rate.iter().rev().filter_map(|p| p.2.map(|iv| (x(p.0), y(iv.0, top))));
+                        points(&mut upper.chain(lower))
+                    };
+                    polygon points=(band) fill=(colour) fill-opacity="0.12" stroke="none" {}
+                }
+                polyline points=(points(&mut s.rate.iter().map(|p| (x(p.0), y(p.1, top))))) fill="none" stroke=(colour) stroke-width="2" {}
+            }
+        }
+        h2 { "Share of traffic over time" }
+        p.muted { "New visitors per arm in each period, from the activity log." }
+        svg.chart viewBox={ "0 0 " (w) " " (h) } role="img" aria-label="Share of traffic of each arm over time" {
+            (frame("100%".to_string()))
+            @for (i, s) in all.iter().enumerate() {
+                polyline points=(points(&mut s.share.iter().map(|p| (x(p.0), y(p.1, 1.0))))) fill="none" stroke=(COLOURS[i % COLOURS.len()]) stroke-width="2" {}
+            }
+        }
+        p.legend {
+            @for (i, arm) in arms.iter().enumerate() {
+                span { span.swatch style={ "background:" (COLOURS[i % COLOURS.len()]) } {} (arm) }
+            }
+        }
     }
 }
 
