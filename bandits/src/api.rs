@@ -164,8 +164,17 @@ fn now() -> i64 {
     crate::fairing::now_ms()
 }
 
-/// Reads a definition from JSON, naming the field of any problem.
-fn definition(body: Value, name_from_path: Option<&str>) -> Result<FlagDefinition, Failure> {
+/// Problems with a flag's input: `(field, message)` pairs, fields named as in the JSON
+/// (`policy.epsilon`, `arms[1].name`).
+pub(crate) type FieldErrors = Vec<(String, String)>;
+
+/// Reads and validates a flag from its JSON definition, naming the field of every
+/// problem. `name_from_path` is the flag being replaced, if any (flags cannot be renamed).
+/// The API and the admin's forms both go through here.
+pub(crate) fn parse_flag(
+    body: Value,
+    name_from_path: Option<&str>,
+) -> Result<crate::engine::Flag, FieldErrors> {
     let mut definition: FlagDefinition =
         serde_path_to_error::deserialize(body).map_err(|error| {
             let path = error.path().to_string();
@@ -174,30 +183,24 @@ fn definition(body: Value, name_from_path: Option<&str>) -> Result<FlagDefinitio
             } else {
                 path
             };
-            invalid(vec![(field, error.inner().to_string())])
+            vec![(field, error.inner().to_string())]
         })?;
     if let Some(name) = name_from_path {
         if definition.name.is_empty() {
             definition.name = name.to_string();
         } else if definition.name != name {
-            return Err(invalid(vec![(
+            return Err(vec![(
                 "name".to_string(),
                 format!("must be {name:?}, the flag in the path (flags cannot be renamed)"),
-            )]));
+            )]);
         }
     }
-    Ok(definition)
-}
-
-fn validated(definition: FlagDefinition) -> Result<crate::engine::Flag, Failure> {
     definition.validate().map_err(|invalid_flag| {
-        invalid(
-            invalid_flag
-                .errors()
-                .iter()
-                .map(|e| (e.field.clone(), e.rule.to_string()))
-                .collect(),
-        )
+        invalid_flag
+            .errors()
+            .iter()
+            .map(|e| (e.field.clone(), e.rule.to_string()))
+            .collect()
     })
 }
 
@@ -264,7 +267,7 @@ async fn create(
     live: Reloader,
     body: Json<Value>,
 ) -> Result<(Status, Json<Value>), Failure> {
-    let flag = validated(definition(body.into_inner(), None)?)?;
+    let flag = parse_flag(body.into_inner(), None).map_err(invalid)?;
     let stored = db
         .store()
         .create_flag(&flag, now())
@@ -288,7 +291,7 @@ async fn update(
     name: &str,
     body: Json<Value>,
 ) -> Result<Json<Value>, Failure> {
-    let flag = validated(definition(body.into_inner(), Some(name))?)?;
+    let flag = parse_flag(body.into_inner(), Some(name)).map_err(invalid)?;
     let stored = db
         .store()
         .update_flag(&flag, now())
