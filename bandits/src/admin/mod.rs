@@ -11,6 +11,7 @@
 //! **CSRF.** The session cookie carries a random token; every form carries it too, and a
 //! POST whose token is missing or wrong is refused with 403.
 
+mod form;
 mod pages;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use crate::api::AdminCheck;
 use crate::config::Config;
 use crate::database::BanditsDatabase;
 use crate::fairing::now_ms;
+use form::FlagForm;
 use pages::Page;
 
 /// The admin session cookie.
@@ -54,7 +56,11 @@ pub fn routes() -> Vec<Route> {
         reset,
         confirm_delete,
         delete,
-        activity
+        activity,
+        new_form,
+        create,
+        edit_form,
+        update
     ]
 }
 
@@ -456,6 +462,115 @@ async fn delete(
     crate::api::reload(live).await;
     let config = config(request.0);
     Ok(Redirect::to(format!("{}/", config.admin_prefix())))
+}
+
+#[get("/new")]
+fn new_form(access: AdminAccess, request: SessionRequest<'_>) -> maud::Markup {
+    let config = config(request.0);
+    let form = FlagForm::from_definition(&crate::engine::FlagDefinition::default());
+    Page::new(&config, "New flag").flag_form(&access.csrf, &form, &[], false)
+}
+
+/// Saves `form` (new, or replacing `editing`), or shows it again with its problems.
+async fn save(
+    access: &AdminAccess,
+    request: &SessionRequest<'_>,
+    db: &BanditsDatabase,
+    live: crate::api::Reloader,
+    mut form: FlagForm,
+    editing: Option<&str>,
+) -> Result<Redirect, (Status, maud::Markup)> {
+    let config = config(request.0);
+    let title = if editing.is_some() {
+        "Edit flag"
+    } else {
+        "New flag"
+    };
+    let page = Page::new(&config, title);
+    if !access.csrf_ok(form.csrf.as_deref().unwrap_or_default()) {
+        return Err((
+            Status::Forbidden,
+            page.message("This form has expired: reload the page and try again."),
+        ));
+    }
+    let base = match editing {
+        Some(name) => {
+            let stored = stored(db, name)
+                .await
+                .map_err(|status| (status, page.message("No such flag.")))?;
+            form.name = name.to_string();
+            serde_json::to_value(stored.flag.definition()).ok()
+        }
+        None => None,
+    };
+    let parsed = form
+        .to_json(base)
+        .and_then(|body| crate::api::parse_flag(body, editing));
+    let mut again = |errors: crate::api::FieldErrors| {
+        form.pad_arms();
+        (
+            Status::UnprocessableEntity,
+            page.flag_form(&access.csrf, &form, &errors, editing.is_some()),
+        )
+    };
+    let flag = parsed.map_err(&mut again)?;
+    let store = db.store();
+    let saved = match editing {
+        Some(_) => store.update_flag(&flag, now_ms()).await,
+        None => store.create_flag(&flag, now_ms()).await,
+    };
+    match saved {
+        Ok(_) => {}
+        Err(crate::store::StoreError::AlreadyExists(name)) => {
+            return Err(again(vec![(
+                "name".into(),
+                format!("a flag named {name:?} already exists"),
+            )]))
+        }
+        Err(error) => return Err(again(vec![("body".into(), format!("not saved: {error}"))])),
+    }
+    crate::api::reload(live).await;
+    Ok(Redirect::to(format!(
+        "{}/flags/{}",
+        config.admin_prefix(),
+        flag.name()
+    )))
+}
+
+#[post("/new", data = "<form>")]
+async fn create(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    live: crate::api::Reloader,
+    form: Form<FlagForm>,
+) -> Result<Redirect, (Status, maud::Markup)> {
+    save(&access, &request, db, live, form.into_inner(), None).await
+}
+
+#[get("/flags/<name>/edit")]
+async fn edit_form(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    name: &str,
+) -> Result<maud::Markup, Status> {
+    let stored = stored(db, name).await?;
+    let config = config(request.0);
+    let form = FlagForm::from_definition(stored.flag.definition());
+    Ok(Page::new(&config, "Edit flag").flag_form(&access.csrf, &form, &[], true))
+}
+
+#[post("/flags/<name>/edit", data = "<form>")]
+async fn update(
+    access: AdminAccess,
+    request: SessionRequest<'_>,
+    db: &BanditsDatabase,
+    live: crate::api::Reloader,
+    name: &str,
+    form: Form<FlagForm>,
+) -> Result<Redirect, (Status, maud::Markup)> {
+    save(&access, &request, db, live, form.into_inner(), Some(name)).await
 }
 
 /// About how many points the charts have.

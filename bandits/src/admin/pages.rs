@@ -3,6 +3,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
+use super::form::FlagForm;
 use crate::api::Statistics;
 use crate::config::Config;
 use crate::engine::stats::wilson_interval;
@@ -47,6 +48,16 @@ button.quiet { background: transparent; color: var(--accent); }
   border-radius: 10px; background: var(--panel); }
 .card form { display: flex; flex-direction: column; gap: .75rem; }
 .actions { margin-top: 1.5rem; }
+form.flag { display: grid; gap: 1rem; max-width: 760px; }
+form.flag fieldset { border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem;
+  display: grid; gap: .5rem; }
+form.flag label { display: grid; gap: .2rem; }
+form.flag input[type=text], form.flag select, form.flag textarea { padding: .45rem .55rem; font: inherit;
+  color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
+.arm, .pair { display: grid; grid-template-columns: 1fr 2fr; gap: .5rem; }
+.checks { display: flex; flex-wrap: wrap; gap: .25rem 1rem; }
+.checks label { display: inline; }
+.error { display: block; }
 svg { display: block; margin-top: .25rem; color: var(--accent); }
 svg.chart { width: 100%; max-width: 720px; height: auto; color: var(--muted); }
 h2 { font-size: 1.1rem; margin: 1.5rem 0 .25rem; }
@@ -142,6 +153,7 @@ impl<'a> Page<'a> {
             Some(csrf),
             html! {
                 h1 { "Flags" }
+                p { a href={ (self.prefix) "/new" } { "New flag" } }
                 form.search method="get" action={ (self.prefix) "/" } role="search" {
                     input type="search" name="q" value=(query) placeholder="Search names and notes" aria-label="Search flags";
                     button type="submit" { "Search" }
@@ -272,6 +284,8 @@ impl Page<'_> {
                 }
                 (charts(&arm_names, history, stats.confidence))
                 p.actions {
+                    a href={ (self.prefix) "/flags/" (flag.name()) "/edit" } { "Edit" }
+                    " · "
                     a href={ (self.prefix) "/activity?flag=" (flag.name()) } { "Activity" }
                     " · "
                     a href={ (self.prefix) "/flags/" (flag.name()) "/reset" } { "Reset statistics…" }
@@ -377,6 +391,141 @@ fn encode(value: &str) -> String {
     rocket::http::RawStr::new(value)
         .percent_encode()
         .to_string()
+}
+
+impl Page<'_> {
+    /// The create or edit form, with each problem beside its field.
+    pub(super) fn flag_form(
+        &self,
+        csrf: &str,
+        form: &FlagForm,
+        errors: &[(String, String)],
+        editing: bool,
+    ) -> Markup {
+        let error = |field: &str| -> Markup {
+            let messages: Vec<&str> = errors
+                .iter()
+                .filter(|(f, _)| {
+                    f == field
+                        || f.starts_with(&format!("{field}."))
+                        || f.starts_with(&format!("{field}["))
+                })
+                .map(|(_, m)| m.as_str())
+                .collect();
+            html! { @for m in messages { span.error role="alert" { (m) } } }
+        };
+        let exact = |field: &str| -> Markup {
+            html! { @for (f, m) in errors { @if f == field { span.error role="alert" { (m) } } } }
+        };
+        let action = if editing {
+            format!("{}/flags/{}/edit", self.prefix, form.name)
+        } else {
+            format!("{}/new", self.prefix)
+        };
+        let selected = |value: &str, option: &str| value == option;
+        let general: Vec<&(String, String)> = errors
+            .iter()
+            .filter(|(f, _)| f == "body" || f == "arms")
+            .collect();
+        let body = html! {
+            h1 { (self.title) }
+            @if !errors.is_empty() {
+                p.error role="alert" { "Nothing was saved: " (errors.len()) " problem(s) below." }
+                @for (_, m) in general { p.error { (m) } }
+            }
+            form.flag method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                fieldset {
+                    legend { "Flag" }
+                    label { "Name" @if editing { input type="text" name="name" value=(form.name) readonly; } @else { input type="text" name="name" value=(form.name) required placeholder="headline-flag"; } }
+                    (exact("name"))
+                    label { "Note" textarea name="note" rows="3" { (form.note) } }
+                    (exact("note"))
+                }
+                fieldset {
+                    legend { "Arms (the first is the control)" }
+                    @for (i, arm) in form.arms.iter().enumerate() {
+                        div.arm {
+                            input type="text" name={ "arms[" (i) "].name" } value=(arm.name) placeholder="arm name" aria-label={ "Arm " (i + 1) " name" };
+                            input type="text" name={ "arms[" (i) "].payload" } value=(arm.payload) placeholder="payload (JSON, optional)" aria-label={ "Arm " (i + 1) " payload" };
+                        }
+                        (error(&format!("arms[{i}]")))
+                    }
+                    (exact("arms"))
+                }
+                fieldset {
+                    legend { "Where and what" }
+                    label { "Shown on (source path)" input type="text" name="source_path" value=(form.source_path) placeholder="/"; }
+                    (exact("source_path"))
+                    label { "Goal page (target path)" input type="text" name="target_path" value=(form.target_path) placeholder="/contact/"; }
+                    (exact("target_path"))
+                    label { "Goal event (fired from code)" input type="text" name="goal_event" value=(form.goal_event) placeholder="signup"; }
+                    (exact("goal_event"))
+                }
+                fieldset {
+                    legend { "Policy" }
+                    label { "Policy" select name="policy" {
+                        @for (value, label) in [("epsilon_greedy", "epsilon-greedy"), ("epsilon_decay", "epsilon-decay"), ("ucb1", "UCB1"), ("thompson", "Thompson sampling"), ("split", "fixed split")] {
+                            option value=(value) selected[selected(&form.policy, value)] { (label) }
+                        }
+                    } }
+                    label { "ε (epsilon-greedy)" input type="text" name="epsilon" value=(form.epsilon) placeholder="0.1"; }
+                    (exact("policy.epsilon"))
+                    label { "c (UCB1)" input type="text" name="c" value=(form.c) placeholder="2"; }
+                    (exact("policy.c"))
+                    label { "α, β (Thompson priors)" span.pair {
+                        input type="text" name="alpha" value=(form.alpha) placeholder="1" aria-label="alpha";
+                        input type="text" name="beta" value=(form.beta) placeholder="1" aria-label="beta";
+                    } }
+                    (exact("policy.alpha")) (exact("policy.beta"))
+                    label { "Weights (fixed split, one per arm)" input type="text" name="weights" value=(form.weights) placeholder="50, 50"; }
+                    (exact("policy.weights")) (exact("policy"))
+                }
+                fieldset {
+                    legend { "Winner" }
+                    label { "Significance level" input type="text" name="significance_level" value=(form.significance_level) placeholder="0.05"; }
+                    (exact("significance_level"))
+                    label { "Minimum visitors before a winner" input type="text" name="min_views" value=(form.min_views) placeholder="100"; }
+                    (exact("min_views"))
+                    label { "Winner rule" select name="winner_rule" {
+                        @for (value, label) in [("t_test", "t-test (django-bandits)"), ("sequential", "sequential (safe to check often)"), ("manual", "manual")] {
+                            option value=(value) selected[selected(&form.winner_rule, value)] { (label) }
+                        }
+                    } }
+                    label { "Mixture sd (sequential)" input type="text" name="mixture_sd" value=(form.mixture_sd) placeholder="0.05"; }
+                    (exact("winner_rule.mixture_sd"))
+                    label { "Locked winner (arm name; empty: none)" input type="text" name="winner" value=(form.winner); }
+                    (exact("winner"))
+                }
+                fieldset {
+                    legend { "Who enters" }
+                    label { "Everyone" select name="everyone" {
+                        option value="" selected[form.everyone.is_empty()] { "the rules below decide" }
+                        option value="on" selected[form.everyone == "on"] { "on: everyone sees the first non-control arm" }
+                        option value="off" selected[form.everyone == "off"] { "off: everyone sees the control" }
+                    } }
+                    label { "Percent of visitors" input type="text" name="percent" value=(form.percent) placeholder="(all)"; }
+                    (exact("targeting.percent"))
+                    div.checks {
+                        label { input type="checkbox" name="authenticated" value="true" checked[form.authenticated]; " signed-in users" }
+                        label { input type="checkbox" name="staff" value="true" checked[form.staff]; " staff" }
+                        label { input type="checkbox" name="superusers" value="true" checked[form.superusers]; " superusers" }
+                        label { input type="checkbox" name="require_all" value="true" checked[form.require_all]; " every rule must agree" }
+                        label { input type="checkbox" name="testing" value="true" checked[form.testing]; " testing overrides (?bandits_<flag>=<arm>)" }
+                        label { input type="checkbox" name="exclude_signed_in" value="true" checked[form.exclude_signed_in]; " leave signed-in users out" }
+                    }
+                    label { "Users (comma-separated ids)" input type="text" name="users" value=(form.users); }
+                    (error("targeting.users"))
+                    label { "Groups (comma-separated)" input type="text" name="groups" value=(form.groups); }
+                    (error("targeting.groups"))
+                    label { "Languages (comma-separated, e.g. fr, de-CH)" input type="text" name="languages" value=(form.languages); }
+                    (error("targeting.languages")) (error("targeting.rollout"))
+                }
+                button type="submit" { @if editing { "Save changes" } @else { "Create flag" } }
+            }
+        };
+        self.layout(Some(csrf), body)
+    }
 }
 
 /// Series colours, by arm; they repeat past eight arms.

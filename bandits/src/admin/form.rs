@@ -1,0 +1,345 @@
+//! The create and edit form of a flag: every field of the engine's flag, read into the
+//! same JSON definition the API takes, and validated by the same code.
+
+use rocket::form::FromForm;
+use rocket::serde::json::{json, Value};
+use serde_json::Map;
+
+use crate::api::FieldErrors;
+use crate::engine::{FlagDefinition, Policy, WinnerRule};
+
+/// One arm's row.
+#[derive(Debug, Clone, Default, FromForm)]
+pub(super) struct ArmRow {
+    #[field(default = String::new())]
+    pub(super) name: String,
+    #[field(default = String::new())]
+    pub(super) payload: String,
+}
+
+/// The form's fields, all as typed (text), so that every value comes back to the page as
+/// the user wrote it, with the message beside it. Every field may be missing, so that a
+/// forged post without the CSRF token is refused for that (403), not for its shape.
+#[derive(Debug, Clone, Default, FromForm)]
+pub(super) struct FlagForm {
+    pub(super) csrf: Option<String>,
+    #[field(default = String::new())]
+    pub(super) name: String,
+    #[field(default = String::new())]
+    pub(super) note: String,
+    #[field(default = Vec::new())]
+    pub(super) arms: Vec<ArmRow>,
+    #[field(default = String::new())]
+    pub(super) source_path: String,
+    #[field(default = String::new())]
+    pub(super) target_path: String,
+    #[field(default = String::new())]
+    pub(super) goal_event: String,
+    #[field(default = String::new())]
+    pub(super) policy: String,
+    #[field(default = String::new())]
+    pub(super) epsilon: String,
+    #[field(default = String::new())]
+    pub(super) c: String,
+    #[field(default = String::new())]
+    pub(super) alpha: String,
+    #[field(default = String::new())]
+    pub(super) beta: String,
+    #[field(default = String::new())]
+    pub(super) weights: String,
+    #[field(default = String::new())]
+    pub(super) significance_level: String,
+    #[field(default = String::new())]
+    pub(super) min_views: String,
+    #[field(default = String::new())]
+    pub(super) winner_rule: String,
+    #[field(default = String::new())]
+    pub(super) mixture_sd: String,
+    #[field(default = String::new())]
+    pub(super) winner: String,
+    pub(super) exclude_signed_in: bool,
+    #[field(default = String::new())]
+    pub(super) everyone: String,
+    #[field(default = String::new())]
+    pub(super) percent: String,
+    pub(super) authenticated: bool,
+    pub(super) staff: bool,
+    pub(super) superusers: bool,
+    #[field(default = String::new())]
+    pub(super) users: String,
+    #[field(default = String::new())]
+    pub(super) groups: String,
+    #[field(default = String::new())]
+    pub(super) languages: String,
+    pub(super) require_all: bool,
+    pub(super) testing: bool,
+}
+
+fn number(value: f64) -> String {
+    value.to_string()
+}
+
+fn list(items: &[String]) -> String {
+    items.join(", ")
+}
+
+impl FlagForm {
+    /// The form showing `definition`, with two empty arm rows to add arms.
+    pub(super) fn from_definition(definition: &FlagDefinition) -> FlagForm {
+        let mut form = FlagForm {
+            name: definition.name.clone(),
+            note: definition.note.clone(),
+            arms: definition
+                .arms
+                .iter()
+                .map(|arm| ArmRow {
+                    name: arm.name.clone(),
+                    payload: arm
+                        .payload
+                        .as_ref()
+                        .map(Value::to_string)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            source_path: definition.source_path.clone().unwrap_or_default(),
+            target_path: definition.target_path.clone().unwrap_or_default(),
+            goal_event: definition.goal_event.clone().unwrap_or_default(),
+            significance_level: number(definition.significance_level),
+            min_views: definition.min_views.to_string(),
+            winner: definition.winner.clone().unwrap_or_default(),
+            exclude_signed_in: definition.exclude_signed_in,
+            ..<FlagForm as Default>::default()
+        };
+        match &definition.policy {
+            Policy::EpsilonGreedy { epsilon } => {
+                form.policy = "epsilon_greedy".into();
+                form.epsilon = number(*epsilon);
+            }
+            Policy::EpsilonDecay => form.policy = "epsilon_decay".into(),
+            Policy::Ucb1 { c } => {
+                form.policy = "ucb1".into();
+                form.c = number(*c);
+            }
+            Policy::Thompson { alpha, beta } => {
+                form.policy = "thompson".into();
+                form.alpha = number(*alpha);
+                form.beta = number(*beta);
+            }
+            Policy::Split { weights } => {
+                form.policy = "split".into();
+                form.weights = weights
+                    .iter()
+                    .map(|w| number(*w))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+            }
+        }
+        match &definition.winner_rule {
+            WinnerRule::TTest => form.winner_rule = "t_test".into(),
+            WinnerRule::Sequential { mixture_sd } => {
+                form.winner_rule = "sequential".into();
+                form.mixture_sd = number(*mixture_sd);
+            }
+            WinnerRule::Manual => form.winner_rule = "manual".into(),
+        }
+        let targeting = &definition.targeting;
+        form.everyone = match targeting.everyone {
+            None => String::new(),
+            Some(true) => "on".into(),
+            Some(false) => "off".into(),
+        };
+        form.percent = targeting.percent.map(number).unwrap_or_default();
+        form.authenticated = targeting.authenticated;
+        form.staff = targeting.staff;
+        form.superusers = targeting.superusers;
+        form.users = list(&targeting.users);
+        form.groups = list(&targeting.groups);
+        form.languages = list(&targeting.languages);
+        form.require_all = targeting.require_all;
+        form.testing = targeting.testing;
+        form.pad_arms();
+        form
+    }
+
+    /// Two empty arm rows after the last filled one, to add arms without scripts.
+    pub(super) fn pad_arms(&mut self) {
+        self.arms
+            .retain(|arm| !arm.name.trim().is_empty() || !arm.payload.trim().is_empty());
+        let rows = (self.arms.len() + 2).min(crate::engine::MAX_ARMS);
+        self.arms
+            .resize(rows.max(self.arms.len()), <ArmRow as Default>::default());
+    }
+
+    /// The flag's JSON definition, as the API takes it, on top of `base` (the stored
+    /// definition when editing, so fields the form does not show, like a rollout, stay).
+    pub(super) fn to_json(&self, base: Option<Value>) -> Result<Value, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mut body = match base {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let text = |value: &str| {
+            let value = value.trim();
+            (!value.is_empty()).then(|| Value::String(value.to_string()))
+        };
+        let float = |field: &str, value: &str, errors: &mut FieldErrors| -> Option<Value> {
+            let value = value.trim();
+            if value.is_empty() {
+                return None;
+            }
+            match value.parse::<f64>() {
+                Ok(number) => Some(json!(number)),
+                Err(_) => {
+                    errors.push((
+                        field.to_string(),
+                        format!("must be a number, got {value:?}"),
+                    ));
+                    None
+                }
+            }
+        };
+        let names = |value: &str| -> Vec<Value> {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_string()))
+                .collect()
+        };
+
+        body.insert("name".into(), json!(self.name.trim()));
+        body.insert("note".into(), json!(self.note.trim()));
+        let mut arms = Vec::new();
+        for (i, row) in self
+            .arms
+            .iter()
+            .filter(|row| !row.name.trim().is_empty() || !row.payload.trim().is_empty())
+            .enumerate()
+        {
+            let mut arm = Map::new();
+            arm.insert("name".into(), json!(row.name.trim()));
+            if !row.payload.trim().is_empty() {
+                match serde_json::from_str::<Value>(row.payload.trim()) {
+                    Ok(payload) => {
+                        arm.insert("payload".into(), payload);
+                    }
+                    Err(error) => errors.push((
+                        format!("arms[{i}].payload"),
+                        format!("is not valid JSON: {error}"),
+                    )),
+                }
+            }
+            arms.push(Value::Object(arm));
+        }
+        body.insert("arms".into(), Value::Array(arms));
+        for (key, value) in [
+            ("source_path", &self.source_path),
+            ("target_path", &self.target_path),
+            ("goal_event", &self.goal_event),
+            ("winner", &self.winner),
+        ] {
+            body.insert(key.into(), text(value).unwrap_or(Value::Null));
+        }
+
+        let mut policy = Map::new();
+        let kind = if self.policy.is_empty() {
+            "epsilon_greedy"
+        } else {
+            self.policy.as_str()
+        };
+        policy.insert("kind".into(), json!(kind));
+        let params: &[(&str, &str)] = match kind {
+            "epsilon_greedy" => &[("epsilon", self.epsilon.as_str())],
+            "ucb1" => &[("c", self.c.as_str())],
+            "thompson" => &[("alpha", self.alpha.as_str()), ("beta", self.beta.as_str())],
+            _ => &[],
+        };
+        for (key, value) in params {
+            if let Some(number) = float(&format!("policy.{key}"), value, &mut errors) {
+                policy.insert((*key).into(), number);
+            }
+        }
+        if kind == "split" {
+            let mut weights = Vec::new();
+            for weight in self
+                .weights
+                .split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+            {
+                if let Some(number) = float("policy.weights", weight, &mut errors) {
+                    weights.push(number);
+                }
+            }
+            policy.insert("weights".into(), Value::Array(weights));
+        }
+        body.insert("policy".into(), Value::Object(policy));
+
+        if let Some(level) = float("significance_level", &self.significance_level, &mut errors) {
+            body.insert("significance_level".into(), level);
+        }
+        match self.min_views.trim() {
+            "" => {}
+            text => match text.parse::<u64>() {
+                Ok(views) => {
+                    body.insert("min_views".into(), json!(views));
+                }
+                Err(_) => errors.push((
+                    "min_views".into(),
+                    format!("must be a whole number, 0 or more, got {text:?}"),
+                )),
+            },
+        }
+        let mut rule = Map::new();
+        let rule_kind = if self.winner_rule.is_empty() {
+            "t_test"
+        } else {
+            self.winner_rule.as_str()
+        };
+        rule.insert("kind".into(), json!(rule_kind));
+        if rule_kind == "sequential" {
+            if let Some(sd) = float("winner_rule.mixture_sd", &self.mixture_sd, &mut errors) {
+                rule.insert("mixture_sd".into(), sd);
+            }
+        }
+        body.insert("winner_rule".into(), Value::Object(rule));
+        body.insert("exclude_signed_in".into(), json!(self.exclude_signed_in));
+
+        let mut targeting = match body.remove("targeting") {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        match self.everyone.as_str() {
+            "on" => targeting.insert("everyone".into(), json!(true)),
+            "off" => targeting.insert("everyone".into(), json!(false)),
+            _ => targeting.remove("everyone"),
+        };
+        match float("targeting.percent", &self.percent, &mut errors) {
+            Some(percent) => targeting.insert("percent".into(), percent),
+            None => targeting.remove("percent"),
+        };
+        for (key, value) in [
+            ("authenticated", self.authenticated),
+            ("staff", self.staff),
+            ("superusers", self.superusers),
+            ("require_all", self.require_all),
+            ("testing", self.testing),
+        ] {
+            targeting.insert(key.into(), json!(value));
+        }
+        for (key, value) in [
+            ("users", &self.users),
+            ("groups", &self.groups),
+            ("languages", &self.languages),
+        ] {
+            targeting.insert(key.into(), Value::Array(names(value)));
+        }
+        body.insert("targeting".into(), Value::Object(targeting));
+
+        if errors.is_empty() {
+            Ok(Value::Object(body))
+        } else {
+            Err(errors)
+        }
+    }
+}
