@@ -78,7 +78,13 @@ async fn every_admin_route_sends_a_visitor_without_access_to_sign_in() {
             assert_eq!(response.status(), Status::SeeOther, "GET {path}");
             assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
         }
-        for path in ["/logout", "/flags/any/reset", "/flags/any/delete"] {
+        for path in [
+            "/logout",
+            "/flags/any/reset",
+            "/flags/any/delete",
+            "/new",
+            "/flags/any/edit",
+        ] {
             let response = post_form(&client, path, "csrf=x".into()).await;
             assert_eq!(response.status(), Status::SeeOther, "POST {path}");
             assert_eq!(location(&response).as_deref(), Some(to_login.as_str()));
@@ -504,6 +510,189 @@ async fn end_to_end_the_statistics_page_shows_the_counts_and_the_winner() {
         let rows = one.matches(">exposure<").count() + one.matches(">conversion<").count();
         assert!((1..=2).contains(&rows), "one visitor's entries only: {one}");
         client.terminate().await;
+    })
+    .await;
+}
+
+/// A form body from (field, value) pairs, values form-encoded.
+fn body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", k, rocket::http::RawStr::new(v).percent_encode()))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field() {
+    each_database(|store, url| async move {
+        let client = client(&url, false).await;
+        let signed_in = sign_in(&client, TOKEN).await;
+        assert_eq!(signed_in.status(), Status::SeeOther);
+        drop(signed_in);
+        let page = client.get(format!("{ADMIN}/new")).dispatch().await;
+        assert_eq!(page.status(), Status::Ok);
+        let token = csrf(&page.into_string().await.unwrap_or_default());
+
+        // Everything wrong at once: nothing saved, each message beside its field, the
+        // values kept as typed.
+        let wrong = post_form(
+            &client,
+            "/new",
+            body(&[
+                ("csrf", &token),
+                ("name", "headline-flag"),
+                ("note", "<script>alert(1)</script>"),
+                ("arms[0].name", "same"),
+                ("arms[1].name", "same"),
+                ("arms[1].payload", "{not json"),
+                ("policy", "epsilon_greedy"),
+                ("epsilon", "3"),
+                ("significance_level", "1.5"),
+                ("min_views", "-1"),
+                ("percent", "abc"),
+            ]),
+        )
+        .await;
+        assert_eq!(wrong.status(), Status::UnprocessableEntity);
+        let page = wrong.into_string().await.unwrap_or_default();
+        for message in [
+            "Nothing was saved",
+            "is not valid JSON",
+            "must be a whole number, 0 or more",
+            "must be a number, got &quot;abc&quot;",
+        ] {
+            assert!(page.contains(message), "{message}: {page}");
+        }
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "escaped: {page}"
+        );
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(store.flag("headline-flag").await.is_err(), "nothing saved");
+
+        // The engine's own rules, beside their fields.
+        let wrong = post_form(
+            &client,
+            "/new",
+            body(&[
+                ("csrf", &token),
+                ("name", "headline-flag"),
+                ("arms[0].name", "same"),
+                ("arms[1].name", "same"),
+                ("policy", "epsilon_greedy"),
+                ("epsilon", "3"),
+                ("significance_level", "1.5"),
+            ]),
+        )
+        .await;
+        assert_eq!(wrong.status(), Status::UnprocessableEntity);
+        let page = wrong.into_string().await.unwrap_or_default();
+        for message in [
+            "must be in [0, 1], got 3",
+            "must be in (0, 1), got 1.5",
+            "is used more than once",
+        ] {
+            assert!(page.contains(message), "{message}: {page}");
+        }
+        assert!(store.flag("headline-flag").await.is_err(), "nothing saved");
+
+        // A valid flag: saved, paths normalised, payload parsed.
+        let created = post_form(
+            &client,
+            "/new",
+            body(&[
+                ("csrf", &token),
+                ("name", "headline-flag"),
+                ("note", "Which headline?"),
+                ("arms[0].name", "off"),
+                ("arms[1].name", "on"),
+                ("arms[1].payload", r#"{"title": "Bold"}"#),
+                ("source_path", "home"),
+                ("target_path", "/contact/"),
+                ("policy", "thompson"),
+                ("alpha", "2"),
+                ("significance_level", "0.01"),
+                ("min_views", "50"),
+                ("winner_rule", "sequential"),
+                ("percent", "25"),
+                ("staff", "true"),
+            ]),
+        )
+        .await;
+        assert_eq!(created.status(), Status::SeeOther);
+        assert_eq!(
+            location(&created).as_deref(),
+            Some("/bandits/admin/flags/headline-flag")
+        );
+        drop(created);
+        let stored = store.flag("headline-flag").await.expect("created");
+        let flag = &stored.flag;
+        assert_eq!(flag.source_path(), Some("/home"));
+        assert_eq!(flag.policy().label(), "Thompson sampling");
+        assert_eq!(flag.significance_level(), 0.01);
+        assert_eq!(flag.min_views(), 50);
+        assert_eq!(flag.winner_rule().label(), "sequential test (mSPRT)");
+        assert_eq!(
+            flag.arms()[1].payload,
+            Some(rocket::serde::json::json!({ "title": "Bold" }))
+        );
+        assert_eq!(flag.targeting().percent, Some(25.0));
+        assert!(flag.targeting().staff);
+
+        // Editing keeps what the form does not show (a rollout set through the API).
+        let mut definition = flag.definition().clone();
+        definition.targeting.rollout =
+            Some(bandits::engine::targeting::Rollout { start: 1, end: 2 });
+        store
+            .update_flag(&definition.validate().expect("valid"), 2)
+            .await
+            .expect("updated");
+        let edit = client
+            .get(format!("{ADMIN}/flags/headline-flag/edit"))
+            .dispatch()
+            .await;
+        let page = edit.into_string().await.unwrap_or_default();
+        assert!(page.contains("value=\"headline-flag\" readonly"), "{page}");
+        let token = csrf(&page);
+        let saved = post_form(
+            &client,
+            "/flags/headline-flag/edit",
+            body(&[
+                ("csrf", &token),
+                ("note", "Edited"),
+                ("arms[0].name", "off"),
+                ("arms[1].name", "on"),
+                ("arms[2].name", "bold"),
+                ("policy", "split"),
+                ("weights", "1, 1, 2"),
+            ]),
+        )
+        .await;
+        assert_eq!(saved.status(), Status::SeeOther);
+        drop(saved);
+        let edited = store.flag("headline-flag").await.expect("kept");
+        assert_eq!(edited.flag.note(), "Edited");
+        assert_eq!(edited.flag.arms().len(), 3);
+        assert_eq!(
+            edited.flag.targeting().rollout.map(|r| r.end),
+            Some(2),
+            "rollout kept"
+        );
+
+        // Without the token: 403, nothing changed.
+        let forged = post_form(
+            &client,
+            "/flags/headline-flag/edit",
+            body(&[("note", "forged")]),
+        )
+        .await;
+        assert_eq!(forged.status(), Status::Forbidden);
+        drop(forged);
+        assert_eq!(
+            store.flag("headline-flag").await.expect("kept").flag.note(),
+            "Edited"
+        );
     })
     .await;
 }
