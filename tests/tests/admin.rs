@@ -640,10 +640,12 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
         assert_eq!(flag.targeting().percent, Some(25.0));
         assert!(flag.targeting().staff);
 
-        // Editing keeps what the form does not show (a rollout set through the API).
+        // The edit form shows every field as stored, a rollout included.
         let mut definition = flag.definition().clone();
-        definition.targeting.rollout =
-            Some(bandits::engine::targeting::Rollout { start: 1, end: 2 });
+        definition.targeting.rollout = Some(bandits::engine::targeting::Rollout {
+            start: 1_795_253_400_000,
+            end: 1_795_339_800_000,
+        });
         store
             .update_flag(&definition.validate().expect("valid"), 2)
             .await
@@ -654,6 +656,14 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
             .await;
         let page = edit.into_string().await.unwrap_or_default();
         assert!(page.contains("value=\"headline-flag\" readonly"), "{page}");
+        assert!(
+            page.contains("value=\"2026-11-21T09:30\""),
+            "rollout start: {page}"
+        );
+        assert!(
+            page.contains("value=\"2026-11-22T09:30\""),
+            "rollout end: {page}"
+        );
         let token = csrf(&page);
         let saved = post_form(
             &client,
@@ -666,6 +676,8 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
                 ("arms[2].name", "bold"),
                 ("policy", "split"),
                 ("weights", "1, 1, 2"),
+                ("rollout_start", "2026-12-01T00:00"),
+                ("rollout_end", "2026-12-08T00:00"),
             ]),
         )
         .await;
@@ -674,10 +686,34 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
         let edited = store.flag("headline-flag").await.expect("kept");
         assert_eq!(edited.flag.note(), "Edited");
         assert_eq!(edited.flag.arms().len(), 3);
+        let rollout = edited.flag.targeting().rollout.expect("a rollout");
+        assert_eq!(rollout.end - rollout.start, 7 * 24 * 3_600_000);
+
+        // A rollout that ends before it starts is refused beside its field.
+        let wrong = post_form(
+            &client,
+            "/flags/headline-flag/edit",
+            body(&[
+                ("csrf", &token),
+                ("arms[0].name", "off"),
+                ("arms[1].name", "on"),
+                ("rollout_start", "2026-12-08T00:00"),
+                ("rollout_end", "2026-12-01T00:00"),
+            ]),
+        )
+        .await;
+        assert_eq!(wrong.status(), Status::UnprocessableEntity);
+        let page = wrong.into_string().await.unwrap_or_default();
+        assert!(page.contains("must be after rollout.start"), "{page}");
         assert_eq!(
-            edited.flag.targeting().rollout.map(|r| r.end),
-            Some(2),
-            "rollout kept"
+            store
+                .flag("headline-flag")
+                .await
+                .expect("kept")
+                .flag
+                .arms()
+                .len(),
+            3
         );
 
         // Without the token: 403, nothing changed.

@@ -66,6 +66,10 @@ pub(super) struct FlagForm {
     pub(super) staff: bool,
     pub(super) superusers: bool,
     #[field(default = String::new())]
+    pub(super) rollout_start: String,
+    #[field(default = String::new())]
+    pub(super) rollout_end: String,
+    #[field(default = String::new())]
     pub(super) users: String,
     #[field(default = String::new())]
     pub(super) groups: String,
@@ -149,6 +153,10 @@ impl FlagForm {
             Some(false) => "off".into(),
         };
         form.percent = targeting.percent.map(number).unwrap_or_default();
+        if let Some(rollout) = targeting.rollout {
+            form.rollout_start = datetime_local(rollout.start);
+            form.rollout_end = datetime_local(rollout.end);
+        }
         form.authenticated = targeting.authenticated;
         form.staff = targeting.staff;
         form.superusers = targeting.superusers;
@@ -318,6 +326,18 @@ impl FlagForm {
             Some(percent) => targeting.insert("percent".into(), percent),
             None => targeting.remove("percent"),
         };
+        match (self.rollout_start.trim(), self.rollout_end.trim()) {
+            ("", "") => {
+                targeting.remove("rollout");
+            }
+            (start, end) => {
+                let start = parse_datetime("targeting.rollout.start", start, &mut errors);
+                let end = parse_datetime("targeting.rollout.end", end, &mut errors);
+                if let (Some(start), Some(end)) = (start, end) {
+                    targeting.insert("rollout".into(), json!({ "start": start, "end": end }));
+                }
+            }
+        }
         for (key, value) in [
             ("authenticated", self.authenticated),
             ("staff", self.staff),
@@ -341,5 +361,71 @@ impl FlagForm {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// Milliseconds since the Unix epoch as an HTML `datetime-local` value, in UTC.
+fn datetime_local(ms: i64) -> String {
+    match rocket::time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+/// A `datetime-local` value (`2026-11-21T09:30`, UTC) as milliseconds since the Unix epoch.
+fn parse_datetime(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
+    use rocket::time::{Date, Month, PrimitiveDateTime, Time};
+    let parsed = (|| {
+        let (date, time) = text.split_once(['T', ' '])?;
+        let mut date = date.splitn(3, '-').map(str::parse::<i32>);
+        let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+        let mut time = time.splitn(3, ':').map(str::parse::<u8>);
+        let (hour, minute) = (time.next()?.ok()?, time.next()?.ok()?);
+        let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+        let date = Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()?;
+        let time = Time::from_hms(hour, minute, 0).ok()?;
+        Some(
+            PrimitiveDateTime::new(date, time)
+                .assume_utc()
+                .unix_timestamp()
+                * 1000,
+        )
+    })();
+    if parsed.is_none() {
+        errors.push((
+            field.to_string(),
+            format!("must be a date and time such as 2026-11-21T09:30 (UTC), got {text:?}"),
+        ));
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_round_trip_through_the_form() {
+        let mut errors = FieldErrors::new();
+        let ms = parse_datetime("f", "2026-11-21T09:30", &mut errors).expect("parses");
+        assert_eq!(datetime_local(ms), "2026-11-21T09:30");
+        assert_eq!(ms, 1_795_253_400_000); // Python: datetime(2026, 11, 21, 9, 30, tzinfo=utc)
+        for bad in [
+            "",
+            "2026-13-01T00:00",
+            "2026-11-21",
+            "tomorrow",
+            "2026-02-30T10:00",
+        ] {
+            assert_eq!(parse_datetime("f", bad, &mut errors), None, "{bad}");
+        }
+        assert_eq!(errors.len(), 5);
     }
 }

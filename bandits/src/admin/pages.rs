@@ -52,7 +52,7 @@ form.flag { display: grid; gap: 1rem; max-width: 760px; }
 form.flag fieldset { border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem;
   display: grid; gap: .5rem; }
 form.flag label { display: grid; gap: .2rem; }
-form.flag input[type=text], form.flag select, form.flag textarea { padding: .45rem .55rem; font: inherit;
+form.flag input[type=text], form.flag input[type=datetime-local], form.flag select, form.flag textarea { padding: .45rem .55rem; font: inherit;
   color: inherit; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
 .arm, .pair { display: grid; grid-template-columns: 1fr 2fr; gap: .5rem; }
 .checks { display: flex; flex-wrap: wrap; gap: .25rem 1rem; }
@@ -506,6 +506,10 @@ impl Page<'_> {
                     } }
                     label { "Percent of visitors" input type="text" name="percent" value=(form.percent) placeholder="(all)"; }
                     (exact("targeting.percent"))
+                    label { "Rollout (UTC): the percent rises from 0 at the start to its value at the end" span.pair {
+                        input type="datetime-local" name="rollout_start" value=(form.rollout_start) aria-label="Rollout start";
+                        input type="datetime-local" name="rollout_end" value=(form.rollout_end) aria-label="Rollout end";
+                    } }
                     div.checks {
                         label { input type="checkbox" name="authenticated" value="true" checked[form.authenticated]; " signed-in users" }
                         label { input type="checkbox" name="staff" value="true" checked[form.staff]; " staff" }
