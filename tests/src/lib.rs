@@ -222,6 +222,23 @@ where
     false
 }
 
+/// Opens a second connection to the database at `url` and takes the counters table with
+/// it (SQLite: an exclusive transaction; PostgreSQL: an exclusive table lock), so every
+/// flush waits. `ROLLBACK` on the returned connection lets go.
+pub async fn lock_counters(url: &str, backend: bandits::store::Backend) -> AnyConnection {
+    let mut locker = AnyConnection::connect(url)
+        .await
+        .expect("a second connection");
+    let lock = match backend {
+        bandits::store::Backend::Sqlite => "BEGIN EXCLUSIVE",
+        bandits::store::Backend::Postgres => {
+            "BEGIN; LOCK TABLE bandits_arms IN ACCESS EXCLUSIVE MODE"
+        }
+    };
+    locker.execute(lock).await.expect("the lock");
+    locker
+}
+
 /// The server URL of `BANDITS_TEST_POSTGRES_URL`, when set.
 pub fn postgres_server() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)

@@ -153,16 +153,7 @@ async fn requests_never_wait_for_a_locked_database() {
             early.push(visitor);
         }
         // Another connection takes the counters table and keeps it.
-        let mut locker = AnyConnection::connect(&url)
-            .await
-            .expect("a second connection");
-        let lock = match store.backend() {
-            bandits::store::Backend::Sqlite => "BEGIN EXCLUSIVE",
-            bandits::store::Backend::Postgres => {
-                "BEGIN; LOCK TABLE bandits_arms IN ACCESS EXCLUSIVE MODE"
-            }
-        };
-        locker.execute(lock).await.expect("the lock");
+        let mut locker = bandits_integration_tests::lock_counters(&url, store.backend()).await;
         // Everything below is answered while the lock is held; a request waiting on the
         // database would hang here until the timeout.
         let served = tokio::time::timeout(Duration::from_secs(60), async {

@@ -323,7 +323,7 @@ async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
 #[tokio::test]
 async fn flushes_take_turns_and_a_dropped_flush_loses_nothing() {
     each_database(|store: Store, url| async move {
-        use sqlx::{AnyConnection, Connection, Executor};
+        use sqlx::Executor;
 
         with_headline(&store).await;
         let tracker = Arc::new(Tracker::start(store.clone()).await.unwrap());
@@ -340,16 +340,7 @@ async fn flushes_take_turns_and_a_dropped_flush_loses_nothing() {
             );
         }
 
-        let mut locker = AnyConnection::connect(&url)
-            .await
-            .expect("a second connection");
-        let lock = match store.backend() {
-            bandits::store::Backend::Sqlite => "BEGIN EXCLUSIVE",
-            bandits::store::Backend::Postgres => {
-                "BEGIN; LOCK TABLE bandits_arms IN ACCESS EXCLUSIVE MODE"
-            }
-        };
-        locker.execute(lock).await.expect("the lock");
+        let mut locker = bandits_integration_tests::lock_counters(&url, store.backend()).await;
 
         // A flush blocked on the lock, dropped after a while.
         let blocked =

@@ -343,11 +343,17 @@ async fn flags(
     Ok(Page::new(&config, "Flags").flags(&access.csrf, &query, &shown, snapshot.flags.len()))
 }
 
-async fn stored(db: &BanditsDatabase, name: &str) -> Result<crate::store::StoredFlag, Status> {
-    db.store().flag(name).await.map_err(|error| match error {
+/// The page status for a store failure: an unknown flag is a 404, anything else means
+/// the database is away.
+fn status_of(error: crate::store::StoreError) -> Status {
+    match error {
         crate::store::StoreError::NotFound(_) => Status::NotFound,
         _ => Status::ServiceUnavailable,
-    })
+    }
+}
+
+async fn stored(db: &BanditsDatabase, name: &str) -> Result<crate::store::StoredFlag, Status> {
+    db.store().flag(name).await.map_err(status_of)
 }
 
 #[get("/flags/<name>")]
@@ -406,10 +412,7 @@ async fn reset(
     db.store()
         .reset_flag(name, now_ms())
         .await
-        .map_err(|error| match error {
-            crate::store::StoreError::NotFound(_) => Status::NotFound,
-            _ => Status::ServiceUnavailable,
-        })?;
+        .map_err(status_of)?;
     crate::api::reload(live).await;
     let config = config(request.0);
     Ok(Redirect::to(format!(
@@ -452,13 +455,7 @@ async fn delete(
     if !access.csrf_ok(form.csrf.unwrap_or_default()) {
         return Err(Status::Forbidden);
     }
-    db.store()
-        .delete_flag(name)
-        .await
-        .map_err(|error| match error {
-            crate::store::StoreError::NotFound(_) => Status::NotFound,
-            _ => Status::ServiceUnavailable,
-        })?;
+    db.store().delete_flag(name).await.map_err(status_of)?;
     crate::api::reload(live).await;
     let config = config(request.0);
     Ok(Redirect::to(format!("{}/", config.admin_prefix())))
