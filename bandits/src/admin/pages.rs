@@ -455,12 +455,9 @@ impl Page<'_> {
                 }
                 fieldset {
                     legend { "Where and what" }
-                    label { "Shown on (source path)" input type="text" name="source_path" value=(form.source_path) placeholder="/"; }
-                    (exact("source_path"))
-                    label { "Goal page (target path)" input type="text" name="target_path" value=(form.target_path) placeholder="/contact/"; }
-                    (exact("target_path"))
-                    label { "Goal event (fired from code)" input type="text" name="goal_event" value=(form.goal_event) placeholder="signup"; }
-                    (exact("goal_event"))
+                    (text_field("Shown on (source path)", "source_path", &form.source_path, "/", exact("source_path")))
+                    (text_field("Goal page (target path)", "target_path", &form.target_path, "/contact/", exact("target_path")))
+                    (text_field("Goal event (fired from code)", "goal_event", &form.goal_event, "signup", exact("goal_event")))
                 }
                 fieldset {
                     legend { "Policy" }
@@ -469,33 +466,26 @@ impl Page<'_> {
                             option value=(value) selected[selected(&form.policy, value)] { (label) }
                         }
                     } }
-                    label { "ε (epsilon-greedy)" input type="text" name="epsilon" value=(form.epsilon) placeholder="0.1"; }
-                    (exact("policy.epsilon"))
-                    label { "c (UCB1)" input type="text" name="c" value=(form.c) placeholder="2"; }
-                    (exact("policy.c"))
+                    (text_field("ε (epsilon-greedy)", "epsilon", &form.epsilon, "0.1", exact("policy.epsilon")))
+                    (text_field("c (UCB1)", "c", &form.c, "2", exact("policy.c")))
                     label { "α, β (Thompson priors)" span.pair {
                         input type="text" name="alpha" value=(form.alpha) placeholder="1" aria-label="alpha";
                         input type="text" name="beta" value=(form.beta) placeholder="1" aria-label="beta";
                     } }
                     (exact("policy.alpha")) (exact("policy.beta"))
-                    label { "Weights (fixed split, one per arm)" input type="text" name="weights" value=(form.weights) placeholder="50, 50"; }
-                    (exact("policy.weights")) (exact("policy"))
+                    (text_field("Weights (fixed split, one per arm)", "weights", &form.weights, "50, 50", exact("policy.weights"))) (exact("policy"))
                 }
                 fieldset {
                     legend { "Winner" }
-                    label { "Significance level" input type="text" name="significance_level" value=(form.significance_level) placeholder="0.05"; }
-                    (exact("significance_level"))
-                    label { "Minimum visitors before a winner" input type="text" name="min_views" value=(form.min_views) placeholder="100"; }
-                    (exact("min_views"))
+                    (text_field("Significance level", "significance_level", &form.significance_level, "0.05", exact("significance_level")))
+                    (text_field("Minimum visitors before a winner", "min_views", &form.min_views, "100", exact("min_views")))
                     label { "Winner rule" select name="winner_rule" {
                         @for (value, label) in [("t_test", "t-test (django-bandits)"), ("sequential", "sequential (safe to check often)"), ("manual", "manual")] {
                             option value=(value) selected[selected(&form.winner_rule, value)] { (label) }
                         }
                     } }
-                    label { "Mixture sd (sequential)" input type="text" name="mixture_sd" value=(form.mixture_sd) placeholder="0.05"; }
-                    (exact("winner_rule.mixture_sd"))
-                    label { "Locked winner (arm name; empty: none)" input type="text" name="winner" value=(form.winner); }
-                    (exact("winner"))
+                    (text_field("Mixture sd (sequential)", "mixture_sd", &form.mixture_sd, "0.05", exact("winner_rule.mixture_sd")))
+                    (text_field("Locked winner (arm name; empty: none)", "winner", &form.winner, "", exact("winner")))
                 }
                 fieldset {
                     legend { "Who enters" }
@@ -504,8 +494,7 @@ impl Page<'_> {
                         option value="on" selected[form.everyone == "on"] { "on: everyone sees the first non-control arm" }
                         option value="off" selected[form.everyone == "off"] { "off: everyone sees the control" }
                     } }
-                    label { "Percent of visitors" input type="text" name="percent" value=(form.percent) placeholder="(all)"; }
-                    (exact("targeting.percent"))
+                    (text_field("Percent of visitors", "percent", &form.percent, "(all)", exact("targeting.percent")))
                     label { "Rollout (UTC): the percent rises from 0 at the start to its value at the end" span.pair {
                         input type="datetime-local" name="rollout_start" value=(form.rollout_start) aria-label="Rollout start";
                         input type="datetime-local" name="rollout_end" value=(form.rollout_end) aria-label="Rollout end";
@@ -529,6 +518,14 @@ impl Page<'_> {
             }
         };
         self.layout(Some(csrf), body)
+    }
+}
+
+/// A labelled text input with its problems under it.
+fn text_field(label: &str, name: &str, value: &str, placeholder: &str, problems: Markup) -> Markup {
+    html! {
+        label { (label) input type="text" name=(name) value=(value) placeholder=(placeholder); }
+        (problems)
     }
 }
 
