@@ -6,6 +6,7 @@ use bandits::store::{
     Batch, Event, EventKind, EventQuery, Increment, Store, StoreError, SCHEMA_VERSION,
 };
 use bandits_integration_tests::each_database;
+use sqlx::Connection;
 
 const NOW: i64 = 1_763_700_000_000;
 
@@ -63,6 +64,47 @@ async fn a_created_flag_starts_at_zero_and_names_are_unique() {
             store.flag("missing").await,
             Err(StoreError::NotFound(_))
         ));
+    })
+    .await;
+}
+
+/// A flush retried under its id after the reply of its commit was lost counts once; a
+/// new id is a new batch. Ids older than a day are forgotten by later flushes.
+#[tokio::test]
+async fn a_batch_retried_under_its_id_is_written_once() {
+    each_database(|store: Store, url| async move {
+        let stored = store.create_flag(&headline(), NOW).await.unwrap();
+        let batch = Batch {
+            increments: vec![Increment::new(&stored, "on", 5, 2)],
+            events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
+        };
+        let first = store.flush_once("batch-1", &batch).await.unwrap();
+        assert_eq!(
+            (first.applied, first.events, first.already_written),
+            (1, 1, false)
+        );
+        let again = store.flush_once("batch-1", &batch).await.unwrap();
+        assert_eq!(
+            (again.applied, again.events, again.already_written),
+            (0, 0, true)
+        );
+        store.flush_once("batch-2", &batch).await.unwrap();
+        let flag = store.flag("headline-flag").await.unwrap();
+        assert_eq!(flag.totals, [ArmTotals::new(0, 0), ArmTotals::new(10, 4)]);
+        assert_eq!(store.events(&EventQuery::default()).await.unwrap().len(), 2);
+
+        // An id recorded more than a day ago is removed by the next flush.
+        let mut connection = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE bandits_flushes SET at = at - 90000000 WHERE id = 'batch-1'")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        store.flush_once("batch-3", &batch).await.unwrap();
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM bandits_flushes ORDER BY id")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(ids, ["batch-2", "batch-3"]);
     })
     .await;
 }

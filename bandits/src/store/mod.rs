@@ -274,6 +274,11 @@ impl Batch {
     }
 }
 
+/// A fresh id for a flush: 128 random bits, in hex.
+pub fn new_flush_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// What a flush wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushReport {
@@ -283,7 +288,14 @@ pub struct FlushReport {
     pub dropped: usize,
     /// Log entries written.
     pub events: usize,
+    /// The batch had been written already (by an earlier try whose reply was lost), so
+    /// nothing was written this time.
+    pub already_written: bool,
 }
+
+/// How long the ids of written flushes are kept to recognise a retry: far longer than any
+/// retry waits.
+const FLUSH_IDS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Which activity-log entries to read, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -605,13 +617,41 @@ impl Store {
     }
 
     /// Adds a batch of increments and writes its log entries, all in one transaction:
-    /// either all of it lands or none of it does, so a failed flush can be retried whole.
+    /// either all of it lands or none of it does. To retry a batch whose outcome is unknown
+    /// (the connection died around the commit), use [`flush_once`](Self::flush_once).
     pub async fn flush(&self, batch: &Batch) -> Result<FlushReport, StoreError> {
+        self.flush_once(&new_flush_id(), batch).await
+    }
+
+    /// As [`flush`](Self::flush), recording `id` in the same transaction; a batch whose id
+    /// is already recorded is not written again (the report says `already_written`). Retry
+    /// a failed batch under the same id: if the failure was only the lost reply of a
+    /// commit, the retry counts nothing twice. Ids are kept a day.
+    pub async fn flush_once(&self, id: &str, batch: &Batch) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
         if batch.is_empty() {
             return Ok(report);
         }
+        let now = crate::fairing::now_ms();
         let mut tx = self.pool.begin().await?;
+        let first_time = sqlx::query(
+            "INSERT INTO bandits_flushes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            tx.rollback().await?;
+            report.already_written = true;
+            return Ok(report);
+        }
+        sqlx::query("DELETE FROM bandits_flushes WHERE at < $1")
+            .bind(now - FLUSH_IDS_KEPT_MS)
+            .execute(&mut *tx)
+            .await?;
         for increment in &batch.increments {
             let updated = sqlx::query(
                 "UPDATE bandits_arms

@@ -66,6 +66,16 @@ fn statements(backend: Backend) -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS bandits_events_flag_at ON bandits_events (flag, at)"
             .to_string(),
         "CREATE INDEX IF NOT EXISTS bandits_events_visitor ON bandits_events (visitor)".to_string(),
+        // The ids of recent flushes, written in the flush's own transaction: a flush retried
+        // because its reply was lost (the connection died after the commit) finds its id and
+        // is not counted twice. Rows older than a day are removed by later flushes. Added
+        // without raising the schema version: older builds never read it.
+        "CREATE TABLE IF NOT EXISTS bandits_flushes (
+            id TEXT PRIMARY KEY,
+            at BIGINT NOT NULL
+        )"
+        .to_string(),
+        "CREATE INDEX IF NOT EXISTS bandits_flushes_at ON bandits_flushes (at)".to_string(),
     ]
 }
 

@@ -30,7 +30,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -169,18 +169,25 @@ impl Live {
     }
 }
 
-/// A batch being written: put back into the pending increments when dropped unwritten.
+/// A batch being written: kept, under its id, for the next flush when dropped unwritten.
 struct PutBack<'a> {
     tracker: &'a Tracker,
+    id: String,
     batch: Batch,
     written: bool,
 }
 
 impl Drop for PutBack<'_> {
     fn drop(&mut self) {
+        // Under the pending lock, so `Tracker::pending` sees the batch in one place or
+        // the other, or written.
+        let mut pending = self.tracker.lock_pending();
         if !self.written {
-            self.tracker.restore(std::mem::take(&mut self.batch));
+            let batch = std::mem::take(&mut self.batch);
+            pending.unconfirmed = Some((std::mem::take(&mut self.id), batch));
         }
+        self.tracker.writing.0.store(0, Ordering::Release);
+        self.tracker.writing.1.store(0, Ordering::Release);
     }
 }
 
@@ -190,6 +197,21 @@ struct Pending {
     counts: HashMap<(String, i64, String), ArmTotals>,
     events: Vec<Event>,
     dropped_events: u64,
+    /// A batch whose write failed, with its flush id. The failure may have been only the
+    /// lost reply of a commit, so it is retried as it is, under the same id (which the
+    /// database recognises), before anything newer, and never merged with newer counts.
+    unconfirmed: Option<(String, Batch)>,
+}
+
+impl Pending {
+    /// Activity-log entries held, in the unconfirmed batch and since.
+    fn events_held(&self) -> usize {
+        self.events.len()
+            + self
+                .unconfirmed
+                .as_ref()
+                .map_or(0, |(_, batch)| batch.events.len())
+    }
 }
 
 /// The in-memory side of the plugin: a snapshot for decisions and the increments waiting
@@ -207,6 +229,11 @@ pub struct Tracker {
     /// so the last flush at shutdown cannot finish before an earlier one that may still
     /// fail and put its batch back.
     flushing: tokio::sync::Mutex<()>,
+    /// Flushes that committed a write transaction, and rounds that failed.
+    writes: AtomicU64,
+    failures: AtomicU64,
+    /// Increments and log entries of the batch being written, if one is.
+    writing: (AtomicUsize, AtomicUsize),
 }
 
 impl Tracker {
@@ -246,6 +273,9 @@ impl Tracker {
             online: AtomicBool::new(loaded),
             loaded: AtomicBool::new(loaded),
             flushing: tokio::sync::Mutex::new(()),
+            writes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            writing: (AtomicUsize::new(0), AtomicUsize::new(0)),
         }
     }
 
@@ -261,10 +291,18 @@ impl Tracker {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Increments (flag and arm pairs) and activity-log entries waiting to be written.
+    /// Increments (flag and arm pairs) and activity-log entries not yet written: waiting
+    /// for the next flush or being written by this one.
     pub fn pending(&self) -> (usize, usize) {
         let pending = self.lock_pending();
-        (pending.counts.len(), pending.events.len())
+        let unconfirmed = pending
+            .unconfirmed
+            .as_ref()
+            .map_or(0, |(_, batch)| batch.increments.len());
+        (
+            pending.counts.len() + unconfirmed + self.writing.0.load(Ordering::Acquire),
+            pending.events_held() + self.writing.1.load(Ordering::Acquire),
+        )
     }
 
     /// Keeps at most `max` activity-log entries in memory while flushes fail.
@@ -317,7 +355,7 @@ impl Tracker {
             EventKind::Exposure => counts.views += 1,
             EventKind::Conversion => counts.conversions += 1,
         }
-        if pending.events.len() < self.max_pending_events {
+        if pending.events_held() < self.max_pending_events {
             pending.events.push(Event {
                 at,
                 kind,
@@ -332,19 +370,44 @@ impl Tracker {
         }
     }
 
+    /// Write transactions committed so far: one per flush that had something to write,
+    /// however many requests it counts. Reads (the refresh of each round) are not writes.
+    pub fn write_transactions(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Rounds of [`tick`](Self::tick) that failed so far (the database was away).
+    pub fn failed_rounds(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
     /// Activity-log entries dropped so far because the pending log was full.
     pub fn dropped_events(&self) -> u64 {
         self.lock_pending().dropped_events
     }
 
     /// Writes the pending increments and log entries in one transaction. On failure they
-    /// stay pending, merged with whatever was recorded meanwhile, for the next flush.
+    /// stay pending, as one batch under its flush id, and the next flush retries that batch
+    /// first: if the failure was a commit whose reply was lost, the database recognises the
+    /// id and nothing is counted twice.
     pub async fn flush(&self) -> Result<FlushReport, StoreError> {
         let _one_at_a_time = self.flushing.lock().await;
+        let unconfirmed = {
+            let mut pending = self.lock_pending();
+            let unconfirmed = pending.unconfirmed.take();
+            if let Some((_, batch)) = &unconfirmed {
+                self.mark_writing(batch);
+            }
+            unconfirmed
+        };
+        let mut report = FlushReport::default();
+        if let Some((id, batch)) = unconfirmed {
+            report = self.write(id, batch).await?;
+        }
         let batch = {
             let mut pending = self.lock_pending();
             let counts = std::mem::take(&mut pending.counts);
-            Batch {
+            let batch = Batch {
                 increments: counts
                     .into_iter()
                     .map(|((flag, epoch, arm), totals)| Increment {
@@ -356,40 +419,47 @@ impl Tracker {
                     })
                     .collect(),
                 events: std::mem::take(&mut pending.events),
-            }
+            };
+            // Still counted as pending (by `pending`) until written or put back.
+            self.mark_writing(&batch);
+            batch
         };
         if batch.is_empty() {
-            return Ok(FlushReport::default());
+            return Ok(report);
         }
-        // Put back unless written, even if this future is dropped half-way (a timeout).
+        let fresh = self.write(crate::store::new_flush_id(), batch).await?;
+        Ok(FlushReport {
+            applied: report.applied + fresh.applied,
+            dropped: report.dropped + fresh.dropped,
+            events: report.events + fresh.events,
+            already_written: report.already_written,
+        })
+    }
+
+    /// Counts `batch` as being written (flushes take turns: one batch at most is). Called
+    /// under the pending lock, so `pending` never misses it.
+    fn mark_writing(&self, batch: &Batch) {
+        self.writing
+            .0
+            .store(batch.increments.len(), Ordering::Release);
+        self.writing.1.store(batch.events.len(), Ordering::Release);
+    }
+
+    /// Writes one batch under `id`; kept as the unconfirmed batch unless written, even if
+    /// this future is dropped half-way (a timeout).
+    async fn write(&self, id: String, batch: Batch) -> Result<FlushReport, StoreError> {
         let mut put_back = PutBack {
             tracker: self,
+            id,
             batch,
             written: false,
         };
-        let result = self.store.flush(&put_back.batch).await;
+        let result = self.store.flush_once(&put_back.id, &put_back.batch).await;
         put_back.written = result.is_ok();
+        if matches!(result, Ok(report) if !report.already_written) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
         result
-    }
-
-    /// Puts a batch that could not be written back in front of what came since.
-    fn restore(&self, batch: Batch) {
-        let mut pending = self.lock_pending();
-        for increment in batch.increments {
-            let counts = pending
-                .counts
-                .entry((increment.flag, increment.epoch, increment.arm))
-                .or_default();
-            counts.views = counts.views.saturating_add(increment.views);
-            counts.conversions = counts.conversions.saturating_add(increment.conversions);
-        }
-        let newer = std::mem::replace(&mut pending.events, batch.events);
-        pending.events.extend(newer);
-        let excess = pending.events.len().saturating_sub(self.max_pending_events);
-        if excess > 0 {
-            pending.events.truncate(self.max_pending_events);
-            pending.dropped_events += excess as u64;
-        }
     }
 
     /// Re-reads the totals, and every flag when another change raised the configuration
@@ -451,6 +521,9 @@ impl Tracker {
     pub async fn tick(&self, now: i64) -> Result<FlushReport, StoreError> {
         let result = self.round(now).await;
         self.online.store(result.is_ok(), Ordering::Release);
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
         result
     }
 
