@@ -175,6 +175,10 @@ pub(crate) struct Runtime {
     privileged: Option<Arc<PrivilegeHook>>,
     secure: bool,
     in_flight: AtomicUsize,
+    /// Set when shutdown begins: requests that start after it count nothing (their
+    /// visitors are counted at their next request, on another instance), so nothing can be
+    /// counted after the last flush took its batch.
+    closing: AtomicBool,
     warned: Mutex<HashSet<String>>,
     outage: Mutex<Option<Outage>>,
 }
@@ -384,6 +388,7 @@ impl Fairing for Bandits {
                 user,
                 privileged,
                 in_flight: AtomicUsize::new(0),
+                closing: AtomicBool::new(false),
                 warned: Mutex::new(HashSet::new()),
                 outage: Mutex::new(None),
             });
@@ -509,11 +514,14 @@ impl Fairing for Bandits {
         let Some(runtime) = self.runtime.get() else {
             return;
         };
-        // Requests still being answered may count; Rocket lets them finish within its
-        // grace period, and so do we before the last flush.
+        // From now on requests count nothing: Rocket may still hand a connection's next
+        // request to the handlers after this point, and its counts would miss the last
+        // flush. Requests that started before may count; Rocket lets them finish within
+        // its grace period, and so do we before the last flush.
+        runtime.closing.store(true, Ordering::SeqCst);
         let grace = Duration::from_secs(u64::from(rocket.config().shutdown.grace));
         let deadline = Instant::now() + grace;
-        while runtime.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while runtime.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // The database may be away: keep trying until the grace period ends. A flush of
@@ -618,7 +626,10 @@ impl Visit {
     }
 
     fn new(request: &Request<'_>, runtime: &Arc<Runtime>) -> Visit {
-        runtime.in_flight.fetch_add(1, Ordering::AcqRel);
+        // SeqCst with the shutdown's store of `closing` then load of `in_flight`: either the
+        // shutdown waits for this request, or this request sees that it must not count.
+        runtime.in_flight.fetch_add(1, Ordering::SeqCst);
+        let closing = runtime.closing.load(Ordering::SeqCst);
         let config = &runtime.config;
         let path = request.uri().path().as_str().to_string();
         let known = request
@@ -638,7 +649,8 @@ impl Visit {
             .get_one("Accept-Language")
             .and_then(preferred_language)
             .map(str::to_string);
-        let counts_here = !matches!(request.method(), Method::Head | Method::Options)
+        let counts_here = !closing
+            && !matches!(request.method(), Method::Head | Method::Options)
             && !config.is_excluded_path(&path);
         Visit {
             runtime: Arc::clone(runtime),
