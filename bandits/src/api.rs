@@ -16,6 +16,7 @@
 //! | `DELETE /bandits/api/flags/<name>` | deletes it with its counters and log (204) |
 //! | `POST /bandits/api/flags/<name>/reset` | starts its experiment afresh |
 //! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner |
+//! | `GET /bandits/api/status` | this instance: database reachable, counts waiting, writes so far |
 
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
@@ -38,7 +39,7 @@ pub const BASE: &str = "/bandits/api";
 
 /// The API's routes, to mount at [`BASE`].
 pub fn routes() -> Vec<Route> {
-    routes![list, create, read, update, remove, reset, stats]
+    routes![list, create, read, update, remove, reset, stats, status]
 }
 
 /// JSON error bodies for everything under [`BASE`], to register there.
@@ -251,6 +252,29 @@ pub(crate) async fn reload(live: Reloader) {
             log::warn!("rocket-bandits: saved, but could not reload the flags: {error}");
         }
     }
+}
+
+/// This instance's side of the plugin, for monitoring: whether its last round with the
+/// database succeeded, what waits in memory for the next flush, and how many write
+/// transactions it has committed (one per flush, however many requests it counted).
+#[get("/status")]
+fn status(_admin: Admin, live: Reloader) -> Json<Value> {
+    let Some(runtime) = live.0 else {
+        return Json(json!({ "attached": false }));
+    };
+    let tracker = &runtime.tracker;
+    let (counters, events) = tracker.pending();
+    Json(json!({
+        "attached": true,
+        "online": tracker.is_online(),
+        "loaded": tracker.is_loaded(),
+        "flags": tracker.snapshot().flags.len(),
+        "flush_interval_ms": runtime.config.flush_interval().as_millis() as u64,
+        "pending": { "counters": counters, "events": events },
+        "dropped_events": tracker.dropped_events(),
+        "write_transactions": tracker.write_transactions(),
+        "failed_rounds": tracker.failed_rounds(),
+    }))
 }
 
 #[get("/flags")]

@@ -78,6 +78,7 @@ async fn without_the_token_every_route_answers_401() {
             ("DELETE", "/flags/headline-flag"),
             ("POST", "/flags/headline-flag/reset"),
             ("GET", "/flags/headline-flag/stats"),
+            ("GET", "/status"),
         ];
         for (method, path) in routes {
             for auth in [None, Some("wrong-token-0123456789"), Some("")] {

@@ -910,3 +910,66 @@ async fn deleting_a_flag_visitors_hold_is_harmless() {
     })
     .await;
 }
+
+async fn status(client: &Client) -> rocket::serde::json::Value {
+    let response = client
+        .get("/bandits/api/status")
+        .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Ok);
+    response.into_json().await.expect("the status is JSON")
+}
+
+#[tokio::test]
+async fn the_status_shows_what_waits_and_writes_follow_flushes_not_requests() {
+    each_database(|store, url| async move {
+        // No flush until shutdown: everything counted waits in memory.
+        let client = start(&url).await;
+        for _ in 0..30 {
+            Visitor::browser().get(&client, "/").await;
+        }
+        let waiting = status(&client).await;
+        assert_eq!(waiting["online"], true, "{waiting}");
+        assert_eq!(waiting["flags"], flags().len(), "{waiting}");
+        assert_eq!(waiting["pending"]["events"], 30, "{waiting}");
+        assert_eq!(waiting["write_transactions"], 0, "{waiting}");
+        client.terminate().await;
+        assert_eq!(sum(&store, "headline").await, (30, 0));
+
+        // Flushing every 20 ms under a steady stream of visitors: the writes follow the
+        // flushes (at most one per interval), however many requests were counted.
+        let client =
+            Client::untracked(site_with(&url, &[("bandits.flush_interval_ms", 20.into())]))
+                .await
+                .expect("the site ignites");
+        let started = std::time::Instant::now();
+        let visitors = 400;
+        for _ in 0..visitors {
+            let mut visitor = Visitor::browser();
+            visitor.get(&client, "/").await;
+            visitor.get(&client, "/contact").await;
+        }
+        assert!(
+            eventually(|| async { status(&client).await["pending"]["events"] == 0 }).await,
+            "the flush loop writes what was counted"
+        );
+        let after = status(&client).await;
+        let writes = after["write_transactions"]
+            .as_u64()
+            .expect("a count of writes");
+        let intervals = started.elapsed().as_millis() as u64 / 20;
+        assert!(writes >= 1, "nothing was written: {after}");
+        assert!(
+            writes <= intervals + 2,
+            "{writes} write transactions in {intervals} flush intervals"
+        );
+        assert!(
+            writes < visitors,
+            "{writes} write transactions for {visitors} visitors: one per request?"
+        );
+        client.terminate().await;
+        assert_eq!(sum(&store, "headline").await, (30 + visitors, visitors));
+    })
+    .await;
+}
