@@ -69,13 +69,119 @@ pub fn checkout_flag() -> Flag {
     .expect("the built-in flag definition is valid")
 }
 
-/// The site on Rocket's configuration (Rocket.toml, `ROCKET_*` variables), ready to launch.
-pub fn rocket() -> Rocket<Build> {
-    custom(rocket::Config::figment())
+/// How the site is put together. The default is the site as shipped; the benchmark
+/// (`scripts/bench.sh`) varies it through two environment variables read by
+/// [`Setup::from_env`]:
+///
+/// | variable | values | default |
+/// |---|---|---|
+/// | `EXAMPLE_SITE_BANDITS` | `on`, or `off` for the site without the plugin (every flag reads inactive) | `on` |
+/// | `EXAMPLE_SITE_FLAGS` | a number N: `headline-flag` on `/` and N - 1 more flags on other pages, instead of the three experiments | the three experiments |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    /// Whether the `Bandits` fairing is attached.
+    pub attached: bool,
+    /// `Some(n)`: `headline-flag` and n - 1 generated flags instead of the three experiments.
+    pub flags: Option<usize>,
 }
 
-/// The site on the configuration `figment`, for tests and embedding.
-pub fn custom(mut figment: Figment) -> Rocket<Build> {
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            attached: true,
+            flags: None,
+        }
+    }
+}
+
+impl Setup {
+    /// The setup the environment asks for, or what is wrong with it.
+    pub fn from_env() -> Result<Setup, String> {
+        Setup::parse(
+            std::env::var("EXAMPLE_SITE_BANDITS").ok().as_deref(),
+            std::env::var("EXAMPLE_SITE_FLAGS").ok().as_deref(),
+        )
+    }
+
+    /// The setup of the two variables' values (`None`: unset).
+    pub fn parse(bandits: Option<&str>, flags: Option<&str>) -> Result<Setup, String> {
+        let attached = match bandits.map(str::trim) {
+            None | Some("") | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(format!(
+                    "EXAMPLE_SITE_BANDITS must be `on` or `off`, got {other:?}"
+                ))
+            }
+        };
+        let flags = match flags.map(str::trim) {
+            None | Some("") => None,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=100_000).contains(&n) => Some(n),
+                _ => {
+                    return Err(format!(
+                    "EXAMPLE_SITE_FLAGS must be a number of flags from 1 to 100000, got {text:?}"
+                ))
+                }
+            },
+        };
+        Ok(Setup { attached, flags })
+    }
+
+    /// The flags the site defines in code.
+    pub fn flags(&self) -> Vec<Flag> {
+        match self.flags {
+            None => vec![headline_flag(), signup_flag(), checkout_flag()],
+            Some(n) => std::iter::once(headline_flag())
+                .chain((1..n).map(filler_flag))
+                .collect(),
+        }
+    }
+}
+
+/// Flag number `i` of a site with many: shown on `/bench/<i>`, converting on
+/// `/bench/<i>/done`; no request of the benchmark touches it.
+fn filler_flag(i: usize) -> Flag {
+    FlagDefinition::new(format!("bench-flag-{i}"))
+        .with_policy(Policy::thompson())
+        .with_paths(format!("/bench/{i}"), format!("/bench/{i}/done"))
+        .validate()
+        .expect("the generated flag definition is valid")
+}
+
+/// The site on Rocket's configuration (Rocket.toml, `ROCKET_*` variables) and the
+/// [`Setup`] of the environment, ready to launch.
+pub fn rocket() -> Result<Rocket<Build>, String> {
+    Ok(assemble(rocket::Config::figment(), Setup::from_env()?))
+}
+
+/// Runs the site as `cargo run -p example-site` does, until it is shut down (Ctrl-C or
+/// SIGTERM): exit code 2 for a wrong [`Setup`] in the environment, 1 when Rocket cannot
+/// launch (it logs why: a wrong configuration key, a port in use).
+pub async fn run() -> std::process::ExitCode {
+    let rocket = match rocket() {
+        Ok(rocket) => rocket,
+        Err(problem) => {
+            eprintln!("example-site: {problem}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match rocket.launch().await {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("example-site: {}", error.pretty_print());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The site as shipped on the configuration `figment`, for tests and embedding.
+pub fn custom(figment: Figment) -> Rocket<Build> {
+    assemble(figment, Setup::default())
+}
+
+/// The site on the configuration `figment`, put together as `setup` says.
+pub fn assemble(mut figment: Figment, setup: Setup) -> Rocket<Build> {
     if cfg!(debug_assertions) && !figment.contains("bandits.admin_token") {
         figment = figment.merge(("bandits.admin_token", EXAMPLE_ADMIN_TOKEN));
     }
@@ -86,25 +192,26 @@ pub fn custom(mut figment: Figment) -> Rocket<Build> {
             concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
         ));
     }
-    let bandits = Bandits::fairing()
-        .with_flag(headline_flag())
-        .with_flag(signup_flag())
-        .with_flag(checkout_flag());
-    rocket::custom(figment)
-        .attach(bandits)
-        .attach(bandits_tera::fairing())
-        .mount(
-            "/",
-            routes![
-                index,
-                contact,
-                signup_form,
-                signup,
-                checkout_one_page,
-                checkout_classic,
-                purchase
-            ],
-        )
+    let mut rocket = rocket::custom(figment);
+    if setup.attached {
+        let bandits = setup
+            .flags()
+            .into_iter()
+            .fold(Bandits::fairing(), |bandits, flag| bandits.with_flag(flag));
+        rocket = rocket.attach(bandits);
+    }
+    rocket.attach(bandits_tera::fairing()).mount(
+        "/",
+        routes![
+            index,
+            contact,
+            signup_form,
+            signup,
+            checkout_one_page,
+            checkout_classic,
+            purchase
+        ],
+    )
 }
 
 /// The headline each arm of `headline-flag` shows.
@@ -178,4 +285,41 @@ fn checkout_classic() -> RawHtml<String> {
 fn purchase(flags: Flags<'_>) -> RawHtml<String> {
     flags.convert("purchase");
     page("Thank you", "<p>Your order is on its way.</p>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Setup;
+
+    #[test]
+    fn the_environment_chooses_the_setup() {
+        assert_eq!(Setup::parse(None, None), Ok(Setup::default()));
+        assert_eq!(Setup::parse(Some("on"), Some("")), Ok(Setup::default()));
+        let detached = Setup::parse(Some("off"), None).expect("valid");
+        assert!(!detached.attached);
+        let one = Setup::parse(None, Some("1")).expect("valid");
+        let names: Vec<String> = one.flags().iter().map(|f| f.name().to_string()).collect();
+        assert_eq!(names, ["headline-flag"]);
+        let many = Setup::parse(None, Some(" 1000 ")).expect("valid");
+        let flags = many.flags();
+        assert_eq!(flags.len(), 1000);
+        assert_eq!(
+            flags
+                .iter()
+                .filter(|f| f.source_path() == Some("/"))
+                .count(),
+            1
+        );
+        assert_eq!(Setup::default().flags().len(), 3);
+        for (bandits, flags) in [
+            (Some("yes"), None),
+            (None, Some("0")),
+            (None, Some("many")),
+            (None, Some("-1")),
+            (None, Some("100001")),
+        ] {
+            let problem = Setup::parse(bandits, flags).expect_err("refused");
+            assert!(problem.starts_with("EXAMPLE_SITE_"), "{problem}");
+        }
+    }
 }

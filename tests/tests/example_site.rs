@@ -197,3 +197,72 @@ async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor(
         );
     }
 }
+
+/// The two ways the benchmark runs the site: without the plugin, and with many flags.
+#[tokio::test]
+async fn the_benchmark_setups_run_without_the_plugin_and_with_a_thousand_flags() {
+    use example_site::Setup;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("site.sqlite").display()
+    );
+    let figment = || {
+        rocket::Config::figment()
+            .merge(("databases.bandits.url", &url))
+            .merge(("log_level", "off"))
+    };
+
+    // Detached: the same pages, every flag inactive, no cookie, no admin, no database.
+    let detached = Setup::parse(Some("off"), None).expect("a valid setup");
+    let client = Client::untracked(example_site::assemble(figment(), detached))
+        .await
+        .expect("the site ignites without the plugin");
+    for path in ["/", "/contact/"] {
+        let page = client
+            .get(path)
+            .header(Header::new("User-Agent", BROWSER))
+            .dispatch()
+            .await;
+        assert_eq!(page.status(), Status::Ok, "{path}");
+        assert_eq!(page.cookies().iter().count(), 0, "{path} set a cookie");
+        let body = page.into_string().await.unwrap_or_default();
+        assert_eq!(path == "/", body.contains(INACTIVE), "{path}: {body}");
+    }
+    let admin = client.get("/bandits/api/flags").dispatch().await.status();
+    assert_eq!(admin, Status::NotFound);
+    client.terminate().await;
+    assert!(
+        !dir.path().join("site.sqlite").exists(),
+        "the detached site opened the database"
+    );
+
+    // A thousand flags: headline-flag on `/` and 999 on pages of their own.
+    let many = Setup::parse(None, Some("1000")).expect("a valid setup");
+    let client = Client::untracked(example_site::assemble(figment(), many))
+        .await
+        .expect("the site ignites with a thousand flags");
+    let home = client
+        .get("/")
+        .header(Header::new("User-Agent", BROWSER))
+        .dispatch()
+        .await;
+    assert_eq!(home.status(), Status::Ok);
+    assert!(home.cookies().get("bandits").is_some(), "no visitor cookie");
+    drop(home);
+    client.terminate().await;
+    let store = Store::connect(&url).await.expect("the database opens");
+    let snapshot = store.snapshot().await.expect("the flags read");
+    assert_eq!(snapshot.flags.len(), 1_000);
+    let headline = store
+        .flag("headline-flag")
+        .await
+        .expect("headline-flag exists");
+    let views: u64 = headline.totals.iter().map(|totals| totals.views).sum();
+    assert_eq!(views, 1, "the one visit of `/` counted once");
+    assert!(
+        store.flag("signup-cta").await.is_err(),
+        "only the flags asked for"
+    );
+}
