@@ -105,3 +105,35 @@ pub async fn sum(store: &Store, flag: &str) -> (u64, u64) {
             (v + views, c + conversions)
         })
 }
+
+/// What the visitor cookies `values` (as the `Set-Cookie` headers of sites keyed with [`SECRET_KEY`] set them) remember,
+/// read with Rocket's own decryption: `None` for a value that does not decrypt or parse.
+pub async fn remembered(values: &[String]) -> Vec<Option<bandits::engine::visitor::VisitorState>> {
+    #[rocket::get("/")]
+    fn plain(jar: &rocket::http::CookieJar<'_>) -> Option<String> {
+        jar.get_private(COOKIE)
+            .map(|cookie| cookie.value().to_string())
+    }
+    let figment = rocket::Config::figment()
+        .merge(("secret_key", SECRET_KEY))
+        .merge(("log_level", "off"));
+    let client = Client::untracked(rocket::custom(figment).mount("/", rocket::routes![plain]))
+        .await
+        .expect("the decrypting site ignites");
+    let mut states = Vec::with_capacity(values.len());
+    for value in values {
+        // The header's value is percent-encoded; the local client takes it decoded.
+        let decoded = rocket::http::RawStr::new(value).percent_decode_lossy();
+        let response = client
+            .get("/")
+            .cookie(Cookie::new(COOKIE, decoded.into_owned()))
+            .dispatch()
+            .await;
+        let text = match response.status() {
+            Status::Ok => response.into_string().await,
+            _ => None,
+        };
+        states.push(text.and_then(|text| bandits::engine::visitor::VisitorState::decode(&text)));
+    }
+    states
+}
