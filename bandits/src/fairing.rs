@@ -810,7 +810,12 @@ impl Visit {
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(self.runtime.secure)
-        .max_age(rocket::time::Duration::days(COOKIE_DAYS));
+        .max_age(rocket::time::Duration::days(COOKIE_DAYS))
+        // Rocket gives private cookies without an expiry date one week; browsers that
+        // read Expires rather than Max-Age would forget the visitor after it.
+        .expires(
+            rocket::time::OffsetDateTime::now_utc() + rocket::time::Duration::days(COOKIE_DAYS),
+        );
         jar.add_private(cookie);
     }
 }

@@ -415,6 +415,10 @@ async fn the_visitor_cookie_is_private_http_only_and_lax() {
         assert_eq!(cookie.path(), Some("/"));
         assert_ne!(cookie.secure(), Some(true), "no TLS here, so not Secure");
         assert!(cookie.max_age().is_some_and(|age| age.whole_days() >= 365));
+        // Expires agrees (Rocket's own default for private cookies is one week).
+        let expires = cookie.expires_datetime().expect("an expiry date");
+        let left = expires - rocket::time::OffsetDateTime::now_utc();
+        assert!(left.whole_days() >= 364, "expires in {left}");
         // Encrypted: neither the visitor id's JSON nor the flag name shows.
         assert!(!cookie.value().contains("headline"), "{}", cookie.value());
         client.terminate().await;
@@ -970,6 +974,27 @@ async fn the_status_shows_what_waits_and_writes_follow_flushes_not_requests() {
         );
         client.terminate().await;
         assert_eq!(sum(&store, "headline").await, (30 + visitors, visitors));
+    })
+    .await;
+}
+
+/// A browser that sends an old cookie again (two tabs racing, a replayed request) is not
+/// counted again: the instance remembers what it counted lately.
+#[tokio::test]
+async fn an_old_cookie_sent_again_counts_nothing_more() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        visitor.get(&client, "/").await;
+        let seen = visitor.clone();
+        assert!(visitor.get(&client, "/contact").await.set_cookie.is_some());
+        for _ in 0..5 {
+            // The cookie from before the conversion, as if the update never arrived.
+            let mut replay = seen.clone();
+            assert_eq!(replay.get(&client, "/contact").await.status, Status::Ok);
+        }
+        client.terminate().await;
+        assert_eq!(sum(&store, "headline").await, (1, 1));
     })
     .await;
 }
