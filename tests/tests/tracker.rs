@@ -117,7 +117,16 @@ async fn instances_see_each_others_counts_and_edits_after_a_tick() {
 
         for i in 0..30 {
             let arm = if i % 2 == 0 { "off" } else { "on" };
-            first.record(EventKind::Exposure, "headline-flag", 0, arm, "v", "/", NOW);
+            let visitor = format!("v{i}");
+            first.record(
+                EventKind::Exposure,
+                "headline-flag",
+                0,
+                arm,
+                &visitor,
+                "/",
+                NOW,
+            );
         }
         second.record(EventKind::Exposure, "headline-flag", 0, "on", "w", "/", NOW);
         first.tick(NOW).await.unwrap();
@@ -299,10 +308,19 @@ async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
         let tracker = Tracker::start(store.clone()).await.unwrap();
         for i in 0..200 {
             let arm = if i % 2 == 0 { "off" } else { "on" };
-            tracker.record(EventKind::Exposure, "checkout", 0, arm, "v", "/", NOW);
+            let visitor = format!("v{i}");
+            tracker.record(EventKind::Exposure, "checkout", 0, arm, &visitor, "/", NOW);
             // "on" converts 80 times in 100, "off" 5 times.
             if (arm == "on" && i % 10 != 9) || (arm == "off" && i % 40 == 0) {
-                tracker.record(EventKind::Conversion, "checkout", 0, arm, "v", "/", NOW);
+                tracker.record(
+                    EventKind::Conversion,
+                    "checkout",
+                    0,
+                    arm,
+                    &visitor,
+                    "/",
+                    NOW,
+                );
             }
         }
         tracker.tick(NOW + 7).await.unwrap();
@@ -380,6 +398,38 @@ async fn flushes_take_turns_and_a_dropped_flush_loses_nothing() {
         let stored = store.flag("headline-flag").await.unwrap();
         assert_eq!(views_and_conversions(&stored.totals), (10, 0));
         assert_eq!(tracker.pending(), (0, 0));
+    })
+    .await;
+}
+
+/// A count repeated (a stale cookie sent again) is not counted twice, while the same
+/// visitor's other kind, another flag's epoch and other visitors are.
+#[tokio::test]
+async fn a_repeated_count_is_refused() {
+    each_database(|store: Store, _| async move {
+        with_headline(&store).await;
+        let tracker = Tracker::start(store.clone()).await.unwrap();
+        let count = |kind, visitor: &str, epoch| {
+            tracker.record(kind, "headline-flag", epoch, "on", visitor, "/", NOW)
+        };
+        assert!(count(EventKind::Exposure, "v1", 0));
+        assert!(!count(EventKind::Exposure, "v1", 0), "the same view twice");
+        assert!(count(EventKind::Conversion, "v1", 0));
+        for _ in 0..5 {
+            assert!(
+                !count(EventKind::Conversion, "v1", 0),
+                "the same conversion again"
+            );
+        }
+        assert!(count(EventKind::Exposure, "v2", 0));
+        assert!(
+            count(EventKind::Exposure, "v1", 1),
+            "a new epoch is a new experiment"
+        );
+        tracker.flush().await.unwrap();
+        let totals = store.flag("headline-flag").await.unwrap().totals;
+        assert_eq!(totals[1].views, 2, "epoch 0: v1 and v2");
+        assert_eq!(totals[1].conversions, 1);
     })
     .await;
 }

@@ -29,7 +29,8 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -197,10 +198,38 @@ struct Pending {
     counts: HashMap<(String, i64, String), ArmTotals>,
     events: Vec<Event>,
     dropped_events: u64,
+    /// The counts made lately, to refuse repeats.
+    recent: Recent,
     /// A batch whose write failed, with its flush id. The failure may have been only the
     /// lost reply of a commit, so it is retried as it is, under the same id (which the
     /// database recognises), before anything newer, and never merged with newer counts.
     unconfirmed: Option<(String, Batch)>,
+}
+
+/// How many counts [`Tracker::record`] remembers at least (and at most twice as many) to
+/// refuse repeats: 8 bytes each.
+pub const RECENT_COUNTS: usize = 100_000;
+
+/// Hashes of recent counts in two generations: when the newer is full it becomes the
+/// older and the oldest is forgotten, so memory stays bounded and the latest
+/// [`RECENT_COUNTS`] are always remembered.
+#[derive(Default)]
+struct Recent {
+    newer: HashSet<u64>,
+    older: HashSet<u64>,
+}
+
+impl Recent {
+    /// Remembers `key`; false if it was remembered already.
+    fn insert(&mut self, key: u64) -> bool {
+        if self.newer.contains(&key) || self.older.contains(&key) {
+            return false;
+        }
+        if self.newer.len() >= RECENT_COUNTS {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.newer.insert(key)
+    }
 }
 
 impl Pending {
@@ -234,6 +263,8 @@ pub struct Tracker {
     failures: AtomicU64,
     /// Increments and log entries of the batch being written, if one is.
     writing: (AtomicUsize, AtomicUsize),
+    /// Keys the hashes of recent counts (random per process).
+    recent_key: RandomState,
 }
 
 impl Tracker {
@@ -276,6 +307,7 @@ impl Tracker {
             writes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             writing: (AtomicUsize::new(0), AtomicUsize::new(0)),
+            recent_key: RandomState::new(),
         }
     }
 
@@ -335,6 +367,13 @@ impl Tracker {
     /// Counts an exposure or a conversion of `visitor` on `arm` of flag `flag` (at its
     /// `epoch`), seen on `path` at `at` (milliseconds since the Unix epoch). Written at the
     /// next flush.
+    ///
+    /// The visitor cookie says whether a visitor was counted already; a cookie sent again
+    /// after the site updated it (two requests racing, a client replaying an old cookie)
+    /// would say "not yet" twice. So the tracker also remembers the last
+    /// [`RECENT_COUNTS`] to 2 × that many counts it made, and a repeat of one of them
+    /// (same kind, visitor, flag and epoch) is not counted again. Returns whether this one
+    /// was counted.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -345,8 +384,14 @@ impl Tracker {
         visitor: &str,
         path: &str,
         at: i64,
-    ) {
+    ) -> bool {
+        let key = self
+            .recent_key
+            .hash_one((kind.as_str(), visitor, flag, epoch));
         let mut pending = self.lock_pending();
+        if !pending.recent.insert(key) {
+            return false;
+        }
         let counts = pending
             .counts
             .entry((flag.to_string(), epoch, arm.to_string()))
@@ -368,6 +413,7 @@ impl Tracker {
         } else {
             pending.dropped_events += 1;
         }
+        true
     }
 
     /// Write transactions committed so far: one per flush that had something to write,
