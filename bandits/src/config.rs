@@ -83,6 +83,16 @@ const BOT_MARKERS: &[&str] = &[
     "java/",
 ];
 
+/// [`BOT_MARKERS`] as one case-insensitive automaton: a User-Agent is searched once,
+/// without being copied, on every request that concerns a flag.
+static BOT_MATCHER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(BOT_MARKERS)
+            .expect("the bot markers are plain strings")
+    });
+
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
@@ -392,10 +402,7 @@ impl Config {
         }
         match user_agent {
             None => true,
-            Some(agent) => {
-                let agent = agent.to_ascii_lowercase();
-                agent.trim().is_empty() || BOT_MARKERS.iter().any(|m| agent.contains(m))
-            }
+            Some(agent) => agent.trim().is_empty() || BOT_MATCHER.is_match(agent),
         }
     }
 }
@@ -503,7 +510,11 @@ mod tests {
             "facebookexternalhit/1.1",
             "curl/8.5.0",
             "python-requests/2.31",
+            "Python-Requests/2.31",
+            "Mozilla/5.0 (compatible; YandexBOT/3.0)",
+            "Go-HTTP-Client/1.1",
             "",
+            "   ",
         ] {
             assert!(config.is_excluded_user_agent(Some(agent)), "{agent}");
         }

@@ -179,7 +179,8 @@ pub(crate) struct Runtime {
     /// visitors are counted at their next request, on another instance), so nothing can be
     /// counted after the last flush took its batch.
     closing: AtomicBool,
-    warned: Mutex<HashSet<String>>,
+    /// Read on every request for an unknown flag, written once per name: no lock to read.
+    warned: arc_swap::ArcSwap<HashSet<String>>,
     outage: Mutex<Option<Outage>>,
 }
 
@@ -195,8 +196,18 @@ pub(crate) struct Shared(pub(crate) Arc<Runtime>);
 impl Runtime {
     /// Logs once per flag name that code asked for a flag that does not exist.
     pub(crate) fn warn_unknown(&self, name: &str) {
-        let mut warned = lock(&self.warned);
-        if warned.len() < MAX_WARNED_NAMES && warned.insert(name.to_string()) {
+        let warned = self.warned.load();
+        if warned.contains(name) || warned.len() >= MAX_WARNED_NAMES {
+            return;
+        }
+        let before = self.warned.rcu(|names| {
+            let mut names = HashSet::clone(names);
+            if names.len() < MAX_WARNED_NAMES {
+                names.insert(name.to_string());
+            }
+            names
+        });
+        if !before.contains(name) && before.len() < MAX_WARNED_NAMES {
             log::warn!(
                 "rocket-bandits: no flag named {name:?}; it reads as inactive (control arm). \
                  Create it in the admin or with the API."
@@ -389,7 +400,7 @@ impl Fairing for Bandits {
                 privileged,
                 in_flight: AtomicUsize::new(0),
                 closing: AtomicBool::new(false),
-                warned: Mutex::new(HashSet::new()),
+                warned: arc_swap::ArcSwap::default(),
                 outage: Mutex::new(None),
             });
             // A second ignition of the same fairing value keeps the first runtime.

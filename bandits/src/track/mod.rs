@@ -359,9 +359,11 @@ impl Tracker {
         Live::choose(self.live.load().flag(name)?, rng)
     }
 
-    /// The current flags and totals with their indexes, for one request to read.
-    pub fn live(&self) -> Arc<Live> {
-        self.live.load_full()
+    /// The current flags and totals with their indexes, for one request to read. A guard,
+    /// not a counted reference: requests on every core read it without touching a shared
+    /// counter. Hold it briefly (for a request), not across awaits that may last.
+    pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.live.load()
     }
 
     /// Counts an exposure or a conversion of `visitor` on `arm` of flag `flag` (at its

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The request-path benchmark of docs/benchmarks.md: the release build of the example site
+# on 127.0.0.1 under wrk, with the plugin attached and detached, with the three shipped
+# experiments, with 1 flag and with 1,000 flags.
+#
+#   apt-get install wrk        # once: the load generator, from Debian's packages
+#   scripts/bench.sh           # about 12 minutes; prints the tables of docs/benchmarks.md
+#
+# Workload (each run): 2,000 visitors, each with the cookie the site gave it; every request
+# picks one at random and asks for `/` 80% of the time, `/contact/` 20%;
+# `wrk -t2 -c32 -d20s --latency`. Runs alternate attached and detached, three of each per
+# setup; the tables give medians. A last run lets a fifth of the requests for `/` come
+# from new visitors, so the plugin counts all run long, and compares the database writes
+# with the requests counted. Environment: BENCH_RUNS (3), BENCH_DURATION (20s),
+# BENCH_PORT (8199). Nothing listens beyond 127.0.0.1; every process started is stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${BENCH_RUNS:-3}
+duration=${BENCH_DURATION:-20s}
+port=${BENCH_PORT:-8199}
+visitors=2000
+base="http://127.0.0.1:$port"
+agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+command -v wrk >/dev/null || { echo "bench.sh needs wrk: apt-get install wrk" >&2; exit 2; }
+command -v curl >/dev/null || { echo "bench.sh needs curl: apt-get install curl" >&2; exit 2; }
+
+cargo build --release --locked -q -p example-site
+
+work=$(mktemp -d)
+site_pid=""
+cleanup() {
+  if [ -n "$site_pid" ]; then kill "$site_pid" 2>/dev/null || true; wait "$site_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Release builds need a secret key (the cookies are encrypted with it) and an admin token
+# (the status read below); both fresh for each benchmark.
+secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+token="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+
+# start_site on|off flags database: the example site in the background, once it answers.
+start_site() {
+  EXAMPLE_SITE_BANDITS=$1 EXAMPLE_SITE_FLAGS=$2 \
+    ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT=$port ROCKET_SECRET_KEY=$secret \
+    ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false \
+    ROCKET_DATABASES="{bandits={url=\"sqlite://$work/$3.sqlite?mode=rwc\"}}" \
+    ROCKET_BANDITS="{admin_token=\"$token\"}" \
+    target/release/example-site >>"$work/site.log" 2>&1 &
+  site_pid=$!
+  for _ in $(seq 1 600); do
+    curl -sf -o /dev/null "$base/contact/" && return 0
+    kill -0 "$site_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the example site did not start; its log:" >&2
+  cat "$work/site.log" >&2
+  exit 1
+}
+
+stop_site() {
+  kill -TERM "$site_pid"
+  wait "$site_pid" || true
+  site_pid=""
+}
+
+# New visitors, each with the cookie a browser would hold after its first visit to `/`
+# (counted as a view) and its first to `/contact/` (counted as a conversion). wrk sends a
+# fixed cookie per visitor; a browser keeps the one the site last set, so the cookie is
+# taken after the only change it would see. One curl process each way, keeping its
+# connection.
+collect_cookies() {
+  curl -s -A "$agent" -D "$work/headers" "$base/?visitor=[1-$visitors]" >/dev/null
+  grep -i '^set-cookie: bandits=' "$work/headers" | sed 's/^[^:]*: //; s/;.*//' | tr -d '\r' \
+    >"$work/seen"
+  check_count "$work/seen" "after /"
+  awk -v base="$base" -v agent="$agent" '{
+      if (NR > 1) print "next"
+      print "url = \"" base "/contact/\""
+      print "user-agent = \"" agent "\""
+      print "header = \"Cookie: " $0 "\""
+      print "output = \"/dev/null\""
+      print "write-out = \"%header{set-cookie}\\n\""
+    }' "$work/seen" >"$work/contact.curl"
+  curl -s -K "$work/contact.curl" | grep '^bandits=' | sed 's/;.*//' >"$work/cookies"
+  check_count "$work/cookies" "after /contact/"
+}
+
+check_count() {
+  local got
+  got=$(wc -l <"$1")
+  if [ "$got" -ne "$visitors" ]; then
+    echo "expected $visitors visitor cookies $2, got $got" >&2
+    exit 1
+  fi
+}
+
+# A number from the instance's status (GET /bandits/api/status).
+status_field() {
+  curl -sf -H "Authorization: Bearer $token" "$base/bandits/api/status" |
+    grep -o "\"$1\":[0-9]*" | cut -d: -f2
+}
+
+# Views counted so far of headline-flag, over its arms.
+headline_views() {
+  curl -sf -H "Authorization: Bearer $token" "$base/bandits/api/flags/headline-flag/stats" |
+    grep -o '"views":[0-9]*' | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# wrk's latency ("850.00us", "1.20ms", "1.02s") in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+    else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
+}
+
+# load duration [new-visitor share]: one wrk run; prints "requests/s p50-ms p99-ms".
+load() {
+  BENCH_COOKIES="$work/cookies" BENCH_NEW_VISITORS="${2:-0}" \
+    wrk -t2 -c32 -d"$1" --latency -s scripts/bench/visitors.lua "$base/" >"$work/wrk.txt"
+  if grep -q "Non-2xx" "$work/wrk.txt"; then
+    echo "wrk saw error answers:" >&2
+    cat "$work/wrk.txt" >&2
+    exit 1
+  fi
+  local rps p50 p99
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.txt")
+  p50=$(awk '$1 == "50%" { print $2 }' "$work/wrk.txt")
+  p99=$(awk '$1 == "99%" { print $2 }' "$work/wrk.txt")
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+
+seconds=$(awk -v d="$duration" 'BEGIN { n = d + 0; if (d ~ /m$/) n *= 60; print n }')
+results="$work/results"
+: >"$results"
+
+# Each run starts its site afresh, gives it 5 seconds of the same load to warm up, then
+# measures. Attached runs start with 2,000 new visitors (counted then), whose cookies the
+# detached run after them sends too.
+for setup in "shipped:" "1-flag:1" "1000-flags:1000"; do
+  label=${setup%%:*}
+  flags=${setup#*:}
+  for run in $(seq 1 "$runs"); do
+    start_site on "$flags" "$label"
+    collect_cookies
+    load 5s >/dev/null
+    before=$(status_field write_transactions)
+    read -r rps p50 p99 < <(load "$duration")
+    after=$(status_field write_transactions)
+    stop_site
+    writes=$(awk -v a="$after" -v b="$before" -v s="$seconds" 'BEGIN { printf "%.2f", (a - b) / s }')
+    echo "$label attached $run $rps $p50 $p99 $writes" | tee -a "$results"
+
+    start_site off "" detached
+    load 5s >/dev/null
+    read -r rps p50 p99 < <(load "$duration")
+    stop_site
+    echo "$label detached $run $rps $p50 $p99 -" | tee -a "$results"
+  done
+done
+
+# Counting all run long: a fifth of the requests for `/` come from new visitors.
+start_site on 1 counting
+collect_cookies
+load 5s 0.2 >/dev/null
+before=$(status_field write_transactions)
+views_before=$(headline_views)
+read -r rps p50 p99 < <(load "$duration" 0.2)
+after=$(status_field write_transactions)
+stop_site
+# The shutdown flush wrote the rest; a detached restart is not needed to read them.
+start_site on 1 counting
+views_after=$(headline_views)
+stop_site
+counting=$(awk -v r="$rps" -v vb="$views_before" -v va="$views_after" -v a="$after" -v b="$before" \
+  -v s="$seconds" 'BEGIN { printf "%.0f %.0f %.2f", r, (va - vb) / s, (a - b) / s }')
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+column_of() { awk -v l="$1" -v m="$2" -v c="$3" '$1 == l && $2 == m { print $c }' "$results" | median; }
+
+echo
+echo "## Request path ($(date -u +%Y-%m-%d), $(nproc) cores, $(git rev-parse --short HEAD))"
+echo
+echo "Medians of $runs runs of \`wrk -t2 -c32 -d$duration --latency\`, $visitors visitors, 80% \`/\` 20% \`/contact/\`."
+echo
+echo "| setup | attached req/s | detached req/s | ratio | attached p50 / p99 ms | detached p50 / p99 ms | DB writes/s attached |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for label in shipped 1-flag 1000-flags; do
+  a=$(column_of "$label" attached 4)
+  d=$(column_of "$label" detached 4)
+  ratio=$(awk -v a="$a" -v d="$d" 'BEGIN { printf "%.3f", a / d }')
+  echo "| $label | $a | $d | $ratio | $(column_of "$label" attached 5) / $(column_of "$label" attached 6) | $(column_of "$label" detached 5) / $(column_of "$label" detached 6) | $(column_of "$label" attached 7) |"
+done
+one=$(column_of 1-flag attached 4)
+thousand=$(column_of 1000-flags attached 4)
+echo
+echo "1,000 flags against 1 flag, attached: $(awk -v a="$thousand" -v b="$one" 'BEGIN { printf "%.3f", a / b }') of the throughput."
+echo
+read -r crps cviews cwrites <<<"$counting"
+echo "Counting all run long (1 flag, 20% of \`/\` from new visitors): $crps req/s, $cviews views counted/s, $cwrites database write transactions/s."
+echo
+echo "Every run:"
+echo
+echo '```'
+echo "setup attached|detached run req/s p50-ms p99-ms writes/s"
+cat "$results"
+echo '```'
