@@ -124,9 +124,10 @@ fn flag_name<'a>(function: &str, args: &'a HashMap<String, Value>) -> tera::Resu
 /// Runs `read` on the flags of the page being rendered; `None` (and one warning) when the
 /// page is not rendered through [`FlagTemplate`].
 fn with_flags<T>(read: impl FnOnce(&VisitorFlags) -> T) -> Option<T> {
-    let flags = CURRENT.with(|current| current.borrow().clone());
-    match flags {
-        Some(flags) => Some(read(&flags)),
+    // Borrowed, not cloned: `read` reads the visit and never renders.
+    let read = CURRENT.with(|current| current.borrow().as_ref().map(read));
+    match read {
+        Some(value) => Some(value),
         None => {
             if !WARNED_NO_RESPONDER.swap(true, Ordering::Relaxed) {
                 log::warn!(

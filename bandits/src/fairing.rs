@@ -605,18 +605,15 @@ struct VisitInner {
     pending: Vec<PendingEvent>,
 }
 
-/// The arm a visitor sees in a flag.
+/// The arm a visitor sees in a flag: its index among the flag's arms (always valid).
 pub(crate) struct Seen {
     pub(crate) index: usize,
-    pub(crate) name: String,
 }
 
 impl Seen {
     fn of(flag: &Flag, index: usize) -> Seen {
-        let index = index.min(flag.arms().len().saturating_sub(1));
         Seen {
-            index,
-            name: flag.arms()[index].name.clone(),
+            index: index.min(flag.arms().len().saturating_sub(1)),
         }
     }
 }

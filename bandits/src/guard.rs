@@ -30,7 +30,8 @@ use std::sync::Arc;
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::fairing::{Seen, Shared, Visit, WARNED_UNATTACHED};
+use crate::engine::Flag;
+use crate::fairing::{Shared, Visit, WARNED_UNATTACHED};
 
 /// The current visitor's flags. Never fails: without the fairing attached every flag
 /// reads as inactive (with one warning in the log).
@@ -134,8 +135,9 @@ impl VisitorFlags {
         VisitorFlags { visit }
     }
 
-    /// The visitor's arm in flag `name`; `None` for a flag that does not exist.
-    fn seen(&self, name: &str) -> Option<(Seen, Option<serde_json::Value>)> {
+    /// `read` of flag `name` and the visitor's arm in it (its index); `None` for a flag that
+    /// does not exist. Nothing is copied that the caller does not ask for.
+    fn seen<T>(&self, name: &str, read: impl FnOnce(&Flag, usize) -> T) -> Option<T> {
         let visit = self.visit.as_ref()?;
         let runtime = visit.runtime();
         let live = runtime.tracker.live();
@@ -145,28 +147,24 @@ impl VisitorFlags {
         };
         let expose = stored.flag.source_path().is_none();
         let seen = visit.arm(&live, stored, expose);
-        let payload = stored
-            .flag
-            .arms()
-            .get(seen.index)
-            .and_then(|arm| arm.payload.clone());
-        Some((seen, payload))
+        Some(read(&stored.flag, seen.index))
     }
 
     /// Whether the visitor's arm in flag `name` is not its control. False for a flag that
     /// does not exist.
     pub fn is_active(&self, name: &str) -> bool {
-        self.seen(name).is_some_and(|(seen, _)| seen.index != 0)
+        self.seen(name, |_, index| index != 0).unwrap_or(false)
     }
 
     /// The name of the visitor's arm in flag `name`; `None` for a flag that does not exist.
     pub fn variant(&self, name: &str) -> Option<String> {
-        self.seen(name).map(|(seen, _)| seen.name)
+        self.seen(name, |flag, index| flag.arms()[index].name.clone())
     }
 
     /// The JSON payload of the visitor's arm in flag `name`, if the arm has one.
     pub fn payload(&self, name: &str) -> Option<serde_json::Value> {
-        self.seen(name).and_then(|(_, payload)| payload)
+        self.seen(name, |flag, index| flag.arms()[index].payload.clone())
+            .flatten()
     }
 
     /// Fires the goal event `event`; see [`Flags::convert`].

@@ -252,21 +252,27 @@ impl VisitorState {
         if !id_ok {
             return None;
         }
-        let mut assignments = BTreeMap::new();
-        for (flag, (epoch, arm, bits)) in wire.a {
-            if !is_name(&flag) || !is_name(&arm) || bits > EXPOSED + CONVERTED {
-                return None;
-            }
-            assignments.insert(
-                flag,
-                Assigned {
+        // Checked in place, then turned into assignments in the same map order (no second
+        // round of insertions: `collect` from a sorted iterator builds the tree in bulk).
+        let valid = wire.a.iter().all(|(flag, (_, arm, bits))| {
+            is_name(flag) && is_name(arm) && *bits <= EXPOSED + CONVERTED
+        });
+        if !valid {
+            return None;
+        }
+        let assignments = wire
+            .a
+            .into_iter()
+            .map(|(flag, (epoch, arm, bits))| {
+                let assigned = Assigned {
                     epoch,
                     arm,
                     exposed: bits & EXPOSED != 0,
                     converted: bits & CONVERTED != 0,
-                },
-            );
-        }
+                };
+                (flag, assigned)
+            })
+            .collect();
         let mut overrides = BTreeMap::new();
         for (flag, (arm, code)) in wire.o {
             if !is_name(&flag) || !is_name(&arm) {
