@@ -25,6 +25,9 @@ use rand::Rng;
 use sqlx::{AnyConnection, Connection};
 
 const SITE: &str = env!("CARGO_BIN_EXE_bandits-site");
+
+/// The tests run one at a time: each loads both cores, and the SIGKILL bound is about time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const FLAG: &str = "headline-flag";
 
 /// A free port on 127.0.0.1 (bound, then let go).
@@ -319,6 +322,7 @@ async fn stop(instance: Instance) {
 
 #[tokio::test]
 async fn an_instance_restarted_gracefully_under_load_loses_and_doubles_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     on_postgres(|store: Store, url| async move {
         let (a, b) = (free_port(), free_port());
         let first = Instance::start(&url, a, 200);
@@ -369,6 +373,7 @@ async fn an_instance_restarted_gracefully_under_load_loses_and_doubles_nothing()
 
 #[tokio::test]
 async fn connections_terminated_under_load_fail_no_request_and_lose_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     on_postgres(|store: Store, url| async move {
         let (a, b) = (free_port(), free_port());
         let instances = [Instance::start(&url, a, 50), Instance::start(&url, b, 50)];
@@ -430,6 +435,7 @@ async fn connections_terminated_under_load_fail_no_request_and_lose_nothing() {
 
 #[tokio::test]
 async fn an_instance_killed_loses_at_most_its_last_flush_interval() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     on_postgres(|store: Store, url| async move {
         let mut before = (0, 0);
         for flush_ms in [500, 100] {
