@@ -54,8 +54,8 @@
 //! stored counters (`views = views + n`), so several instances can share one PostgreSQL
 //! database; each re-reads the totals after its flush.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -175,6 +175,9 @@ pub(crate) struct Runtime {
     privileged: Option<Arc<PrivilegeHook>>,
     secure: bool,
     in_flight: AtomicUsize,
+    /// Tells this instance's entries in the per-thread cache of decoded cookies from
+    /// those of other instances in the same process (with other secret keys).
+    instance: u64,
     /// Set when shutdown begins: requests that start after it count nothing (their
     /// visitors are counted at their next request, on another instance), so nothing can be
     /// counted after the last flush took its batch.
@@ -400,6 +403,7 @@ impl Fairing for Bandits {
                 privileged,
                 in_flight: AtomicUsize::new(0),
                 closing: AtomicBool::new(false),
+                instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
                 warned: arc_swap::ArcSwap::default(),
                 outage: Mutex::new(None),
             });
@@ -640,10 +644,7 @@ impl Visit {
         let closing = runtime.closing.load(Ordering::SeqCst);
         let config = &runtime.config;
         let path = request.uri().path().as_str().to_string();
-        let known = request
-            .cookies()
-            .get_private(config.cookie_name())
-            .and_then(|cookie| VisitorState::decode(cookie.value()));
+        let known = Decoded::visitor(request, runtime);
         let fresh = known.is_none();
         let visitor = known.unwrap_or_else(|| VisitorState::new(&mut rand::rng()));
         let bot = config.is_excluded_user_agent(request.headers().get_one("User-Agent"));
@@ -981,3 +982,57 @@ impl VisitInner {
 
 /// Set once the first time a `Flags` guard is used without the fairing attached.
 pub(crate) static WARNED_UNATTACHED: AtomicBool = AtomicBool::new(false);
+
+/// The next instance's number (see [`Runtime`]'s `instance`).
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+/// Entries per generation of [`Decoded`]: two generations of about 400 bytes an entry,
+/// under 1 MB per worker thread.
+const DECODED_PER_GENERATION: usize = 1_024;
+
+thread_local! {
+    static DECODED: std::cell::RefCell<Decoded> = std::cell::RefCell::new(Decoded::default());
+}
+
+/// The visitors this worker thread decoded lately, by the instance and the cookie value
+/// they sent. A returning visitor sends the same cookie on every request, and decrypting
+/// and decoding it is the dearest part of a request that concerns a flag. Only values that
+/// decrypted with the instance's key and decoded are kept, so a forged or foreign cookie
+/// gains nothing; two generations bound the memory and keep the latest entries.
+#[derive(Default)]
+struct Decoded {
+    newer: HashMap<(u64, Box<str>), VisitorState>,
+    older: HashMap<(u64, Box<str>), VisitorState>,
+}
+
+impl Decoded {
+    /// The visitor of `request`'s cookie, if it sent a valid one.
+    fn visitor(request: &Request<'_>, runtime: &Runtime) -> Option<VisitorState> {
+        let name = runtime.config.cookie_name();
+        let sent = request.cookies().get(name)?.value().to_string();
+        let key = (runtime.instance, sent.into_boxed_str());
+        let cached = DECODED.with(|decoded| {
+            let decoded = decoded.borrow();
+            decoded
+                .newer
+                .get(&key)
+                .or_else(|| decoded.older.get(&key))
+                .cloned()
+        });
+        if cached.is_some() {
+            return cached;
+        }
+        let visitor = request
+            .cookies()
+            .get_private(name)
+            .and_then(|cookie| VisitorState::decode(cookie.value()))?;
+        DECODED.with(|decoded| {
+            let mut decoded = decoded.borrow_mut();
+            if decoded.newer.len() >= DECODED_PER_GENERATION {
+                decoded.older = std::mem::take(&mut decoded.newer);
+            }
+            decoded.newer.insert(key, visitor.clone());
+        });
+        Some(visitor)
+    }
+}

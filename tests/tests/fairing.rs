@@ -998,3 +998,47 @@ async fn an_old_cookie_sent_again_counts_nothing_more() {
     })
     .await;
 }
+
+/// A cookie another site (another secret key) gave, even one this thread has just read
+/// for that site, is a new visitor here: what is remembered of decoded cookies is kept
+/// apart per instance.
+#[tokio::test]
+async fn a_cookie_of_another_site_is_a_new_visitor_here() {
+    each_database(|store, url| async move {
+        let other_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
+        let other = Client::untracked(site_with(&url, &[("secret_key", other_key.into())]))
+            .await
+            .expect("the other site ignites");
+        let here = start(&url).await;
+        let mut visitor = Visitor::browser();
+        visitor.get(&other, "/").await;
+        for _ in 0..3 {
+            // Read again there, so the other site has it decoded.
+            assert!(visitor.get(&other, "/").await.set_cookie.is_none());
+        }
+        let foreign = visitor
+            .cookie
+            .clone()
+            .expect("a cookie from the other site");
+        let answer = visitor.get(&here, "/").await;
+        let fresh = answer
+            .set_cookie
+            .expect("a new visitor gets a new cookie here");
+        assert_ne!(fresh.value(), foreign);
+        // And a returning visitor keeps being recognised from what was remembered.
+        let arm = visitor.get(&here, "/").await.body;
+        for _ in 0..5 {
+            let again = visitor.get(&here, "/").await;
+            assert_eq!(again.body, arm);
+            assert!(again.set_cookie.is_none(), "nothing changed");
+        }
+        other.terminate().await;
+        here.terminate().await;
+        assert_eq!(
+            sum(&store, "headline").await,
+            (2, 0),
+            "one view on each site"
+        );
+    })
+    .await;
+}
