@@ -18,13 +18,20 @@ async fn client(url: &str) -> Client {
         .expect("the example site ignites")
 }
 
-#[tokio::test]
-async fn first_start_creates_the_headline_experiment_and_runs_it() {
+/// A directory for the site's SQLite file, and the database URL of that file (created at
+/// first start). The directory goes when dropped.
+fn fresh_database() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("site.sqlite").display()
     );
+    (dir, url)
+}
+
+#[tokio::test]
+async fn first_start_creates_the_headline_experiment_and_runs_it() {
+    let (_dir, url) = fresh_database();
 
     // A tracked client is one browser: it keeps its cookie.
     let client = client(&url).await;
@@ -78,11 +85,7 @@ async fn first_start_creates_the_headline_experiment_and_runs_it() {
 
 #[tokio::test]
 async fn contact_page_is_served_with_and_without_trailing_slash() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("site.sqlite").display()
-    );
+    let (_dir, url) = fresh_database();
     let client = client(&url).await;
     for path in ["/contact", "/contact/"] {
         assert_eq!(
@@ -99,11 +102,7 @@ async fn contact_page_is_served_with_and_without_trailing_slash() {
 
 #[tokio::test]
 async fn a_debug_build_opens_the_api_with_the_example_token() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("site.sqlite").display()
-    );
+    let (_dir, url) = fresh_database();
     let client = client(&url).await;
     let listed = client
         .get("/bandits/api/flags/headline-flag/stats")
@@ -120,11 +119,7 @@ async fn a_debug_build_opens_the_api_with_the_example_token() {
 
 #[tokio::test]
 async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("site.sqlite").display()
-    );
+    let (_dir, url) = fresh_database();
     let client = client(&url).await;
     let get = |path: &'static str| client.get(path).header(Header::new("User-Agent", BROWSER));
 
@@ -203,11 +198,7 @@ async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor(
 async fn the_benchmark_setups_run_without_the_plugin_and_with_a_thousand_flags() {
     use example_site::Setup;
 
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("site.sqlite").display()
-    );
+    let (dir, url) = fresh_database();
     let figment = || {
         rocket::Config::figment()
             .merge(("databases.bandits.url", &url))
