@@ -3,19 +3,28 @@
 
 use bandits::store::Store;
 use rocket::http::{Header, Status};
-use rocket::local::asynchronous::Client;
+use rocket::local::asynchronous::{Client, LocalRequest};
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const ACTIVE: &str = "This is my test headline: flag is active";
 const INACTIVE: &str = "This is my base headline: flag is inactive";
 
-async fn client(url: &str) -> Client {
-    let figment = rocket::Config::figment()
+/// Rocket's configuration with the site's database at `url`, quiet.
+fn site_figment(url: &str) -> rocket::figment::Figment {
+    rocket::Config::figment()
         .merge(("databases.bandits.url", url))
-        .merge(("log_level", "off"));
-    Client::tracked(example_site::custom(figment))
+        .merge(("log_level", "off"))
+}
+
+async fn client(url: &str) -> Client {
+    Client::tracked(example_site::custom(site_figment(url)))
         .await
         .expect("the example site ignites")
+}
+
+/// A request from a browser (bots are not counted).
+fn browser<'c>(request: LocalRequest<'c>) -> LocalRequest<'c> {
+    request.header(Header::new("User-Agent", BROWSER))
 }
 
 /// A directory for the site's SQLite file, and the database URL of that file (created at
@@ -35,11 +44,7 @@ async fn first_start_creates_the_headline_experiment_and_runs_it() {
 
     // A tracked client is one browser: it keeps its cookie.
     let client = client(&url).await;
-    let home = client
-        .get("/")
-        .header(Header::new("User-Agent", BROWSER))
-        .dispatch()
-        .await;
+    let home = browser(client.get("/")).dispatch().await;
     assert_eq!(home.status(), Status::Ok);
     let body = home.into_string().await.unwrap_or_default();
     let shown = match (body.contains(ACTIVE), body.contains(INACTIVE)) {
@@ -49,11 +54,7 @@ async fn first_start_creates_the_headline_experiment_and_runs_it() {
     };
     assert!(body.contains("href=\"/contact/\""), "{body}");
     for _ in 0..5 {
-        let again = client
-            .get("/")
-            .header(Header::new("User-Agent", BROWSER))
-            .dispatch()
-            .await;
+        let again = browser(client.get("/")).dispatch().await;
         let again = again.into_string().await.unwrap_or_default();
         assert_eq!(
             again.contains(ACTIVE),
@@ -61,11 +62,7 @@ async fn first_start_creates_the_headline_experiment_and_runs_it() {
             "the headline changed"
         );
     }
-    let contact = client
-        .get("/contact/")
-        .header(Header::new("User-Agent", BROWSER))
-        .dispatch()
-        .await;
+    let contact = browser(client.get("/contact/")).dispatch().await;
     assert_eq!(contact.status(), Status::Ok);
     drop(contact);
     client.terminate().await;
@@ -121,7 +118,7 @@ async fn a_debug_build_opens_the_api_with_the_example_token() {
 async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor() {
     let (_dir, url) = fresh_database();
     let client = client(&url).await;
-    let get = |path: &'static str| client.get(path).header(Header::new("User-Agent", BROWSER));
+    let get = |path: &'static str| browser(client.get(path));
 
     let home = get("/")
         .dispatch()
@@ -172,11 +169,7 @@ async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor(
         );
     }
     for path in ["/signup", "/checkout"] {
-        let posted = client
-            .post(path)
-            .header(Header::new("User-Agent", BROWSER))
-            .dispatch()
-            .await;
+        let posted = browser(client.post(path)).dispatch().await;
         assert_eq!(posted.status(), Status::Ok, "{path}");
     }
     client.terminate().await;
@@ -199,11 +192,7 @@ async fn the_benchmark_setups_run_without_the_plugin_and_with_a_thousand_flags()
     use example_site::Setup;
 
     let (dir, url) = fresh_database();
-    let figment = || {
-        rocket::Config::figment()
-            .merge(("databases.bandits.url", &url))
-            .merge(("log_level", "off"))
-    };
+    let figment = || site_figment(&url);
 
     // Detached: the same pages, every flag inactive, no cookie, no admin, no database.
     let detached = Setup::parse(Some("off"), None).expect("a valid setup");
@@ -211,11 +200,7 @@ async fn the_benchmark_setups_run_without_the_plugin_and_with_a_thousand_flags()
         .await
         .expect("the site ignites without the plugin");
     for path in ["/", "/contact/"] {
-        let page = client
-            .get(path)
-            .header(Header::new("User-Agent", BROWSER))
-            .dispatch()
-            .await;
+        let page = browser(client.get(path)).dispatch().await;
         assert_eq!(page.status(), Status::Ok, "{path}");
         assert_eq!(page.cookies().iter().count(), 0, "{path} set a cookie");
         let body = page.into_string().await.unwrap_or_default();
@@ -234,11 +219,7 @@ async fn the_benchmark_setups_run_without_the_plugin_and_with_a_thousand_flags()
     let client = Client::untracked(example_site::assemble(figment(), many))
         .await
         .expect("the site ignites with a thousand flags");
-    let home = client
-        .get("/")
-        .header(Header::new("User-Agent", BROWSER))
-        .dispatch()
-        .await;
+    let home = browser(client.get("/")).dispatch().await;
     assert_eq!(home.status(), Status::Ok);
     assert!(home.cookies().get("bandits").is_some(), "no visitor cookie");
     drop(home);
