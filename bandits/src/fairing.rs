@@ -54,7 +54,7 @@
 //! stored counters (`views = views + n`), so several instances can share one PostgreSQL
 //! database; each re-reads the totals after its flush.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -468,7 +468,7 @@ impl Fairing for Bandits {
             visit.apply_query(&live, query.segments());
         }
         if on_page {
-            visit.on_page(&live);
+            visit.on_page(&live, path.as_str());
         }
         visit.persist(request.cookies());
     }
@@ -519,7 +519,7 @@ impl Fairing for Bandits {
                 event.epoch,
                 &event.arm,
                 &visitor,
-                &visit.path,
+                request.uri().path().as_str(),
                 at,
             );
         }
@@ -581,12 +581,13 @@ pub(crate) struct VisitSlot(OnceLock<Arc<Visit>>);
 /// One request's view of its visitor.
 pub(crate) struct Visit {
     runtime: Arc<Runtime>,
-    path: String,
     inner: Mutex<VisitInner>,
 }
 
 struct VisitInner {
-    visitor: VisitorState,
+    /// Shared with the worker thread's cache of decoded cookies until a change: a
+    /// returning visitor's request copies nothing.
+    visitor: Arc<VisitorState>,
     /// A bot: sees the controls, given no arm, never counted.
     bot: bool,
     /// The signed-in user, as the site's hook reports them.
@@ -599,8 +600,9 @@ struct VisitInner {
     counts_here: bool,
     /// The database answered at the last flush: new visitors may be given arms.
     online: bool,
-    /// The request's time, for rollouts.
-    now: i64,
+    /// The request's time, for rollouts: read the first time a flag with targeting rules
+    /// asks.
+    now: std::cell::OnceCell<i64>,
     /// The visitor id is new (no valid cookie came): it must be written as soon as a
     /// decision depends on it, or the visitor's percent bucket would change next time.
     fresh: bool,
@@ -643,10 +645,9 @@ impl Visit {
         runtime.in_flight.fetch_add(1, Ordering::SeqCst);
         let closing = runtime.closing.load(Ordering::SeqCst);
         let config = &runtime.config;
-        let path = request.uri().path().as_str().to_string();
         let known = Decoded::visitor(request, runtime);
         let fresh = known.is_none();
-        let visitor = known.unwrap_or_else(|| VisitorState::new(&mut rand::rng()));
+        let visitor = known.unwrap_or_else(|| Arc::new(VisitorState::new(&mut rand::rng())));
         let bot = config.is_excluded_user_agent(request.headers().get_one("User-Agent"));
         let user = runtime.user.as_ref().and_then(|hook| hook(request));
         let privileged = runtime
@@ -660,10 +661,9 @@ impl Visit {
             .map(str::to_string);
         let counts_here = !closing
             && !matches!(request.method(), Method::Head | Method::Options)
-            && !config.is_excluded_path(&path);
+            && !config.is_excluded_path(request.uri().path().as_str());
         Visit {
             runtime: Arc::clone(runtime),
-            path,
             inner: Mutex::new(VisitInner {
                 visitor,
                 bot,
@@ -672,7 +672,7 @@ impl Visit {
                 language,
                 counts_here,
                 online: runtime.tracker.is_online(),
-                now: now_ms(),
+                now: std::cell::OnceCell::new(),
                 fresh,
                 dirty: false,
                 pending: Vec::new(),
@@ -693,12 +693,12 @@ impl Visit {
     }
 
     /// Exposures and conversions of the flags on this request's page.
-    fn on_page(&self, live: &Live) {
+    fn on_page(&self, live: &Live, path: &str) {
         let mut inner = self.lock();
-        for stored in live.at_source(&self.path) {
+        for stored in live.at_source(path) {
             inner.arm(live, stored, true);
         }
-        for stored in live.at_target(&self.path) {
+        for stored in live.at_target(path) {
             inner.reach_goal(stored);
         }
     }
@@ -718,7 +718,7 @@ impl Visit {
                     continue;
                 }
                 if value.is_empty() {
-                    inner.dirty |= inner.visitor.clear_overrides(OverrideKind::Forced);
+                    inner.dirty |= inner.visitor_mut().clear_overrides(OverrideKind::Forced);
                     continue;
                 }
                 for pair in value.split(',') {
@@ -739,7 +739,7 @@ impl Visit {
                     continue;
                 }
                 if value.is_empty() {
-                    inner.dirty |= inner.visitor.clear_override(name);
+                    inner.dirty |= inner.visitor_mut().clear_override(name);
                     continue;
                 }
                 // An arm's name, or waffle's 1 and 0 for the first arm after the control
@@ -830,20 +830,26 @@ impl Visit {
 }
 
 impl VisitInner {
+    /// The visitor, to change: copied first if the cache of decoded cookies shares it.
+    fn visitor_mut(&mut self) -> &mut VisitorState {
+        Arc::make_mut(&mut self.visitor)
+    }
+
     /// Remembers an override, unless the cookie is full.
     fn set_override(&mut self, flag: &str, arm: &str, kind: OverrideKind) {
         let before = self
             .visitor
             .override_for(flag)
             .map(|(a, k)| (a.to_string(), k));
-        self.visitor.set_override(flag, arm, kind);
-        if self.visitor.fits() {
+        let visitor = self.visitor_mut();
+        visitor.set_override(flag, arm, kind);
+        if visitor.fits() {
             self.dirty = true;
         } else {
             match before {
-                Some((arm, kind)) => self.visitor.set_override(flag, arm, kind),
+                Some((arm, kind)) => visitor.set_override(flag, arm, kind),
                 None => {
-                    self.visitor.clear_override(flag);
+                    visitor.clear_override(flag);
                 }
             }
         }
@@ -883,7 +889,12 @@ impl VisitInner {
             user: self.user.as_ref(),
             language: self.language.as_deref(),
         };
-        match targeting.decide(flag.name(), &who, self.now) {
+        let now = if targeting.has_rules() {
+            *self.now.get_or_init(now_ms)
+        } else {
+            0
+        };
+        match targeting.decide(flag.name(), &who, now) {
             Decision::Enter => Ok(()),
             Decision::Everyone(index) => Err(index),
             Decision::Out => Err(0),
@@ -911,7 +922,7 @@ impl VisitInner {
                 let mut assigned = Assigned::new(stored.epoch, flag.arms()[winner].name.clone());
                 assigned.exposed = exposed;
                 assigned.converted = exposed;
-                self.visitor.insert(flag.name(), assigned);
+                self.visitor_mut().insert(flag.name(), assigned);
                 self.dirty = true;
                 winner
             }
@@ -924,14 +935,14 @@ impl VisitInner {
                 let Some(choice) = Live::choose(stored, &mut rand::rng()) else {
                     return Seen::of(flag, 0);
                 };
-                self.visitor
-                    .insert(flag.name(), Assigned::new(stored.epoch, choice.arm_name));
-                if !self.visitor.fits() {
+                let visitor = self.visitor_mut();
+                visitor.insert(flag.name(), Assigned::new(stored.epoch, choice.arm_name));
+                if !visitor.fits() {
                     // Make room by forgetting flags that no longer exist; failing that, this
                     // flag shows the control, uncounted.
-                    self.visitor.retain(|name, _| live.flag(name).is_some());
-                    if !self.visitor.fits() {
-                        self.visitor.remove(flag.name());
+                    visitor.retain(|name, _| live.flag(name).is_some());
+                    if !visitor.fits() {
+                        visitor.remove(flag.name());
                         return Seen::of(flag, 0);
                     }
                 }
@@ -939,18 +950,22 @@ impl VisitInner {
                 choice.arm
             }
         };
-        if expose && self.counts_here {
-            if let Some(assigned) = self.visitor.get_mut(flag.name()) {
-                if !assigned.exposed {
-                    assigned.exposed = true;
-                    self.dirty = true;
-                    self.pending.push(PendingEvent {
-                        kind: EventKind::Exposure,
-                        flag: flag.name().to_string(),
-                        epoch: stored.epoch,
-                        arm: assigned.arm.clone(),
-                    });
-                }
+        let unexposed = |visitor: &VisitorState| {
+            visitor
+                .get(flag.name())
+                .is_some_and(|assigned| !assigned.exposed)
+        };
+        if expose && self.counts_here && unexposed(&self.visitor) {
+            if let Some(assigned) = self.visitor_mut().get_mut(flag.name()) {
+                assigned.exposed = true;
+                let arm = assigned.arm.clone();
+                self.dirty = true;
+                self.pending.push(PendingEvent {
+                    kind: EventKind::Exposure,
+                    flag: flag.name().to_string(),
+                    epoch: stored.epoch,
+                    arm,
+                });
             }
         }
         Seen::of(flag, index)
@@ -962,19 +977,26 @@ impl VisitInner {
         if !self.counts_here || self.enters(&stored.flag).is_err() {
             return false;
         }
-        let Some(assigned) = self.visitor.get_mut(stored.flag.name()) else {
-            return false;
-        };
-        if assigned.epoch != stored.epoch || !assigned.exposed || assigned.converted {
+        let converts = self
+            .visitor
+            .get(stored.flag.name())
+            .is_some_and(|assigned| {
+                assigned.epoch == stored.epoch && assigned.exposed && !assigned.converted
+            });
+        if !converts {
             return false;
         }
+        let Some(assigned) = self.visitor_mut().get_mut(stored.flag.name()) else {
+            return false;
+        };
         assigned.converted = true;
+        let arm = assigned.arm.clone();
         self.dirty = true;
         self.pending.push(PendingEvent {
             kind: EventKind::Conversion,
             flag: stored.flag.name().to_string(),
             epoch: stored.epoch,
-            arm: assigned.arm.clone(),
+            arm,
         });
         true
     }
@@ -994,30 +1016,31 @@ thread_local! {
     static DECODED: std::cell::RefCell<Decoded> = std::cell::RefCell::new(Decoded::default());
 }
 
-/// The visitors this worker thread decoded lately, by the instance and the cookie value
-/// they sent. A returning visitor sends the same cookie on every request, and decrypting
-/// and decoding it is the dearest part of a request that concerns a flag. Only values that
-/// decrypted with the instance's key and decoded are kept, so a forged or foreign cookie
-/// gains nothing; two generations bound the memory and keep the latest entries.
+/// The visitors this worker thread decoded lately, by the cookie value they sent, with the
+/// instance that decoded it. A returning visitor sends the same cookie on every request,
+/// and decrypting and decoding it is the dearest part of a request that concerns a flag.
+/// Only values that decrypted with the instance's key and decoded are kept, so a forged or
+/// foreign cookie gains nothing; two generations bound the memory and keep the latest
+/// entries. The visitor is shared with the request until the request changes it.
 #[derive(Default)]
 struct Decoded {
-    newer: HashMap<(u64, Box<str>), VisitorState>,
-    older: HashMap<(u64, Box<str>), VisitorState>,
+    newer: foldhash::HashMap<Box<str>, (u64, Arc<VisitorState>)>,
+    older: foldhash::HashMap<Box<str>, (u64, Arc<VisitorState>)>,
 }
 
 impl Decoded {
     /// The visitor of `request`'s cookie, if it sent a valid one.
-    fn visitor(request: &Request<'_>, runtime: &Runtime) -> Option<VisitorState> {
+    fn visitor(request: &Request<'_>, runtime: &Runtime) -> Option<Arc<VisitorState>> {
         let name = runtime.config.cookie_name();
-        let sent = request.cookies().get(name)?.value().to_string();
-        let key = (runtime.instance, sent.into_boxed_str());
+        let sent = request.cookies().get(name)?.value();
         let cached = DECODED.with(|decoded| {
             let decoded = decoded.borrow();
             decoded
                 .newer
-                .get(&key)
-                .or_else(|| decoded.older.get(&key))
-                .cloned()
+                .get(sent)
+                .or_else(|| decoded.older.get(sent))
+                .filter(|(instance, _)| *instance == runtime.instance)
+                .map(|(_, visitor)| Arc::clone(visitor))
         });
         if cached.is_some() {
             return cached;
@@ -1025,13 +1048,16 @@ impl Decoded {
         let visitor = request
             .cookies()
             .get_private(name)
-            .and_then(|cookie| VisitorState::decode(cookie.value()))?;
+            .and_then(|cookie| VisitorState::decode(cookie.value()))
+            .map(Arc::new)?;
         DECODED.with(|decoded| {
             let mut decoded = decoded.borrow_mut();
             if decoded.newer.len() >= DECODED_PER_GENERATION {
                 decoded.older = std::mem::take(&mut decoded.newer);
             }
-            decoded.newer.insert(key, visitor.clone());
+            decoded
+                .newer
+                .insert(sent.into(), (runtime.instance, Arc::clone(&visitor)));
         });
         Some(visitor)
     }

@@ -991,7 +991,15 @@ async fn an_old_cookie_sent_again_counts_nothing_more() {
         for _ in 0..5 {
             // The cookie from before the conversion, as if the update never arrived.
             let mut replay = seen.clone();
-            assert_eq!(replay.get(&client, "/contact").await.status, Status::Ok);
+            let answer = replay.get(&client, "/contact").await;
+            assert_eq!(answer.status, Status::Ok);
+            // That cookie still says "not converted", so the answer updates it every time:
+            // what this thread remembers of a cookie is what the cookie says, never what a
+            // request made of it.
+            assert!(
+                answer.set_cookie.is_some(),
+                "the old cookie is updated again"
+            );
         }
         client.terminate().await;
         assert_eq!(sum(&store, "headline").await, (1, 1));

@@ -62,12 +62,15 @@ pub struct Assignment {
 ///
 /// One is current at a time ([`Tracker::live`]); a refresh replaces it whole, so a request
 /// holding one sees a consistent set of flags.
+///
+/// The indexes hash with foldhash: they are read on every request, and their keys come from
+/// the flags, never from visitors.
 pub struct Live {
     snapshot: Arc<Snapshot>,
-    by_name: HashMap<String, usize>,
-    by_source: HashMap<String, Vec<usize>>,
-    by_target: HashMap<String, Vec<usize>>,
-    by_event: HashMap<String, Vec<usize>>,
+    by_name: foldhash::HashMap<String, usize>,
+    by_source: foldhash::HashMap<String, Vec<usize>>,
+    by_target: foldhash::HashMap<String, Vec<usize>>,
+    by_event: foldhash::HashMap<String, Vec<usize>>,
 }
 
 /// The key a path is matched by: without its trailing slash (`/contact/` and `/contact`
@@ -83,10 +86,10 @@ pub fn path_key(path: &str) -> &str {
 
 impl Live {
     fn new(snapshot: Snapshot) -> Self {
-        let mut by_name = HashMap::with_capacity(snapshot.flags.len());
-        let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_target: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_event: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_name = foldhash::HashMap::default();
+        let mut by_source: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
+        let mut by_target: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
+        let mut by_event: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
         for (i, stored) in snapshot.flags.iter().enumerate() {
             let flag = &stored.flag;
             by_name.insert(flag.name().to_string(), i);
@@ -148,7 +151,7 @@ impl Live {
 
     fn indexed<'a>(
         &'a self,
-        index: &'a HashMap<String, Vec<usize>>,
+        index: &'a foldhash::HashMap<String, Vec<usize>>,
         key: &str,
     ) -> impl Iterator<Item = &'a StoredFlag> {
         index
