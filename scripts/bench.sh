@@ -181,19 +181,25 @@ counting=$(awk -v r="$rps" -v vb="$views_before" -v va="$views_after" -v a="$aft
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 column_of() { awk -v l="$1" -v m="$2" -v c="$3" '$1 == l && $2 == m { print $c }' "$results" | median; }
+# The median over runs of attached/detached, each attached run with the detached run right
+# after it: drift of the machine's speed between runs cancels out within a pair.
+pair_ratio() {
+  awk -v l="$1" '$1 == l && $2 == "attached" { a[$3] = $4 } $1 == l && $2 == "detached" { d[$3] = $4 }
+    END { for (r in a) if (r in d) printf "%.3f\n", a[r] / d[r] }' "$results" | median
+}
 
 echo
 echo "## Request path ($(date -u +%Y-%m-%d), $(nproc) cores, $(git rev-parse --short HEAD))"
 echo
 echo "Medians of $runs runs of \`wrk -t2 -c32 -d$duration --latency\`, $visitors visitors, 80% \`/\` 20% \`/contact/\`."
 echo
-echo "| setup | attached req/s | detached req/s | ratio | attached p50 / p99 ms | detached p50 / p99 ms | DB writes/s attached |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| setup | attached req/s | detached req/s | ratio | ratio of pairs | attached p50 / p99 ms | detached p50 / p99 ms | DB writes/s attached |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for label in shipped 1-flag 1000-flags; do
   a=$(column_of "$label" attached 4)
   d=$(column_of "$label" detached 4)
   ratio=$(awk -v a="$a" -v d="$d" 'BEGIN { printf "%.3f", a / d }')
-  echo "| $label | $a | $d | $ratio | $(column_of "$label" attached 5) / $(column_of "$label" attached 6) | $(column_of "$label" detached 5) / $(column_of "$label" detached 6) | $(column_of "$label" attached 7) |"
+  echo "| $label | $a | $d | $ratio | $(pair_ratio "$label") | $(column_of "$label" attached 5) / $(column_of "$label" attached 6) | $(column_of "$label" detached 5) / $(column_of "$label" detached 6) | $(column_of "$label" attached 7) |"
 done
 one=$(column_of 1-flag attached 4)
 thousand=$(column_of 1000-flags attached 4)
