@@ -335,6 +335,70 @@ async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
     .await;
 }
 
+/// Idle rounds keep the flags in memory as they are (a site with a thousand flags would
+/// otherwise rebuild them every flush interval for nothing), yet the first round after
+/// another instance's counts arrive sees them and locks the winner they declare.
+#[tokio::test]
+async fn idle_rounds_rebuild_nothing_and_another_instances_counts_still_lock_the_winner() {
+    each_database(|store: Store, url| async move {
+        let flag = FlagDefinition {
+            min_views: 100,
+            ..FlagDefinition::new("checkout").with_policy(Policy::even_split(2))
+        }
+        .validate()
+        .unwrap();
+        store.create_flag(&flag, NOW).await.unwrap();
+        let first = Tracker::start(store.clone()).await.unwrap();
+        let second = Tracker::start(Store::connect(&url).await.unwrap())
+            .await
+            .unwrap();
+
+        first.tick(NOW).await.unwrap();
+        let idle = first.snapshot();
+        for round in 1..4 {
+            first.tick(NOW + round).await.unwrap();
+            assert!(
+                Arc::ptr_eq(&idle, &first.snapshot()),
+                "idle round {round} rebuilt the flags"
+            );
+        }
+
+        // The other instance counts a clear winner and only flushes (its own round would
+        // lock the winner itself).
+        for i in 0..200 {
+            let arm = if i % 2 == 0 { "off" } else { "on" };
+            let visitor = format!("v{i}");
+            second.record(EventKind::Exposure, "checkout", 0, arm, &visitor, "/", NOW);
+            if (arm == "on" && i % 10 != 9) || (arm == "off" && i % 40 == 0) {
+                second.record(
+                    EventKind::Conversion,
+                    "checkout",
+                    0,
+                    arm,
+                    &visitor,
+                    "/",
+                    NOW,
+                );
+            }
+        }
+        second.flush().await.unwrap();
+
+        first.tick(NOW + 50).await.unwrap();
+        let stored = store.flag("checkout").await.unwrap();
+        assert_eq!(stored.flag.winner(), Some(1), "{:?}", stored.totals);
+        assert_eq!(
+            stored.winner_locked_at,
+            Some(NOW + 50),
+            "locked by the first"
+        );
+        assert_eq!(
+            views_and_conversions(&first.snapshot().flags[0].totals),
+            (200, 85)
+        );
+    })
+    .await;
+}
+
 /// A flush that is dropped half-way (a timeout at shutdown) puts its batch back, and a
 /// flush that starts while another is writing waits its turn instead of reporting an
 /// empty success before the first one has failed or landed.

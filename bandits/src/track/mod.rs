@@ -39,7 +39,8 @@ use rand::Rng;
 
 use crate::engine::ArmTotals;
 use crate::store::{
-    Batch, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError, StoredFlag,
+    ArmCounter, Batch, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError,
+    StoredFlag,
 };
 
 /// Activity-log entries kept in memory while the database cannot take them, by default.
@@ -268,6 +269,12 @@ pub struct Tracker {
     writing: (AtomicUsize, AtomicUsize),
     /// Keys the hashes of recent counts (random per process).
     recent_key: RandomState,
+    /// The counters the current [`Live`] was refreshed from, at its configuration version:
+    /// a refresh that reads the same ones again keeps it instead of rebuilding it.
+    refreshed_from: Mutex<Option<(i64, Vec<ArmCounter>)>>,
+    /// The [`Live`] whose flags were last checked for a winner, all without one: its
+    /// totals cannot declare one at the next check either.
+    winners_checked: Mutex<std::sync::Weak<Live>>,
 }
 
 impl Tracker {
@@ -311,6 +318,8 @@ impl Tracker {
             failures: AtomicU64::new(0),
             writing: (AtomicUsize::new(0), AtomicUsize::new(0)),
             recent_key: RandomState::new(),
+            refreshed_from: Mutex::new(None),
+            winners_checked: Mutex::new(std::sync::Weak::new()),
         }
     }
 
@@ -514,31 +523,46 @@ impl Tracker {
     }
 
     /// Re-reads the totals, and every flag when another change raised the configuration
-    /// version since the last read.
+    /// version since the last read. When no counter changed since the last refresh (no
+    /// instance counted anything), the flags in memory stay as they are: rebuilding them
+    /// every flush interval would cost a site with a thousand idle flags CPU for nothing.
     pub async fn refresh(&self) -> Result<(), StoreError> {
-        let current = self.live.load();
+        let current = self.live.load_full();
         let version = self.store.config_version().await?;
         if version != current.snapshot.config_version {
             return self.reload().await;
         }
         let counters = self.store.counters().await?;
+        let unchanged = lock_or_recover(&self.refreshed_from)
+            .as_ref()
+            .is_some_and(|(read_at, read)| *read_at == version && *read == counters);
+        if unchanged {
+            return Ok(());
+        }
         let mut snapshot = Snapshot::clone(&current.snapshot);
         snapshot.set_totals(&counters);
         // A reload that landed meanwhile is newer than this: keep it.
         let fresh = Arc::new(Live::new(snapshot));
+        let mut replaced = false;
         self.live.rcu(|live| {
+            replaced = Arc::ptr_eq(live, &current);
             if live.snapshot.config_version == version {
                 Arc::clone(&fresh)
             } else {
                 Arc::clone(live)
             }
         });
+        if replaced {
+            *lock_or_recover(&self.refreshed_from) = Some((version, counters));
+        }
         Ok(())
     }
 
     /// Reads every flag and its totals afresh.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let snapshot = self.store.snapshot().await?;
+        // The next refresh rebuilds from the counters it reads, whatever they are.
+        *lock_or_recover(&self.refreshed_from) = None;
         self.live.store(Arc::new(Live::new(snapshot)));
         self.loaded.store(true, Ordering::Release);
         Ok(())
@@ -547,9 +571,16 @@ impl Tracker {
     /// Locks the winner of every flag whose rule declares one on the current totals, and
     /// returns the names of the flags locked. `now` is the time of the lock.
     pub async fn lock_winners(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let snapshot = self.snapshot();
+        let live = self.live.load_full();
+        if std::ptr::eq(
+            lock_or_recover(&self.winners_checked).as_ptr(),
+            Arc::as_ptr(&live),
+        ) {
+            // The same flags and totals as at the last check, which found no winner.
+            return Ok(Vec::new());
+        }
         let mut locked = Vec::new();
-        for stored in &snapshot.flags {
+        for stored in &live.snapshot.flags {
             if stored.flag.winner().is_some() {
                 continue;
             }
@@ -561,7 +592,9 @@ impl Tracker {
                 locked.push(stored.flag.name().to_string());
             }
         }
-        if !locked.is_empty() {
+        if locked.is_empty() {
+            *lock_or_recover(&self.winners_checked) = Arc::downgrade(&live);
+        } else {
             self.reload().await?;
         }
         Ok(locked)
@@ -592,8 +625,13 @@ impl Tracker {
 
     fn lock_pending(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding the lock leaves plain counters behind, still usable.
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock_or_recover(&self.pending)
     }
+}
+
+/// Locks `mutex`; a panic while it was held leaves plain data behind, still usable.
+fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
