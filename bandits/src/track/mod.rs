@@ -39,7 +39,7 @@ use rand::Rng;
 
 use crate::engine::ArmTotals;
 use crate::store::{
-    ArmCounter, Batch, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError,
+    Batch, ChangeMarks, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError,
     StoredFlag,
 };
 
@@ -269,9 +269,9 @@ pub struct Tracker {
     writing: (AtomicUsize, AtomicUsize),
     /// Keys the hashes of recent counts (random per process).
     recent_key: RandomState,
-    /// The counters the current [`Live`] was refreshed from, at its configuration version:
-    /// a refresh that reads the same ones again keeps it instead of rebuilding it.
-    refreshed_from: Mutex<Option<(i64, Vec<ArmCounter>)>>,
+    /// The marks read before the counters the current [`Live`] was refreshed from: while
+    /// the database shows the same marks, nothing was counted or changed since.
+    refreshed_at: Mutex<Option<ChangeMarks>>,
     /// The [`Live`] whose flags were last checked for a winner, all without one: its
     /// totals cannot declare one at the next check either.
     winners_checked: Mutex<std::sync::Weak<Live>>,
@@ -318,7 +318,7 @@ impl Tracker {
             failures: AtomicU64::new(0),
             writing: (AtomicUsize::new(0), AtomicUsize::new(0)),
             recent_key: RandomState::new(),
-            refreshed_from: Mutex::new(None),
+            refreshed_at: Mutex::new(None),
             winners_checked: Mutex::new(std::sync::Weak::new()),
         }
     }
@@ -523,22 +523,24 @@ impl Tracker {
     }
 
     /// Re-reads the totals, and every flag when another change raised the configuration
-    /// version since the last read. When no counter changed since the last refresh (no
-    /// instance counted anything), the flags in memory stay as they are: rebuilding them
-    /// every flush interval would cost a site with a thousand idle flags CPU for nothing.
+    /// version since the last read. When the database shows the same [`ChangeMarks`] as
+    /// at the last refresh (no instance counted or changed anything), neither is read and
+    /// the flags in memory stay as they are: reading every counter and rebuilding the
+    /// flags every flush interval would cost a site with a thousand idle flags CPU for
+    /// nothing.
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let current = self.live.load_full();
-        let version = self.store.config_version().await?;
+        let marks = self.store.change_marks().await?;
+        let version = marks.config_version;
         if version != current.snapshot.config_version {
             return self.reload().await;
         }
-        let counters = self.store.counters().await?;
-        let unchanged = lock_or_recover(&self.refreshed_from)
-            .as_ref()
-            .is_some_and(|(read_at, read)| *read_at == version && *read == counters);
-        if unchanged {
+        if *lock_or_recover(&self.refreshed_at) == Some(marks) {
             return Ok(());
         }
+        // Read after the marks: a flush landing in between is in these counters, and the
+        // next refresh reads them again (the marks it sees are newer than those kept).
+        let counters = self.store.counters().await?;
         let mut snapshot = Snapshot::clone(&current.snapshot);
         snapshot.set_totals(&counters);
         // A reload that landed meanwhile is newer than this: keep it.
@@ -553,7 +555,7 @@ impl Tracker {
             }
         });
         if replaced {
-            *lock_or_recover(&self.refreshed_from) = Some((version, counters));
+            *lock_or_recover(&self.refreshed_at) = Some(marks);
         }
         Ok(())
     }
@@ -562,7 +564,7 @@ impl Tracker {
     pub async fn reload(&self) -> Result<(), StoreError> {
         let snapshot = self.store.snapshot().await?;
         // The next refresh rebuilds from the counters it reads, whatever they are.
-        *lock_or_recover(&self.refreshed_from) = None;
+        *lock_or_recover(&self.refreshed_at) = None;
         self.live.store(Arc::new(Live::new(snapshot)));
         self.loaded.store(true, Ordering::Release);
         Ok(())
