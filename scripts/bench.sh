@@ -9,9 +9,10 @@
 # Workload (each run): 2,000 visitors, each with the cookie the site gave it; every request
 # picks one at random and asks for `/` 80% of the time, `/contact/` 20%;
 # `wrk -t2 -c32 -d20s --latency`. Runs alternate attached and detached, three of each per
-# setup; the tables give medians. A last run lets a fifth of the requests for `/` come
+# setup; the tables give medians. Then a run lets a fifth of the requests for `/` come
 # from new visitors, so the plugin counts all run long, and compares the database writes
-# with the requests counted. Environment: BENCH_RUNS (3), BENCH_DURATION (20s),
+# with the requests counted; a last one measures the CPU the site with 1,000 flags uses
+# while idle. Environment: BENCH_RUNS (3), BENCH_DURATION (20s),
 # BENCH_PORT (8199). Nothing listens beyond 127.0.0.1; every process started is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -179,6 +180,17 @@ stop_site
 counting=$(awk -v r="$rps" -v vb="$views_before" -v va="$views_after" -v a="$after" -v b="$before" \
   -v s="$seconds" 'BEGIN { printf "%.0f %.0f %.2f", r, (va - vb) / s, (a - b) / s }')
 
+# Idle: the CPU the site with 1,000 flags uses over 20 seconds without a request (its flush
+# loop's rounds), from the kernel's count of the process's CPU time.
+start_site on 1000 idle
+sleep 5
+ticks_before=$(awk '{ print $14 + $15 }' "/proc/$site_pid/stat")
+sleep 20
+ticks_after=$(awk '{ print $14 + $15 }' "/proc/$site_pid/stat")
+stop_site
+idle=$(awk -v a="$ticks_after" -v b="$ticks_before" -v hz="$(getconf CLK_TCK)" \
+  'BEGIN { printf "%.1f", 100 * (a - b) / hz / 20 }')
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 column_of() { awk -v l="$1" -v m="$2" -v c="$3" '$1 == l && $2 == m { print $c }' "$results" | median; }
 # The median over runs of attached/detached, each attached run with the detached run right
@@ -208,6 +220,8 @@ echo "1,000 flags against 1 flag, attached: $(awk -v a="$thousand" -v b="$one" '
 echo
 read -r crps cviews cwrites <<<"$counting"
 echo "Counting all run long (1 flag, 20% of \`/\` from new visitors): $crps req/s, $cviews views counted/s, $cwrites database write transactions/s."
+echo
+echo "Idle with 1,000 flags: $idle% of one core (the flush loop's rounds, over 20 s)."
 echo
 echo "Every run:"
 echo
