@@ -72,7 +72,7 @@ use crate::engine::targeting::{preferred_language, Decision, User, Visitor as Ta
 use crate::engine::visitor::{Assigned, OverrideKind, VisitorState};
 use crate::engine::Flag;
 use crate::store::{EventKind, StoreError, StoredFlag};
-use crate::track::{Live, Tracker};
+use crate::track::{lock_or_recover, Live, Tracker};
 
 /// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
 pub const QUERY_PREFIX: &str = "bandits_";
@@ -237,7 +237,7 @@ impl Runtime {
                 Err(error) => Err(error),
             }
         };
-        let mut outage = lock(&self.outage);
+        let mut outage = lock_or_recover(&self.outage);
         match (result, outage.as_mut()) {
             (Ok(_), None) => {}
             (Ok(_), Some(ended)) => {
@@ -278,13 +278,6 @@ impl Runtime {
              ({dropped} dropped past bandits.max_pending_events)."
         );
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every value behind these locks stays consistent between statements.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Milliseconds since the Unix epoch.
@@ -681,7 +674,7 @@ impl Visit {
     }
 
     fn lock(&self) -> MutexGuard<'_, VisitInner> {
-        lock(&self.inner)
+        lock_or_recover(&self.inner)
     }
 
     pub(crate) fn runtime(&self) -> &Runtime {

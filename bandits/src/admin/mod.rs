@@ -76,9 +76,7 @@ pub struct SignInLimiter(Mutex<HashMap<IpAddr, (u32, Instant)>>);
 
 impl SignInLimiter {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::track::lock_or_recover(&self.0)
     }
 
     /// Whether `client` has used up its attempts.

@@ -631,8 +631,9 @@ impl Tracker {
     }
 }
 
-/// Locks `mutex`; a panic while it was held leaves plain data behind, still usable.
-fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex`; a panic while it was held leaves its value behind, still usable (every
+/// value behind the crate's locks stays consistent between statements).
+pub(crate) fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
