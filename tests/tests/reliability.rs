@@ -324,6 +324,16 @@ fn load(
         .collect()
 }
 
+/// 12 clients on `ports`, retrying elsewhere when an instance does not answer, until
+/// `stop` is set (or a million visitors came).
+fn load_until_stopped(
+    ports: &[u16],
+    tally: &Arc<Tally>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    load(ports, 1_000_000, 12, OnNoAnswer::Retry, tally, stop)
+}
+
 /// Waits for the load's threads off the async runtime.
 async fn finish(threads: Vec<std::thread::JoinHandle<()>>) {
     tokio::task::spawn_blocking(move || {
@@ -385,14 +395,7 @@ async fn an_instance_restarted_gracefully_under_load_loses_and_doubles_nothing()
         let stop_load = Arc::new(AtomicBool::new(false));
         // The load goes on until 1,000 visitors have come after the restart, however fast
         // this machine is (a fixed number could all be served before the restart).
-        let threads = load(
-            &[a, b],
-            1_000_000,
-            12,
-            OnNoAnswer::Retry,
-            &tally,
-            &stop_load,
-        );
+        let threads = load_until_stopped(&[a, b], &tally, &stop_load);
 
         // A deploy: the first instance stops gracefully and starts again on its port.
         visits_reach(&tally, 800).await;
@@ -472,14 +475,7 @@ async fn connections_terminated_under_load_fail_no_request_and_lose_nothing() {
         // The load runs until the faults below have happened often enough, however fast
         // this machine serves it: a fixed number of visitors finished too early on a fast
         // one, before enough connections had been terminated to prove anything.
-        let threads = load(
-            &[a, b],
-            1_000_000,
-            12,
-            OnNoAnswer::Retry,
-            &tally,
-            &stop_load,
-        );
+        let threads = load_until_stopped(&[a, b], &tally, &stop_load);
 
         // Every 150 ms, every connection to the site's database but ours is terminated:
         // flushes fail half-way, connections die around commits. It goes on until 20 rounds

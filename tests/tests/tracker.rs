@@ -21,6 +21,39 @@ async fn with_headline(store: &Store) {
     store.create_flag(&flag, NOW).await.unwrap();
 }
 
+/// `checkout`: an even split of `off` and `on` under the default t-test, deciding from
+/// 100 views.
+async fn with_checkout(store: &Store) {
+    let flag = FlagDefinition {
+        min_views: 100,
+        ..FlagDefinition::new("checkout").with_policy(Policy::even_split(2))
+    }
+    .validate()
+    .unwrap();
+    store.create_flag(&flag, NOW).await.unwrap();
+}
+
+/// 200 visitors of `checkout`, half on each arm: "on" converts 80 times in 100, "off" 5
+/// times, a winner by any rule.
+fn count_a_clear_winner(tracker: &Tracker) {
+    for i in 0..200 {
+        let arm = if i % 2 == 0 { "off" } else { "on" };
+        let visitor = format!("v{i}");
+        tracker.record(EventKind::Exposure, "checkout", 0, arm, &visitor, "/", NOW);
+        if (arm == "on" && i % 10 != 9) || (arm == "off" && i % 40 == 0) {
+            tracker.record(
+                EventKind::Conversion,
+                "checkout",
+                0,
+                arm,
+                &visitor,
+                "/",
+                NOW,
+            );
+        }
+    }
+}
+
 fn views_and_conversions(totals: &[ArmTotals]) -> (u64, u64) {
     (
         totals.iter().map(|t| t.views).sum(),
@@ -298,31 +331,9 @@ async fn a_reset_voids_pending_counts_and_starts_a_new_epoch() {
 #[tokio::test]
 async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
     each_database(|store: Store, _| async move {
-        let flag = FlagDefinition {
-            min_views: 100,
-            ..FlagDefinition::new("checkout").with_policy(Policy::even_split(2))
-        }
-        .validate()
-        .unwrap();
-        store.create_flag(&flag, NOW).await.unwrap();
+        with_checkout(&store).await;
         let tracker = Tracker::start(store.clone()).await.unwrap();
-        for i in 0..200 {
-            let arm = if i % 2 == 0 { "off" } else { "on" };
-            let visitor = format!("v{i}");
-            tracker.record(EventKind::Exposure, "checkout", 0, arm, &visitor, "/", NOW);
-            // "on" converts 80 times in 100, "off" 5 times.
-            if (arm == "on" && i % 10 != 9) || (arm == "off" && i % 40 == 0) {
-                tracker.record(
-                    EventKind::Conversion,
-                    "checkout",
-                    0,
-                    arm,
-                    &visitor,
-                    "/",
-                    NOW,
-                );
-            }
-        }
+        count_a_clear_winner(&tracker);
         tracker.tick(NOW + 7).await.unwrap();
         let stored = store.flag("checkout").await.unwrap();
         assert_eq!(stored.flag.winner(), Some(1), "{:?}", stored.totals);
@@ -341,13 +352,7 @@ async fn a_tick_locks_the_winner_the_rule_declares_and_everyone_gets_it() {
 #[tokio::test]
 async fn idle_rounds_rebuild_nothing_and_another_instances_counts_still_lock_the_winner() {
     each_database(|store: Store, url| async move {
-        let flag = FlagDefinition {
-            min_views: 100,
-            ..FlagDefinition::new("checkout").with_policy(Policy::even_split(2))
-        }
-        .validate()
-        .unwrap();
-        store.create_flag(&flag, NOW).await.unwrap();
+        with_checkout(&store).await;
         let first = Tracker::start(store.clone()).await.unwrap();
         let second = Tracker::start(Store::connect(&url).await.unwrap())
             .await
@@ -365,22 +370,7 @@ async fn idle_rounds_rebuild_nothing_and_another_instances_counts_still_lock_the
 
         // The other instance counts a clear winner and only flushes (its own round would
         // lock the winner itself).
-        for i in 0..200 {
-            let arm = if i % 2 == 0 { "off" } else { "on" };
-            let visitor = format!("v{i}");
-            second.record(EventKind::Exposure, "checkout", 0, arm, &visitor, "/", NOW);
-            if (arm == "on" && i % 10 != 9) || (arm == "off" && i % 40 == 0) {
-                second.record(
-                    EventKind::Conversion,
-                    "checkout",
-                    0,
-                    arm,
-                    &visitor,
-                    "/",
-                    NOW,
-                );
-            }
-        }
+        count_a_clear_winner(&second);
         second.flush().await.unwrap();
 
         first.tick(NOW + 50).await.unwrap();
