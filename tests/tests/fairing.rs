@@ -400,6 +400,51 @@ async fn a_tampered_or_foreign_cookie_makes_a_new_visitor() {
     .await;
 }
 
+/// Each worker remembers the visitors of cookies it decrypted, by the cookie's length and
+/// authentication tag: a value that differs from a remembered cookie in either is
+/// decrypted again, and refused.
+#[tokio::test]
+async fn a_cookie_altered_after_the_site_decoded_it_makes_a_new_visitor() {
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let arm = visitor.get(&client, "/").await.body;
+        let genuine = visitor.cookie.clone().expect("the visitor got a cookie");
+        // Sent back, so decrypted and remembered.
+        let again = visitor.get(&client, "/").await;
+        assert_eq!(again.body, arm);
+        assert!(
+            again.set_cookie.is_none(),
+            "nothing changed for a returning visitor"
+        );
+
+        let mut tag = genuine.clone().into_bytes();
+        let in_tag = tag.len() - 3;
+        tag[in_tag] = if tag[in_tag] == b'A' { b'B' } else { b'A' };
+        let tag = String::from_utf8(tag).expect("ASCII");
+        let shorter = genuine[1..].to_string();
+        let longer = format!("A{genuine}");
+        for value in [tag, shorter, longer] {
+            let mut altered = Visitor {
+                cookie: Some(value.clone()),
+                user_agent: Some(BROWSER),
+                headers: Vec::new(),
+            };
+            let answer = altered.get(&client, "/").await;
+            assert_eq!(answer.status, Status::Ok, "{value}");
+            let fresh = answer.set_cookie.expect("a new visitor gets a new cookie");
+            assert_ne!(fresh.value(), genuine);
+        }
+        // The genuine cookie still gives its visitor, counted once.
+        let last = visitor.get(&client, "/").await;
+        assert_eq!(last.body, arm);
+        assert!(last.set_cookie.is_none());
+        client.terminate().await;
+        assert_eq!(sum(&store, "headline").await, (4, 0));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_visitor_cookie_is_private_http_only_and_lax() {
     each_database(|_store, url| async move {
