@@ -367,6 +367,27 @@ async fn a_404_answer_does_not_spoil_a_later_exposure() {
     .await;
 }
 
+/// `cookie` (ASCII) with the character at `at` replaced by another.
+fn one_character_changed(cookie: &str, at: usize) -> String {
+    let mut bytes = cookie.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+/// A browser sending the visitor cookie `value` is answered and given a new cookie, not
+/// the `genuine` one's.
+async fn served_as_a_new_visitor(client: &Client, value: String, genuine: &str) {
+    let mut sender = Visitor {
+        cookie: Some(value.clone()),
+        user_agent: Some(BROWSER),
+        headers: Vec::new(),
+    };
+    let answer = sender.get(client, "/").await;
+    assert_eq!(answer.status, Status::Ok, "{value}");
+    let fresh = answer.set_cookie.expect("a new visitor gets a new cookie");
+    assert_ne!(fresh.value(), genuine);
+}
+
 #[tokio::test]
 async fn a_tampered_or_foreign_cookie_makes_a_new_visitor() {
     each_database(|store, url| async move {
@@ -375,23 +396,12 @@ async fn a_tampered_or_foreign_cookie_makes_a_new_visitor() {
         visitor.get(&client, "/").await;
         let genuine = visitor.cookie.clone().expect("the visitor got a cookie");
 
-        let mut flipped = genuine.clone().into_bytes();
-        let middle = flipped.len() / 2;
-        flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
-        let flipped = String::from_utf8(flipped).expect("ASCII");
+        let flipped = one_character_changed(&genuine, genuine.len() / 2);
         let truncated = genuine[..genuine.len() - 5].to_string();
         let plain = r#"{"v":"0123456789abcdef0123456789abcdef","a":{"headline":[1,"on",1]}}"#;
 
         for value in [flipped, truncated, plain.to_string(), "%%%".to_string()] {
-            let mut forged = Visitor {
-                cookie: Some(value.clone()),
-                user_agent: Some(BROWSER),
-                headers: Vec::new(),
-            };
-            let answer = forged.get(&client, "/").await;
-            assert_eq!(answer.status, Status::Ok, "{value}");
-            let fresh = answer.set_cookie.expect("a new visitor gets a new cookie");
-            assert_ne!(fresh.value(), genuine);
+            served_as_a_new_visitor(&client, value, &genuine).await;
         }
         client.terminate().await;
         // The genuine visitor and four new ones.
@@ -418,22 +428,11 @@ async fn a_cookie_altered_after_the_site_decoded_it_makes_a_new_visitor() {
             "nothing changed for a returning visitor"
         );
 
-        let mut tag = genuine.clone().into_bytes();
-        let in_tag = tag.len() - 3;
-        tag[in_tag] = if tag[in_tag] == b'A' { b'B' } else { b'A' };
-        let tag = String::from_utf8(tag).expect("ASCII");
+        let tag = one_character_changed(&genuine, genuine.len() - 3);
         let shorter = genuine[1..].to_string();
         let longer = format!("A{genuine}");
         for value in [tag, shorter, longer] {
-            let mut altered = Visitor {
-                cookie: Some(value.clone()),
-                user_agent: Some(BROWSER),
-                headers: Vec::new(),
-            };
-            let answer = altered.get(&client, "/").await;
-            assert_eq!(answer.status, Status::Ok, "{value}");
-            let fresh = answer.set_cookie.expect("a new visitor gets a new cookie");
-            assert_ne!(fresh.value(), genuine);
+            served_as_a_new_visitor(&client, value, &genuine).await;
         }
         // The genuine cookie still gives its visitor, counted once.
         let last = visitor.get(&client, "/").await;
