@@ -111,6 +111,11 @@ echo "Counting all run long (1 flag, 20% of \`/\` from new visitors): $crps req/
 echo
 echo "Idle with 1,000 flags: $idle% of one core (the flush loop's rounds, over 20 s)."
 echo
+# The detached site is the same in every setup: how far its runs differ is this machine's
+# noise, against which the ratios above are to be read.
+awk '$2 == "detached" { n++; if (n == 1 || $4 < lo) lo = $4; if (n == 1 || $4 > hi) hi = $4 }
+  END { printf "The detached site, the same in all %d of its runs: %.0f to %.0f req/s, the fastest %.0f%% above the slowest (the machine'"'"'s own noise, against which to read the ratios).\n", n, lo, hi, 100 * (hi / lo - 1) }' "$results"
+echo
 echo "Every run:"
 echo
 echo '```'

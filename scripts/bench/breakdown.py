@@ -3,8 +3,9 @@
 
 Reads two `perf script -F comm,tid,ip,sym` outputs (call stacks sampled with
 `perf record -e cpu-clock --call-graph dwarf`) and prints, for each part of a request,
-the CPU microseconds it took per request in each, and the difference. A sample counts
-for the first part, in the order below, that any frame of its stack belongs to.
+the CPU microseconds it took per request in each, and the difference; then the plugin's
+share of the attached site's samples. A sample counts for the first part, in the order
+below, that any frame of its stack belongs to.
 
     breakdown.py HZ SECONDS ATTACHED.txt ATTACHED_RPS DETACHED.txt DETACHED_RPS
 
@@ -83,6 +84,13 @@ def main(argv):
         print(f"| {part} | {a:.2f} | {d:.2f} | {a - d:+.2f} |")
     a, d = sum(attached.values()), sum(detached.values())
     print(f"| **total** | **{a:.2f}** | **{d:.2f}** | **{a - d:+.2f}** |")
+    # A share of one run's samples does not move with the machine's speed, which drifts
+    # between runs (and so between the attached and the detached run) by more than the
+    # plugin costs.
+    plugin = sum(us for part, us in attached.items() if part.startswith("plugin:"))
+    print()
+    print(f"The plugin's own code (the rows \"plugin:\"): {100 * plugin / a:.1f}% of the "
+          "attached site's CPU samples.")
 
 
 if __name__ == "__main__":
