@@ -353,6 +353,40 @@ async fn excluded_paths_bots_404s_and_error_pages_count_nothing() {
 }
 
 #[tokio::test]
+async fn a_user_agent_is_read_whatever_the_case_of_its_name() {
+    // HTTP/2 and hyper give header names in lower case; a client may send any case.
+    each_database(|store, url| async move {
+        let client = start(&url).await;
+        let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        let mut browser = Visitor {
+            cookie: None,
+            user_agent: None,
+            headers: vec![("user-agent", BROWSER.to_string())],
+        };
+        let mut bot = Visitor {
+            cookie: None,
+            user_agent: None,
+            headers: vec![("USER-AGENT", googlebot.to_string())],
+        };
+        let arm = browser.get(&client, "/").await;
+        assert!(
+            arm.set_cookie.is_some(),
+            "a browser's User-Agent under a lower-case name is a browser's"
+        );
+        let seen = bot.get(&client, "/").await;
+        assert_eq!(
+            seen.body, "off",
+            "a bot's User-Agent in capitals is a bot's"
+        );
+        assert!(seen.set_cookie.is_none(), "the bot got a cookie");
+        client.terminate().await;
+        assert_eq!(totals(&store, "headline").await[&arm.body], (1, 0));
+        assert_eq!(sum(&store, "headline").await, (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_404_answer_does_not_spoil_a_later_exposure() {
     each_database(|store, url| async move {
         let client = start(&url).await;

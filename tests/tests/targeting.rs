@@ -158,7 +158,8 @@ async fn each_rule_lets_in_exactly_the_visitors_it_names() {
         let boss: Headers = &[("X-User", "boss"), ("X-Superuser", "1")];
         let alice: Headers = &[("X-User", "alice")];
         let tester: Headers = &[("X-User", "tess"), ("X-Groups", "ops,beta")];
-        let french: Headers = &[("Accept-Language", "fr-CA, en;q=0.8")];
+        // Header names in any case: HTTP/2 and hyper give them in lower case.
+        let french: Headers = &[("accept-language", "fr-CA, en;q=0.8")];
         let english_first: Headers = &[("Accept-Language", "en, fr;q=0.9")];
         let cases: &[(&str, Headers, &str)] = &[
             ("open", anonymous, "on"),
