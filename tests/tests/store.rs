@@ -1,11 +1,13 @@
 //! The store on SQLite and PostgreSQL: flags, additive counters, resets, winners, the
 //! activity log, and concurrent writers losing nothing.
 
+use std::time::Duration;
+
 use bandits::engine::{ArmTotals, FlagDefinition, Policy};
 use bandits::store::{
     Batch, Event, EventKind, EventQuery, Increment, Store, StoreError, SCHEMA_VERSION,
 };
-use bandits_integration_tests::each_database;
+use bandits_integration_tests::{each_database, on_postgres};
 use sqlx::Connection;
 
 const NOW: i64 = 1_763_700_000_000;
@@ -38,6 +40,27 @@ async fn migrating_again_changes_nothing() {
         store.migrate().await.unwrap();
         assert_eq!(store.snapshot().await.unwrap(), before);
         assert_eq!(SCHEMA_VERSION, 1);
+    })
+    .await;
+}
+
+/// An instance that starts while another one flushes must not wait for the flush, nor
+/// deadlock with it: PostgreSQL ends a deadlock by failing one side, here the start.
+#[tokio::test]
+async fn migrating_a_migrated_database_does_not_wait_for_writers() {
+    on_postgres(|store: Store, _| async move {
+        // Another instance's flush, in the middle of its transaction.
+        let mut flush = store.pool().begin().await.unwrap();
+        sqlx::query("INSERT INTO bandits_flushes (id, at) VALUES ('in-flight', 0)")
+            .execute(&mut *flush)
+            .await
+            .unwrap();
+        let started = tokio::time::timeout(Duration::from_secs(10), store.migrate()).await;
+        assert!(
+            matches!(started, Ok(Ok(()))),
+            "migrating waited for the open flush: {started:?}"
+        );
+        flush.rollback().await.unwrap();
     })
     .await;
 }

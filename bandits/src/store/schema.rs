@@ -3,7 +3,10 @@
 //! Every table is prefixed `bandits_` so the plugin can share a site's database. Times are
 //! milliseconds since the Unix epoch in a `BIGINT`, which both databases store alike.
 //! Migrating is idempotent: every statement is `IF NOT EXISTS`, and on PostgreSQL an
-//! advisory lock makes instances that start together take turns.
+//! advisory lock makes instances that start together take turns. A database that has
+//! every table and index already is not sent the statements at all: `CREATE INDEX IF NOT
+//! EXISTS` still locks its table, and an instance starting while another one flushes
+//! would wait for it, or deadlock with it (PostgreSQL then fails the start).
 
 use sqlx::{Any, Transaction};
 
@@ -14,6 +17,39 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// Key of the PostgreSQL advisory lock held while migrating ("bandits" in ASCII).
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
+
+/// The tables and indexes [`statements`] creates.
+const OBJECTS: [&str; 8] = [
+    "bandits_state",
+    "bandits_flags",
+    "bandits_arms",
+    "bandits_events",
+    "bandits_events_flag_at",
+    "bandits_events_visitor",
+    "bandits_flushes",
+    "bandits_flushes_at",
+];
+
+/// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
+/// locking any of them.
+async fn complete(tx: &mut Transaction<'_, Any>, backend: Backend) -> Result<bool, StoreError> {
+    let query = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name = $1",
+        Backend::Postgres => {
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_catalog.pg_class WHERE oid = to_regclass($1)"
+        }
+    };
+    for name in OBJECTS {
+        let found: i64 = sqlx::query_scalar(query)
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+        if found == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 fn statements(backend: Backend) -> Vec<String> {
     let event_id = match backend {
@@ -95,8 +131,10 @@ pub(super) async fn migrate(
             .execute(&mut **tx)
             .await?;
     }
-    for statement in statements(backend) {
-        sqlx::query(&statement).execute(&mut **tx).await?;
+    if !complete(tx, backend).await? {
+        for statement in statements(backend) {
+            sqlx::query(&statement).execute(&mut **tx).await?;
+        }
     }
     sqlx::query(
         "INSERT INTO bandits_state (id, schema_version, config_version) VALUES (1, $1, 0)
@@ -115,4 +153,23 @@ pub(super) async fn migrate(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_objects_checked_are_those_the_statements_create() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let statements = statements(backend);
+            assert_eq!(statements.len(), OBJECTS.len());
+            for (statement, name) in statements.iter().zip(OBJECTS) {
+                assert!(
+                    statement.contains(&format!("IF NOT EXISTS {name} ")),
+                    "{name}: {statement}"
+                );
+            }
+        }
+    }
 }
