@@ -272,6 +272,9 @@ async fn conversions_need_an_exposure_and_count_once() {
     .await;
 }
 
+/// A crawler's User-Agent: the plugin shows it the controls and counts nothing.
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
 #[tokio::test]
 async fn excluded_paths_bots_404s_and_error_pages_count_nothing() {
     each_database(|store, url| async move {
@@ -320,11 +323,7 @@ async fn excluded_paths_bots_404s_and_error_pages_count_nothing() {
         assert_eq!(head.status, Status::Ok);
 
         // Bots, and clients without a User-Agent, see the control and get no cookie.
-        for agent in [
-            Some("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
-            Some("curl/8.5.0"),
-            None,
-        ] {
+        for agent in [Some(GOOGLEBOT), Some("curl/8.5.0"), None] {
             let mut bot = Visitor {
                 cookie: None,
                 user_agent: agent,
@@ -357,7 +356,6 @@ async fn a_user_agent_is_read_whatever_the_case_of_its_name() {
     // HTTP/2 and hyper give header names in lower case; a client may send any case.
     each_database(|store, url| async move {
         let client = start(&url).await;
-        let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
         let mut browser = Visitor {
             cookie: None,
             user_agent: None,
@@ -366,7 +364,7 @@ async fn a_user_agent_is_read_whatever_the_case_of_its_name() {
         let mut bot = Visitor {
             cookie: None,
             user_agent: None,
-            headers: vec![("USER-AGENT", googlebot.to_string())],
+            headers: vec![("USER-AGENT", GOOGLEBOT.to_string())],
         };
         let arm = browser.get(&client, "/").await;
         assert!(
