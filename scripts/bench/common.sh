@@ -1,13 +1,19 @@
 # What scripts/bench.sh and scripts/profile.sh share: the example site's release build
 # started and stopped on 127.0.0.1, the 2,000 visitors' cookies, and one wrk run. Sourced
 # from the repository's root, after `set -euo pipefail`; BENCH_PORT (8199) sets the port.
+# A script may set the array `runner` before sourcing this to start the site under
+# another program (scripts/instructions.sh runs it under valgrind), `needs_wrk=no` when it
+# does not load the site with wrk, `start_tries` to wait longer than 60 s for it, and
+# `bandits_config` to add keys to the plugin's configuration (`flush_interval_ms=60000`).
 
 port=${BENCH_PORT:-8199}
 visitors=2000
 base="http://127.0.0.1:$port"
 agent="Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
-command -v wrk >/dev/null || { echo "this needs wrk: apt-get install wrk" >&2; exit 2; }
+if [ "${needs_wrk:-yes}" = yes ]; then
+  command -v wrk >/dev/null || { echo "this needs wrk: apt-get install wrk" >&2; exit 2; }
+fi
 command -v curl >/dev/null || { echo "this needs curl: apt-get install curl" >&2; exit 2; }
 
 cargo build --release --locked -q -p example-site
@@ -31,10 +37,10 @@ start_site() {
     ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT=$port ROCKET_SECRET_KEY=$secret \
     ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false \
     ROCKET_DATABASES="{bandits={url=\"sqlite://$work/$3.sqlite?mode=rwc\"}}" \
-    ROCKET_BANDITS="{admin_token=\"$token\"}" \
-    target/release/example-site >>"$work/site.log" 2>&1 &
+    ROCKET_BANDITS="{admin_token=\"$token\"${bandits_config:+,$bandits_config}}" \
+    ${runner[@]+"${runner[@]}"} target/release/example-site >>"$work/site.log" 2>&1 &
   site_pid=$!
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 "${start_tries:-600}"); do
     curl -sf -o /dev/null "$base/contact/" && return 0
     kill -0 "$site_pid" 2>/dev/null || break
     sleep 0.1
