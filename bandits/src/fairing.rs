@@ -602,6 +602,74 @@ struct VisitInner {
     /// The visitor changed and the cookie must be written.
     dirty: bool,
     pending: Vec<PendingEvent>,
+    /// The arms this request has settled. Cleared whenever the visitor changes.
+    settled: SettledArms,
+}
+
+/// Arms settled in a request, kept so that a page that reads a flag several times (the
+/// fairing on its source page, then the template, often more than once) decides it once.
+/// Without an allocation: the flags of one page are few; past [`SETTLED_ARMS`] the oldest
+/// are decided again.
+#[derive(Default)]
+struct SettledArms {
+    /// The snapshot the flags are of, kept alive so that an address names one flag.
+    live: Option<Arc<Live>>,
+    arms: [Option<Settled>; SETTLED_ARMS],
+}
+
+/// Arms a request remembers having settled.
+const SETTLED_ARMS: usize = 8;
+
+impl SettledArms {
+    /// The arm settled in flag `key` of `live`, by a read that counted a view if `expose`.
+    fn get(&self, live: &Arc<Live>, key: usize, expose: bool) -> Option<usize> {
+        let at = self.live.as_ref()?;
+        if !Arc::ptr_eq(at, live) {
+            return None;
+        }
+        self.arms
+            .iter()
+            .flatten()
+            .find(|settled| settled.flag == key && (settled.exposing || !expose))
+            .map(|settled| settled.index)
+    }
+
+    fn insert(&mut self, live: &Arc<Live>, settled: Settled) {
+        if !self.live.as_ref().is_some_and(|at| Arc::ptr_eq(at, live)) {
+            *self = SettledArms {
+                live: Some(Arc::clone(live)),
+                ..SettledArms::default()
+            };
+        }
+        let slot = self
+            .arms
+            .iter()
+            .position(|arm| arm.as_ref().is_none_or(|arm| arm.flag == settled.flag));
+        match slot {
+            Some(slot) => self.arms[slot] = Some(settled),
+            None => {
+                // Oldest first: the first slot goes.
+                self.arms.rotate_left(1);
+                self.arms[SETTLED_ARMS - 1] = Some(settled);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.live.is_some() {
+            *self = SettledArms::default();
+        }
+    }
+}
+
+/// An arm a request has settled.
+struct Settled {
+    /// The address of the flag's `StoredFlag` in the snapshot.
+    flag: usize,
+    /// The arm seen.
+    index: usize,
+    /// Settled by a read that counts a view: a read that counts one needs no other.
+    exposing: bool,
 }
 
 /// The arm a visitor sees in a flag: its index among the flag's arms (always valid).
@@ -682,6 +750,7 @@ impl Visit {
                 fresh,
                 dirty: false,
                 pending: Vec::new(),
+                settled: SettledArms::default(),
             }),
         }
     }
@@ -699,7 +768,7 @@ impl Visit {
     }
 
     /// Exposures and conversions of the flags on this request's page.
-    fn on_page(&self, live: &Live, path: &str) {
+    fn on_page(&self, live: &Arc<Live>, path: &str) {
         let mut inner = self.lock();
         for stored in live.at_source(path) {
             inner.arm(live, stored, true);
@@ -764,7 +833,7 @@ impl Visit {
 
     /// The visitor's arm in `stored`, given now if they have none. `expose` counts the
     /// visitor as a view of it (once).
-    pub(crate) fn arm(&self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
+    pub(crate) fn arm(&self, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
         self.lock().arm(live, stored, expose)
     }
 
@@ -837,7 +906,9 @@ impl Visit {
 
 impl VisitInner {
     /// The visitor, to change: copied first if the cache of decoded cookies shares it.
+    /// The arms settled so far are forgotten: the change may concern them.
     fn visitor_mut(&mut self) -> &mut VisitorState {
+        self.settled.clear();
         Arc::make_mut(&mut self.visitor)
     }
 
@@ -907,7 +978,26 @@ impl VisitInner {
         }
     }
 
-    fn arm(&mut self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
+    /// The visitor's arm in `stored`, of snapshot `live`: as settled earlier in the
+    /// request, or decided now.
+    fn arm(&mut self, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
+        let key = std::ptr::from_ref(stored) as usize;
+        if let Some(index) = self.settled.get(live, key, expose) {
+            return Seen { index };
+        }
+        let seen = self.decide(live, stored, expose);
+        self.settled.insert(
+            live,
+            Settled {
+                flag: key,
+                index: seen.index,
+                exposing: expose,
+            },
+        );
+        seen
+    }
+
+    fn decide(&mut self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
         let flag = &stored.flag;
         if self.fresh && !self.bot {
             self.fresh = false;
@@ -1100,5 +1190,77 @@ impl Decoded {
                 .insert(key, (runtime.instance, Arc::clone(&visitor)));
         });
         Some(visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Snapshot;
+
+    fn live() -> Arc<Live> {
+        Arc::new(Live::new(Snapshot {
+            config_version: 0,
+            flags: Vec::new(),
+        }))
+    }
+
+    fn settled(flag: usize, index: usize, exposing: bool) -> Settled {
+        Settled {
+            flag,
+            index,
+            exposing,
+        }
+    }
+
+    #[test]
+    fn a_settled_arm_is_found_again_in_its_snapshot_only() {
+        let (live, other) = (live(), live());
+        let mut arms = SettledArms::default();
+        arms.insert(&live, settled(10, 1, true));
+        assert_eq!(arms.get(&live, 10, false), Some(1));
+        assert_eq!(arms.get(&live, 10, true), Some(1));
+        assert_eq!(arms.get(&live, 11, false), None);
+        // After a refresh the flags are other values: decide again.
+        assert_eq!(arms.get(&other, 10, false), None);
+        arms.insert(&other, settled(20, 0, false));
+        assert_eq!(arms.get(&live, 10, false), None);
+        assert_eq!(arms.get(&other, 20, false), Some(0));
+    }
+
+    #[test]
+    fn a_read_that_counts_a_view_is_not_answered_by_one_that_did_not() {
+        let live = live();
+        let mut arms = SettledArms::default();
+        arms.insert(&live, settled(10, 1, false));
+        assert_eq!(arms.get(&live, 10, false), Some(1));
+        assert_eq!(arms.get(&live, 10, true), None);
+        arms.insert(&live, settled(10, 1, true));
+        assert_eq!(arms.get(&live, 10, true), Some(1));
+        assert_eq!(arms.iter_count(), 1, "the flag is kept once");
+    }
+
+    #[test]
+    fn past_its_room_the_oldest_arms_are_decided_again_and_a_change_forgets_all() {
+        let live = live();
+        let mut arms = SettledArms::default();
+        for flag in 0..=SETTLED_ARMS {
+            arms.insert(&live, settled(flag, flag % 2, true));
+        }
+        assert_eq!(arms.iter_count(), SETTLED_ARMS);
+        assert_eq!(arms.get(&live, SETTLED_ARMS, true), Some(SETTLED_ARMS % 2));
+        let forgotten: Vec<usize> = (0..=SETTLED_ARMS)
+            .filter(|&flag| arms.get(&live, flag, true).is_none())
+            .collect();
+        assert_eq!(forgotten, [0], "the first settled goes first");
+        arms.clear();
+        assert_eq!(arms.iter_count(), 0);
+        assert_eq!(arms.get(&live, SETTLED_ARMS, false), None);
+    }
+
+    impl SettledArms {
+        fn iter_count(&self) -> usize {
+            self.arms.iter().flatten().count()
+        }
     }
 }

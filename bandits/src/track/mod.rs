@@ -86,7 +86,7 @@ pub fn path_key(path: &str) -> &str {
 }
 
 impl Live {
-    fn new(snapshot: Snapshot) -> Self {
+    pub(crate) fn new(snapshot: Snapshot) -> Self {
         let mut by_name = foldhash::HashMap::default();
         let mut by_source: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
         let mut by_target: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
