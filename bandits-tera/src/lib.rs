@@ -36,7 +36,9 @@
 //! {% filter flag(name="signup-cta") %}<a href="/signup">Sign up</a>{% endfilter %}
 //! {% filter flag(name="signup-cta", active=false) %}<a href="/signup">Join</a>{% endfilter %}
 //!
-//! <p class="{{ variant(name="checkout-flow") }}">{{ payload(name="signup-cta").label }}</p>
+//! <p class="{{ variant(name="checkout-flow") }}">
+//!   {{ payload(name="signup-cta", key="label", default="Sign up") }}
+//! </p>
 //! ```
 //!
 //! | django-waffle | Tera with bandits-tera |
@@ -48,7 +50,11 @@
 //! Tera takes keyword arguments only: `flag(name="x")`, never `flag("x")`.
 //!
 //! `flag` is true when the visitor's arm is not the control; `variant` gives the arm's name;
-//! `payload` the arm's JSON payload, or null. A flag first read in a template gives the
+//! `payload` the arm's JSON payload, or null. `payload(name="x", key="label")` gives one
+//! member of an object payload, and `default="..."` what to give instead of null (the arm
+//! has no payload or no such member, the flag does not exist). Reading a member this way
+//! copies only that member, where `{% set p = payload(name="x") %}{{ p.label }}` copies the
+//! whole payload and then looks the member up by its path: prefer it on busy pages. A flag first read in a template gives the
 //! visitor an arm that sticks, the same one the `Flags` guard and the counters see. An
 //! unknown flag is false (null for `variant` and `payload`), with one warning per name. A
 //! page rendered with a plain `Template` (the set-up forgotten) reads every flag as false,
@@ -100,8 +106,22 @@ pub fn register(tera: &mut Tera) {
     });
     tera.register_function("payload", |args: &HashMap<String, Value>| {
         let name = flag_name("payload", args)?;
-        Ok(with_flags(|flags| flags.payload(name))
-            .flatten()
+        let key = match args.get("key") {
+            None => None,
+            Some(Value::String(key)) => Some(key.as_str()),
+            Some(other) => {
+                return Err(tera::Error::msg(format!(
+                    "payload(key=...) takes the name of a member of the payload, got {other}"
+                )))
+            }
+        };
+        let payload = with_flags(|flags| match key {
+            Some(key) => flags.payload_field(name, key),
+            None => flags.payload(name),
+        })
+        .flatten();
+        Ok(payload
+            .or_else(|| args.get("default").cloned())
             .unwrap_or(Value::Null))
     });
     tera.register_filter("flag", FlagSection);

@@ -81,6 +81,14 @@ impl Flags<'_> {
         payload
     }
 
+    /// Member `key` of the JSON payload of the visitor's arm in flag `name`, if the arm's
+    /// payload is an object that has it. Copies that member only.
+    pub fn payload_field(&self, name: &str, key: &str) -> Option<serde_json::Value> {
+        let field = self.flags.payload_field(name, key);
+        self.flags.remember(self.jar);
+        field
+    }
+
     /// Fires the goal event `event`: counts one conversion, for this visitor, in every flag
     /// whose `goal_event` it is and which counted the visitor as a view (once per visitor
     /// and flag). Returns the number of flags that counted it.
@@ -165,6 +173,19 @@ impl VisitorFlags {
     pub fn payload(&self, name: &str) -> Option<serde_json::Value> {
         self.seen(name, |flag, index| flag.arms()[index].payload.clone())
             .flatten()
+    }
+
+    /// Member `key` of the JSON payload of the visitor's arm in flag `name`, if the arm's
+    /// payload is an object that has it. Copies that member only.
+    pub fn payload_field(&self, name: &str, key: &str) -> Option<serde_json::Value> {
+        self.seen(name, |flag, index| {
+            flag.arms()[index]
+                .payload
+                .as_ref()
+                .and_then(|payload| payload.get(key))
+                .cloned()
+        })
+        .flatten()
     }
 
     /// Fires the goal event `event`; see [`Flags::convert`].

@@ -43,6 +43,14 @@ fn peek(flags: Flags<'_>, name: &str) -> String {
     )
 }
 
+/// One member of a flag's payload.
+#[get("/peek/<name>/<key>")]
+fn peek_field(flags: Flags<'_>, name: &str, key: &str) -> String {
+    flags
+        .payload_field(name, key)
+        .map_or_else(|| "none".into(), |field| field.to_string())
+}
+
 #[get("/landing")]
 fn landing() -> &'static str {
     "landing"
@@ -169,7 +177,8 @@ fn site_with(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
     rocket::custom(figment).attach(fairing).mount(
         "/",
         routes![
-            home, contact, peek, landing, promo, css, signup, goal, all, broken, soft_404, account
+            home, contact, peek, peek_field, landing, promo, css, signup, goal, all, broken,
+            soft_404, account
         ],
     )
 }
@@ -536,9 +545,22 @@ async fn a_flag_without_source_path_counts_where_first_read_and_payloads_arrive(
         for _ in 0..3 {
             let body = visitor.get(&client, "/peek/payload-flag").await.body;
             assert_eq!(body, r#"fancy|true|{"title":"Fancy"}"#);
+            let field = visitor.get(&client, "/peek/payload-flag/title").await.body;
+            assert_eq!(field, r#""Fancy""#, "one member of the payload");
+            let missing = visitor.get(&client, "/peek/payload-flag/nope").await.body;
+            assert_eq!(missing, "none");
+        }
+        // A new visitor whose first read is of one member is counted there too, once.
+        let mut member_first = Visitor::browser();
+        for _ in 0..2 {
+            let field = member_first
+                .get(&client, "/peek/payload-flag/title")
+                .await
+                .body;
+            assert_eq!(field, r#""Fancy""#);
         }
         client.terminate().await;
-        assert_eq!(totals(&store, "payload-flag").await["fancy"], (1, 0));
+        assert_eq!(totals(&store, "payload-flag").await["fancy"], (2, 0));
     })
     .await;
 }

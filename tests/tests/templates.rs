@@ -208,6 +208,16 @@ async fn template_guard_and_counters_agree_for_a_hundred_visitors() {
                 "payloads are escaped: {}",
                 first.body
             );
+            assert_eq!(
+                page["field"], label,
+                "a member read with key= is the same, escaped too: {}",
+                first.body
+            );
+            assert_eq!(
+                page["nomember"], "none",
+                "a missing member gives the default"
+            );
+            assert_eq!(page["nopayload"], "fallback", "so does an unknown flag");
             assert_eq!(page["unknown"], "false");
             // Sticky, and the same through a page that reads it in the template only.
             let again = visitor.get(&client, "/template-first").await.body;
@@ -264,6 +274,11 @@ async fn a_plain_template_reads_every_flag_as_false_without_failing() {
         assert_eq!(page["template"], "inactive");
         assert_eq!(page["block"], "<i>OFF</i>");
         assert_eq!(page["payload"], "");
+        assert_eq!(
+            page["field"], "none",
+            "the default, without the visitor's flags"
+        );
+        assert_eq!(page["nopayload"], "fallback");
         client.terminate().await;
     })
     .await;
