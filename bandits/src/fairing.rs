@@ -72,7 +72,7 @@ use crate::engine::targeting::{preferred_language, Decision, User, Visitor as Ta
 use crate::engine::visitor::{Assigned, OverrideKind, VisitorState};
 use crate::engine::Flag;
 use crate::store::{EventKind, StoreError, StoredFlag};
-use crate::track::{lock_or_recover, Live, Tracker};
+use crate::track::{lock_or_recover, Live, Page, Tracker};
 
 /// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
 pub const QUERY_PREFIX: &str = "bandits_";
@@ -451,17 +451,18 @@ impl Fairing for Bandits {
             .uri()
             .query()
             .filter(|query| query.as_str().contains(QUERY_PREFIX));
-        let on_page =
-            live.concerns(path.as_str()) && !runtime.config.is_excluded_path(path.as_str());
-        if !on_page && query.is_none() {
+        let page = live
+            .page(path.as_str())
+            .filter(|_| !runtime.config.is_excluded_path(path.as_str()));
+        if page.is_none() && query.is_none() {
             return;
         }
         let visit = Visit::of(request, runtime);
         if let Some(query) = query {
             visit.apply_query(&live, query.segments());
         }
-        if on_page {
-            visit.on_page(&live, path.as_str());
+        if let Some(page) = page {
+            visit.on_page(&live, page);
         }
         visit.persist(request.cookies());
     }
@@ -768,12 +769,12 @@ impl Visit {
     }
 
     /// Exposures and conversions of the flags on this request's page.
-    fn on_page(&self, live: &Arc<Live>, path: &str) {
+    fn on_page(&self, live: &Arc<Live>, page: &Page) {
         let mut inner = self.lock();
-        for stored in live.at_source(path) {
+        for stored in live.shown_on(page) {
             inner.arm(live, stored, true);
         }
-        for stored in live.at_target(path) {
+        for stored in live.goal_of(page) {
             inner.reach_goal(stored);
         }
     }

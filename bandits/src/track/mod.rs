@@ -69,9 +69,18 @@ pub struct Assignment {
 pub struct Live {
     snapshot: Arc<Snapshot>,
     by_name: foldhash::HashMap<String, usize>,
-    by_source: foldhash::HashMap<String, Vec<usize>>,
-    by_target: foldhash::HashMap<String, Vec<usize>>,
+    by_path: foldhash::HashMap<String, Page>,
     by_event: foldhash::HashMap<String, Vec<usize>>,
+}
+
+/// The flags that concern one page (by [`path_key`]): one lookup per request finds both
+/// kinds.
+#[derive(Default)]
+pub struct Page {
+    /// Flags shown on the page (their source path), by index in the snapshot.
+    source: Vec<usize>,
+    /// Flags whose goal page it is.
+    target: Vec<usize>,
 }
 
 /// The key a path is matched by: without its trailing slash (`/contact/` and `/contact`
@@ -88,22 +97,23 @@ pub fn path_key(path: &str) -> &str {
 impl Live {
     pub(crate) fn new(snapshot: Snapshot) -> Self {
         let mut by_name = foldhash::HashMap::default();
-        let mut by_source: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
-        let mut by_target: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
+        let mut by_path: foldhash::HashMap<String, Page> = foldhash::HashMap::default();
         let mut by_event: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
         for (i, stored) in snapshot.flags.iter().enumerate() {
             let flag = &stored.flag;
             by_name.insert(flag.name().to_string(), i);
             if let Some(path) = flag.source_path() {
-                by_source
+                by_path
                     .entry(path_key(path).to_string())
                     .or_default()
+                    .source
                     .push(i);
             }
             if let Some(path) = flag.target_path() {
-                by_target
+                by_path
                     .entry(path_key(path).to_string())
                     .or_default()
+                    .target
                     .push(i);
             }
             if let Some(event) = flag.goal_event() {
@@ -113,8 +123,7 @@ impl Live {
         Live {
             snapshot: Arc::new(snapshot),
             by_name,
-            by_source,
-            by_target,
+            by_path,
             by_event,
         }
     }
@@ -131,35 +140,46 @@ impl Live {
 
     /// The flags shown on `path` (their source path).
     pub fn at_source(&self, path: &str) -> impl Iterator<Item = &StoredFlag> {
-        self.indexed(&self.by_source, path_key(path))
+        self.page(path)
+            .into_iter()
+            .flat_map(|page| self.shown_on(page))
     }
 
     /// The flags whose goal page is `path`.
     pub fn at_target(&self, path: &str) -> impl Iterator<Item = &StoredFlag> {
-        self.indexed(&self.by_target, path_key(path))
+        self.page(path)
+            .into_iter()
+            .flat_map(|page| self.goal_of(page))
+    }
+
+    /// The flags that concern `path`, if any does: those shown there and those whose goal
+    /// it is ([`shown_on`](Self::shown_on), [`goal_of`](Self::goal_of)).
+    pub fn page(&self, path: &str) -> Option<&Page> {
+        self.by_path.get(path_key(path))
+    }
+
+    /// The flags shown on `page`.
+    pub fn shown_on<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
+        page.source.iter().map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The flags whose goal page is `page`.
+    pub fn goal_of<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
+        page.target.iter().map(|&i| &self.snapshot.flags[i])
     }
 
     /// The flags whose goal is the event `event`.
     pub fn with_goal_event(&self, event: &str) -> impl Iterator<Item = &StoredFlag> {
-        self.indexed(&self.by_event, event)
+        self.by_event
+            .get(event)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.snapshot.flags[i])
     }
 
     /// Whether any flag is shown on `path` or has it as its goal.
     pub fn concerns(&self, path: &str) -> bool {
-        let key = path_key(path);
-        self.by_source.contains_key(key) || self.by_target.contains_key(key)
-    }
-
-    fn indexed<'a>(
-        &'a self,
-        index: &'a foldhash::HashMap<String, Vec<usize>>,
-        key: &str,
-    ) -> impl Iterator<Item = &'a StoredFlag> {
-        index
-            .get(key)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.snapshot.flags[i])
+        self.page(path).is_some()
     }
 
     /// An arm for a new visitor of `stored`: the locked winner, or the policy's choice on
@@ -637,4 +657,57 @@ pub(crate) fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::FlagDefinition;
+
+    fn stored(name: &str, source: Option<&str>, target: Option<&str>) -> StoredFlag {
+        let mut definition = FlagDefinition::new(name);
+        definition.source_path = source.map(str::to_string);
+        definition.target_path = target.map(str::to_string);
+        if target.is_none() {
+            definition.goal_event = Some("signup".into());
+        }
+        StoredFlag {
+            flag: definition.validate().expect("a valid flag"),
+            epoch: 1,
+            totals: vec![ArmTotals::default(); 2],
+            winner_locked_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn names<'a>(flags: impl Iterator<Item = &'a StoredFlag>) -> Vec<&'a str> {
+        flags.map(|stored| stored.flag.name()).collect()
+    }
+
+    #[test]
+    fn one_lookup_finds_the_flags_shown_on_a_page_and_those_it_is_the_goal_of() {
+        let live = Live::new(Snapshot {
+            config_version: 1,
+            flags: vec![
+                stored("headline", Some("/"), Some("/contact/")),
+                stored("cta", Some("/"), None),
+                stored("pricing", Some("/pricing"), Some("/")),
+                stored("nowhere", None, None),
+            ],
+        });
+        let home = live.page("/").expect("flags concern /");
+        assert_eq!(names(live.shown_on(home)), ["headline", "cta"]);
+        assert_eq!(names(live.goal_of(home)), ["pricing"]);
+        // A trailing slash names the same page.
+        let contact = live.page("/contact").expect("the goal of headline");
+        assert_eq!(names(live.shown_on(contact)), Vec::<&str>::new());
+        assert_eq!(names(live.goal_of(contact)), ["headline"]);
+        assert_eq!(names(live.at_target("/contact/")), ["headline"]);
+        assert_eq!(names(live.at_source("/pricing/")), ["pricing"]);
+        assert!(live.concerns("/pricing"));
+        assert!(live.page("/about").is_none());
+        assert!(!live.concerns("/about"));
+        assert_eq!(names(live.with_goal_event("signup")), ["cta", "nowhere"]);
+    }
 }
