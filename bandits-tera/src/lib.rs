@@ -54,11 +54,12 @@
 //! member of an object payload, and `default="..."` what to give instead of null (the arm
 //! has no payload or no such member, the flag does not exist). Reading a member this way
 //! copies only that member, where `{% set p = payload(name="x") %}{{ p.label }}` copies the
-//! whole payload and then looks the member up by its path: prefer it on busy pages. A flag first read in a template gives the
-//! visitor an arm that sticks, the same one the `Flags` guard and the counters see. An
-//! unknown flag is false (null for `variant` and `payload`), with one warning per name. A
-//! page rendered with a plain `Template` (the set-up forgotten) reads every flag as false,
-//! with one warning, never an error page.
+//! whole payload and then looks the member up by its path: prefer it on busy pages.
+//!
+//! A flag first read in a template gives the visitor an arm that sticks, the same one the
+//! `Flags` guard and the counters see. An unknown flag is false (null for `variant` and
+//! `payload`), with one warning per name. A page rendered with a plain `Template` (the
+//! set-up forgotten) reads every flag as false, with one warning, never an error page.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
