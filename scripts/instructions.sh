@@ -24,6 +24,9 @@
 # minute instead of twice a second: under callgrind the site serves some fifty times
 # fewer requests per second, so each round would weigh fifty times more per request than
 # it does at full speed (scripts/bench.sh measures the flushes as they ship).
+# INSTR_FLAGS=N runs the attached site with N flags instead of the three experiments
+# (EXAMPLE_SITE_FLAGS of the example site: `headline-flag` on `/`, the others on pages of
+# their own), as scripts/bench.sh's "1 flag" and "1,000 flags" setups do.
 # INSTR_OUT=dir keeps the two counted dumps there (attached.callgrind, detached.callgrind),
 # for `callgrind_annotate --inclusive=yes dir/attached.callgrind` or KCachegrind. Nothing
 # listens beyond 127.0.0.1; every process started is stopped.
@@ -110,7 +113,8 @@ measure() {
     }' "$work/$1.totals" >"$work/$1"
 }
 
-start_site on "" attached
+flags=${INSTR_FLAGS:-}
+start_site on "$flags" attached
 collect_cookies
 requests_file "$warmup" "$seed" "$work/warmup.curl"
 requests_file "$requests" "$((seed + 1))" "$work/measured.curl"
@@ -123,8 +127,8 @@ read -r d_ir d_l1 d_ll d_cycles <"$work/detached"
 
 echo "## Instructions per request ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD))"
 echo
-echo "callgrind's counts over $requests requests of the shipped example site after $warmup to warm"
-echo "up (seed $seed); simulated caches: $caches."
+echo "callgrind's counts over $requests requests of the example site (${flags:+$flags flags, }attached and detached)"
+echo "after $warmup to warm up (seed $seed); simulated caches: $caches."
 echo
 echo "| | instructions | first-level misses | last-level misses | estimated cycles |"
 echo "|---|---:|---:|---:|---:|"
