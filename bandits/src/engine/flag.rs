@@ -621,6 +621,15 @@ pub enum Rule {
     /// A rollout that ends before it starts.
     #[error("must be after rollout.start")]
     RolloutOrder,
+    /// A time outside [`TIMES_MS`](crate::engine::targeting::TIMES_MS).
+    #[error(
+        "must be a time from 1970 to 9999 in milliseconds since the Unix epoch \
+         (0 to 253402300799999), got {value}"
+    )]
+    Time {
+        /// The value found.
+        value: i64,
+    },
     /// A list longer than allowed.
     #[error("may list at most {max} entries, got {count}")]
     TooMany {

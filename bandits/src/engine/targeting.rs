@@ -188,7 +188,10 @@ impl Targeting {
             Some(Rollout { start, .. }) if now < start => Some(0.0),
             Some(Rollout { end, .. }) if now >= end => Some(full),
             Some(Rollout { start, end }) => {
-                Some(full * (now - start) as f64 / (end - start) as f64)
+                // Saturating: a `Rollout` built in code skips validation, and its times may
+                // be anything.
+                let done = now.saturating_sub(start) as f64 / end.saturating_sub(start) as f64;
+                Some(full * done.clamp(0.0, 1.0))
             }
         }
     }
@@ -255,6 +258,11 @@ impl Targeting {
             }
         }
         if let Some(Rollout { start, end }) = self.rollout {
+            for (field, value) in [("rollout.start", start), ("rollout.end", end)] {
+                if !TIMES_MS.contains(&value) {
+                    problems.push((field.to_string(), Rule::Time { value }));
+                }
+            }
             if end <= start {
                 problems.push(("rollout.end".to_string(), Rule::RolloutOrder));
             }
@@ -290,6 +298,10 @@ impl Targeting {
         problems
     }
 }
+
+/// The times a rollout may start and end at, in milliseconds since the Unix epoch: from
+/// 1970-01-01 to the end of 9999-12-31.
+pub const TIMES_MS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
 
 /// The visitor's bucket in flag `flag`: a number in [0, 100) fixed by the pair, spread
 /// evenly over visitors, and independent between flags (a visitor in the first 10% of one
@@ -583,6 +595,32 @@ mod tests {
         // 10% of 20,000 = 2,000 (sd 42); of those, 10% in flag-b too = 200 (sd 13).
         assert!((1_850..=2_150).contains(&tenth_of_a), "{tenth_of_a}");
         assert!((140..=260).contains(&tenth_of_both), "{tenth_of_both}");
+    }
+
+    #[test]
+    fn a_rollout_over_every_time_is_refused_and_never_overflows() {
+        let widest = Targeting {
+            rollout: Some(Rollout {
+                start: i64::MIN,
+                end: i64::MAX,
+            }),
+            ..Targeting::default()
+        };
+        let fields: Vec<String> = widest.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["rollout.start", "rollout.end"]);
+        // Even unvalidated, the share stays a share.
+        for now in [i64::MIN, -1, 0, 1_763_700_000_000, i64::MAX - 1, i64::MAX] {
+            let share = widest.share_at(now).expect("a rollout gives a share");
+            assert!((0.0..=100.0).contains(&share), "{now}: {share}");
+        }
+        let edges = Targeting {
+            rollout: Some(Rollout {
+                start: *TIMES_MS.start(),
+                end: *TIMES_MS.end(),
+            }),
+            ..Targeting::default()
+        };
+        assert!(edges.problems().is_empty());
     }
 
     #[test]
