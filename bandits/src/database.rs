@@ -108,19 +108,66 @@ pub enum DatabaseError {
     },
 }
 
-/// `url` with any password replaced by `***`, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _password)) => {
-                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-                }
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+/// Query parameters whose value is hidden in messages: any whose name holds one of these
+/// (without case), such as `password`, `sslpassword`, `passwd`, `pwd`, `secret`, `token`,
+/// `api_key`.
+const SECRET_PARAMETERS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "credential",
+];
+
+/// What stands for a hidden value.
+const HIDDEN: &str = "***";
+
+/// `url` for messages: the password of its user info and the value of every
+/// password-like query parameter ([`SECRET_PARAMETERS`]) replaced by `***`. A URL that
+/// does not parse shows only its scheme: it may hold a password where no parser finds it.
+pub(crate) fn redacted(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        let scheme = if scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            scheme
+        } else {
+            ""
+        };
+        return format!("{scheme}:{HIDDEN} (not shown: it does not parse as a URL)");
+    };
+    let mut changed = false;
+    if parsed.password().is_some() {
+        changed |= parsed.set_password(Some(HIDDEN)).is_ok();
+    }
+    let secret = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        SECRET_PARAMETERS.iter().any(|marker| name.contains(marker))
+    };
+    if parsed.query_pairs().any(|(name, _)| secret(&name)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if secret(&name) {
+                    HIDDEN.to_string()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    if changed {
+        parsed.to_string()
+    } else {
+        // Unchanged: as written (a parser may respell a host or a path).
+        url.to_string()
     }
 }
 
@@ -188,10 +235,29 @@ mod tests {
             redacted("postgres://app:s3cret@db:5432/app"),
             "postgres://app:***@db:5432/app"
         );
+        // A password holding '@' (percent-encoded or not) is hidden whole.
+        let at = redacted("postgres://app:p%40ss@w0rd@db:5432/app");
+        assert!(!at.contains("ss") && !at.contains("w0rd"), "{at}");
         assert_eq!(redacted("postgres://app@db/app"), "postgres://app@db/app");
         assert_eq!(
             redacted("sqlite://bandits.sqlite?mode=rwc"),
             "sqlite://bandits.sqlite?mode=rwc"
         );
+        assert_eq!(
+            redacted("postgres://db/app?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/app?user=app&password=***&sslmode=require"
+        );
+        for url in [
+            "postgres://db/app?PASSWORD=s3cret",
+            "postgres://db/app?sslpassword=s3cret",
+            "postgres://db/app?passwd=s3cret",
+            "postgres://db/app?api_key=s3cret",
+            "postgres://app:s3cret@db/app?password=s3cret",
+            "postgres://app:s3cret@[db/app",
+            "not a url with s3cret",
+        ] {
+            let shown = redacted(url);
+            assert!(!shown.contains("s3cret"), "{url} -> {shown}");
+        }
     }
 }
