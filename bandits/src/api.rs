@@ -2,7 +2,10 @@
 //!
 //! The [`Bandits`](crate::Bandits) fairing mounts it. Every route needs
 //! `Authorization: Bearer <admin token>` (the `bandits.admin_token`
-//! configuration key); without it, or with no token configured, the answer is 401.
+//! configuration key) or the site's [`AdminCheck`]; without either, or with no token
+//! configured, the answer is 401. A request that changes something, let in by the site's
+//! check alone, from another site's page, is refused with 403 ([`Admin`]); a body must be
+//! `Content-Type: application/json` (415). Answers carry `Cache-Control: no-store`.
 //! Errors are JSON: `{"error": "...", "errors": [{"field": "policy.epsilon", "message":
 //! "must be in [0, 1], got 3"}]}`, with 422 for invalid input (nothing is changed), 404
 //! for an unknown flag, 409 for a name already taken, 503 when the database is away.
@@ -18,12 +21,12 @@
 //! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner |
 //! | `GET /bandits/api/status` | this instance: database reachable, counts waiting, writes so far |
 
-use rocket::http::Status;
+use rocket::data::{self, Data, FromData};
+use rocket::http::{Method, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, delete, get, post, put, routes, Catcher, Route};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::database::BanditsDatabase;
@@ -79,6 +82,13 @@ impl AdminCheck {
 
 /// A request from an admin: carrying the admin token, or passing the site's
 /// [`AdminCheck`].
+///
+/// A site's check usually reads a cookie, which a browser also sends with requests another
+/// site makes it send. So a request let in by the check alone may not change anything when
+/// its `Sec-Fetch-Site` (or, without it, its `Origin`) says it comes from another site:
+/// 403. The bearer token is never sent by a browser on its own, so it is let in from
+/// anywhere. A request that changes something and says its body is not JSON is refused
+/// with 415 whichever way it is let in.
 pub struct Admin;
 
 #[rocket::async_trait]
@@ -86,11 +96,10 @@ impl<'r> FromRequest<'r> for Admin {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ()> {
-        if let Some(check) = request.rocket().state::<AdminCheck>() {
-            if check.allows(request) {
-                return Outcome::Success(Admin);
-            }
-        }
+        let changes = !matches!(
+            request.method(),
+            Method::Get | Method::Head | Method::Options
+        );
         let expected = request
             .rocket()
             .state::<Config>()
@@ -100,13 +109,74 @@ impl<'r> FromRequest<'r> for Admin {
             .get_one("Authorization")
             .and_then(|header| header.strip_prefix("Bearer "))
             .map(str::trim);
-        match (expected, presented) {
-            (Some(expected), Some(presented))
-                if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) =>
-            {
-                Outcome::Success(Admin)
+        let by_token = match (expected, presented) {
+            (Some(expected), Some(presented)) => {
+                crate::secret::same_secret(presented, expected.expose())
             }
-            _ => Outcome::Error((Status::Unauthorized, ())),
+            _ => false,
+        };
+        let by_site = !by_token
+            && request
+                .rocket()
+                .state::<AdminCheck>()
+                .is_some_and(|check| check.allows(request));
+        if !(by_token || by_site) {
+            return Outcome::Error((Status::Unauthorized, ()));
+        }
+        if changes && by_site && from_another_site(request) {
+            return Outcome::Error((Status::Forbidden, ()));
+        }
+        if changes && request.content_type().is_some_and(|kind| !kind.is_json()) {
+            return Outcome::Error((Status::UnsupportedMediaType, ()));
+        }
+        Outcome::Success(Admin)
+    }
+}
+
+/// Whether a browser says `request` was made by a page of another site: by
+/// `Sec-Fetch-Site` (anything but `same-origin`, or `none` for one the user typed), or,
+/// from browsers without it, by an `Origin` other than the request's own host. A request
+/// with neither header is not a browser's cross-site request.
+fn from_another_site(request: &Request<'_>) -> bool {
+    let headers = request.headers();
+    if let Some(site) = headers.get_one("Sec-Fetch-Site") {
+        return !matches!(site.trim(), "same-origin" | "none");
+    }
+    let Some(origin) = headers.get_one("Origin") else {
+        return false;
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    let host = headers.get_one("Host");
+    match (origin_host, host) {
+        (Some(origin_host), Some(host)) => !origin_host.eq_ignore_ascii_case(host.trim()),
+        // `Origin: null` (a sandboxed page, a redirect across sites), or no Host to compare.
+        _ => true,
+    }
+}
+
+/// A JSON request body: refused with 415 unless the request says `Content-Type:
+/// application/json`, so that no HTML form of another site can send one.
+pub(crate) struct JsonBody(Value);
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for JsonBody {
+    type Error = String;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        if !request.content_type().is_some_and(|kind| kind.is_json()) {
+            return data::Outcome::Error((
+                Status::UnsupportedMediaType,
+                "send Content-Type: application/json".to_string(),
+            ));
+        }
+        match Json::<Value>::from_data(request, data).await {
+            data::Outcome::Success(Json(value)) => data::Outcome::Success(JsonBody(value)),
+            data::Outcome::Error((status, error)) => {
+                data::Outcome::Error((status, error.to_string()))
+            }
+            data::Outcome::Forward(forward) => data::Outcome::Forward(forward),
         }
     }
 }
@@ -156,6 +226,11 @@ fn store_failure(error: StoreError) -> Failure {
 fn json_error(status: Status, _request: &Request<'_>) -> Failure {
     let message = match status.code {
         401 => "send Authorization: Bearer <admin token>",
+        403 => {
+            "refused: a request from another site's page cannot change anything without \
+             Authorization: Bearer <admin token>"
+        }
+        415 => "send Content-Type: application/json",
         _ => status.reason().unwrap_or("error"),
     };
     failure(status, message)
@@ -270,7 +345,11 @@ fn status(_admin: Admin, live: Reloader) -> Json<Value> {
         "loaded": tracker.is_loaded(),
         "flags": tracker.snapshot().flags.len(),
         "flush_interval_ms": runtime.config.flush_interval().as_millis() as u64,
-        "pending": { "counters": counters, "events": events },
+        "pending": {
+            "counters": counters,
+            "events": events,
+            "event_bytes": tracker.pending_event_bytes(),
+        },
         "dropped_events": tracker.dropped_events(),
         "write_transactions": tracker.write_transactions(),
         "failed_rounds": tracker.failed_rounds(),
@@ -289,9 +368,9 @@ async fn create(
     _admin: Admin,
     db: &BanditsDatabase,
     live: Reloader,
-    body: Json<Value>,
+    body: JsonBody,
 ) -> Result<(Status, Json<Value>), Failure> {
-    let flag = parse_flag(body.into_inner(), None).map_err(invalid)?;
+    let flag = parse_flag(body.0, None).map_err(invalid)?;
     let stored = db
         .store()
         .create_flag(&flag, now())
@@ -313,9 +392,9 @@ async fn update(
     db: &BanditsDatabase,
     live: Reloader,
     name: &str,
-    body: Json<Value>,
+    body: JsonBody,
 ) -> Result<Json<Value>, Failure> {
-    let flag = parse_flag(body.into_inner(), Some(name)).map_err(invalid)?;
+    let flag = parse_flag(body.0, Some(name)).map_err(invalid)?;
     let stored = db
         .store()
         .update_flag(&flag, now())

@@ -15,6 +15,8 @@
 //! secure_cookie = true                          # default: only when Rocket serves TLS
 //! require_database = false                      # default true: no database, no launch
 //! max_pending_events = 100000                   # the default; log entries kept during an outage
+//! max_pending_event_bytes = 16777216            # the default; and their bytes, at most
+//! admin_client_ip_header = "X-Real-IP"          # default none: the connection's address
 //! warning_interval_ms = 30000                   # the default; one outage warning per interval
 //! ```
 //!
@@ -109,7 +111,9 @@ struct RawConfig {
     secure_cookie: Option<bool>,
     require_database: bool,
     max_pending_events: usize,
+    max_pending_event_bytes: usize,
     warning_interval_ms: u64,
+    admin_client_ip_header: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -126,7 +130,9 @@ impl Default for RawConfig {
             secure_cookie: None,
             require_database: true,
             max_pending_events: crate::track::DEFAULT_MAX_PENDING_EVENTS,
+            max_pending_event_bytes: crate::track::DEFAULT_MAX_PENDING_EVENT_BYTES,
             warning_interval_ms: 30_000,
+            admin_client_ip_header: None,
         }
     }
 }
@@ -181,7 +187,9 @@ pub struct Config {
     secure_cookie: Option<bool>,
     require_database: bool,
     max_pending_events: usize,
+    max_pending_event_bytes: usize,
     warning_interval: Duration,
+    admin_client_ip_header: Option<String>,
 }
 
 impl Default for Config {
@@ -308,6 +316,16 @@ impl Config {
                 ),
             ));
         }
+        let admin_client_ip_header = match raw.admin_client_ip_header {
+            None => None,
+            Some(name) if !name.is_empty() && name.chars().all(is_cookie_name_char) => Some(name),
+            Some(name) => {
+                return Err(ConfigError::new(
+                    "admin_client_ip_header",
+                    format!("must be a header name such as \"X-Real-IP\", got {name:?}"),
+                ))
+            }
+        };
         Ok(Config {
             admin_token,
             admin_password,
@@ -320,7 +338,9 @@ impl Config {
             secure_cookie: raw.secure_cookie,
             require_database: raw.require_database,
             max_pending_events: raw.max_pending_events,
+            max_pending_event_bytes: raw.max_pending_event_bytes,
             warning_interval: Duration::from_millis(raw.warning_interval_ms),
+            admin_client_ip_header,
         })
     }
 
@@ -362,6 +382,26 @@ impl Config {
         self.max_pending_events
     }
 
+    /// Bytes of activity-log entries kept in memory while the database is away (see
+    /// [`track::event_bytes`](crate::track::event_bytes)); entries past it are dropped and
+    /// counted, like those past [`max_pending_events`](Self::max_pending_events).
+    pub fn max_pending_event_bytes(&self) -> usize {
+        self.max_pending_event_bytes
+    }
+
+    /// The header a trusted proxy in front of the site puts the client's address in, for
+    /// the admin's sign-in limit. `None` (the default): the limit keys on the address of
+    /// the connection itself, whatever headers say, since any client can send them.
+    ///
+    /// Rocket's own `ip_header` setting (default `X-Real-IP`), which fills
+    /// `Request::client_ip()`, is not used for the limit: a client reaching the site
+    /// directly could pick a new address for every attempt. Set this key only when every
+    /// request passes through a proxy that overwrites the header; with a list such as
+    /// `X-Forwarded-For`, the last address in it (the one the proxy saw) is used.
+    pub fn admin_client_ip_header(&self) -> Option<&str> {
+        self.admin_client_ip_header.as_deref()
+    }
+
     /// How often, at most, a database outage is reported in the log.
     pub fn warning_interval(&self) -> Duration {
         self.warning_interval
@@ -372,6 +412,15 @@ impl Config {
     /// terminates TLS sets `secure_cookie = true`.
     pub fn secure_cookie(&self, tls_enabled: bool) -> bool {
         self.secure_cookie.unwrap_or(tls_enabled)
+    }
+
+    /// Whether `path` is one of the plugin's own pages: the JSON API or the admin.
+    pub fn is_plugin_path(&self, path: &str) -> bool {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        under(crate::api::BASE) || under(&self.admin_prefix)
     }
 
     /// Whether requests to `path` are never counted: `/bandits` and everything under it,
@@ -524,6 +573,14 @@ mod tests {
             ("cookie_name = \"\"", "bandits.cookie_name"),
             ("flush_interval_ms = \"soon\"", "bandits.flush_interval_ms"),
             ("exclude_bots = \"yes\"", "bandits.exclude_bots"),
+            (
+                "admin_client_ip_header = \"X Real IP\"",
+                "bandits.admin_client_ip_header",
+            ),
+            (
+                "max_pending_event_bytes = -1",
+                "bandits.max_pending_event_bytes",
+            ),
         ];
         for (line, key) in cases {
             let error = config(&format!("[bandits]\n{line}")).unwrap_err();

@@ -23,6 +23,10 @@
 //!   is counted as a conversion of their arm;
 //! - anything else costs one hash lookup, and the cookie is not even read.
 //!
+//! A page is its path with or without one trailing slash (`/contact`, `/contact/`); a path
+//! with more (`/contact//`, `/////`) is no flag's page, even where Rocket serves it as one.
+//! The activity log keeps at most 512 bytes of a path ([`track::logged_path`](crate::track::logged_path)).
+//!
 //! Counting is settled when the response leaves: a 404 answer counts nothing and leaves
 //! the cookie as it was, and so does an error page (Rocket's catchers drop the request's
 //! cookie changes). Excluded paths and `HEAD` requests never count; on them visitors keep
@@ -45,7 +49,8 @@
 //!
 //! Requests never wait for the database. While flushes fail, visitors who hold an arm keep
 //! it and are counted in memory (per-arm counts take constant memory; activity-log entries
-//! are kept up to `bandits.max_pending_events`, then dropped and reported), new visitors
+//! are kept up to `bandits.max_pending_events` and `bandits.max_pending_event_bytes`, then
+//! dropped and reported), new visitors
 //! see the control and are given nothing to remember, and one warning per
 //! `bandits.warning_interval_ms` goes to the log. With `bandits.require_database = false`
 //! the site even starts without it, on the flags defined in code.
@@ -275,7 +280,8 @@ impl Runtime {
             "rocket-bandits: the database is unreachable{lasting} ({error}). The site \
              keeps serving: visitors with an arm keep it, new visitors see the control. \
              Waiting in memory: counts of {counts} arms, {events} activity-log entries \
-             ({dropped} dropped past bandits.max_pending_events)."
+             ({dropped} dropped past bandits.max_pending_events or \
+             bandits.max_pending_event_bytes)."
         );
     }
 }
@@ -382,7 +388,9 @@ impl Fairing for Bandits {
                     return Ok(fail_ignition(rocket, message));
                 }
             };
-            let tracker = tracker.with_max_pending_events(config.max_pending_events());
+            let tracker = tracker
+                .with_max_pending_events(config.max_pending_events())
+                .with_max_pending_event_bytes(config.max_pending_event_bytes());
             let tls = rocket
                 .figment()
                 .extract::<rocket::Config>()
@@ -471,6 +479,11 @@ impl Fairing for Bandits {
         let Some(runtime) = self.runtime.get() else {
             return;
         };
+        if runtime.config.is_plugin_path(request.uri().path().as_str()) {
+            // Flags, statistics and admin forms (with their CSRF tokens) are for the one
+            // who asked, now: no cache, shared or private, keeps them.
+            response.set_raw_header("Cache-Control", "no-store");
+        }
         let Some(visit) = request.local_cache(VisitSlot::default).0.get() else {
             return;
         };

@@ -52,6 +52,7 @@ pub mod database;
 pub mod engine;
 pub mod fairing;
 pub mod guard;
+mod secret;
 pub mod store;
 pub mod track;
 

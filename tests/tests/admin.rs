@@ -223,6 +223,7 @@ async fn store_flag(store: &Store, name: &str, note: &str, totals: [(u64, u64); 
         .flush(&Batch {
             increments,
             events: vec![],
+            ..Batch::default()
         })
         .await
         .expect("counted");

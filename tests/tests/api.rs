@@ -248,6 +248,7 @@ async fn statistics_show_rates_intervals_p_values_and_the_winner() {
                     Increment::new(&stored, "on", 1000, 66),
                 ],
                 events: vec![],
+                ..Batch::default()
             })
             .await
             .unwrap();

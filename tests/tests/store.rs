@@ -100,6 +100,7 @@ async fn a_batch_retried_under_its_id_is_written_once() {
         let batch = Batch {
             increments: vec![Increment::new(&stored, "on", 5, 2)],
             events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
+            ..Batch::default()
         };
         let first = store.flush_once("batch-1", &batch).await.unwrap();
         assert_eq!(
@@ -146,6 +147,7 @@ async fn flushes_add_to_the_counters_and_log_the_events() {
                 event(EventKind::Exposure, "v2", "on", "/", NOW + 1),
                 event(EventKind::Conversion, "v2", "on", "/contact/", NOW + 2),
             ],
+            ..Batch::default()
         };
         let report = store.flush(&batch).await.unwrap();
         assert_eq!((report.applied, report.dropped, report.events), (2, 0, 3));
@@ -209,6 +211,7 @@ async fn a_reset_starts_afresh_and_voids_older_increments() {
             .flush(&Batch {
                 increments: vec![Increment::new(&before, "on", 10, 3)],
                 events: vec![],
+                ..Batch::default()
             })
             .await
             .unwrap();
@@ -230,6 +233,7 @@ async fn a_reset_starts_afresh_and_voids_older_increments() {
                 Increment::new(&after, "off", 1, 0),
             ],
             events: vec![],
+            ..Batch::default()
         };
         let report = store.flush(&late).await.unwrap();
         assert_eq!((report.applied, report.dropped), (1, 1));
@@ -295,6 +299,7 @@ async fn editing_arms_keeps_the_counts_of_arms_that_remain() {
                     Increment::new(&stored, "c", 30, 3),
                 ],
                 events: vec![],
+                ..Batch::default()
             })
             .await
             .unwrap();
@@ -321,6 +326,7 @@ async fn editing_arms_keeps_the_counts_of_arms_that_remain() {
             .flush(&Batch {
                 increments: vec![Increment::new(&stored, "b", 1, 0)],
                 events: vec![],
+                ..Batch::default()
             })
             .await
             .unwrap();
@@ -343,6 +349,7 @@ async fn deleting_a_flag_removes_its_counters_and_log() {
             .flush(&Batch {
                 increments: vec![Increment::new(&stored, "on", 1, 0)],
                 events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
+                ..Batch::default()
             })
             .await
             .unwrap();
@@ -363,6 +370,7 @@ async fn deleting_a_flag_removes_its_counters_and_log() {
             .flush(&Batch {
                 increments: vec![Increment::new(&stored, "on", 1, 0)],
                 events: vec![],
+                ..Batch::default()
             })
             .await
             .unwrap();
@@ -396,6 +404,7 @@ async fn concurrent_flushes_from_two_instances_lose_nothing() {
                     let batch = Batch {
                         increments: vec![Increment::new(&stored, arm, 3, 1)],
                         events: vec![event(EventKind::Exposure, "v", arm, "/", NOW)],
+                        ..Batch::default()
                     };
                     store.flush(&batch).await.expect("flush");
                 }
@@ -431,6 +440,7 @@ async fn counts_and_times_beyond_32_bits_survive_the_round_trip() {
             .flush(&Batch {
                 increments: vec![Increment::new(&stored, "on", big, big / 2)],
                 events: vec![],
+                ..Batch::default()
             })
             .await
             .unwrap();
@@ -464,6 +474,7 @@ async fn history_groups_the_log_by_time_and_arm() {
             .flush(&Batch {
                 increments: vec![],
                 events,
+                ..Batch::default()
             })
             .await
             .unwrap();

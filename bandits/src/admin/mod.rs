@@ -4,9 +4,13 @@
 //! **Access.** A request may use the admin when the site's [`AdminCheck`] accepts it, or
 //! when it carries a signed-in admin session: the private cookie `bandits_admin`, set by the
 //! sign-in form after the admin token or the admin password (`bandits.admin_token`,
-//! `bandits.admin_password`) was entered, and valid for 12 hours. Secrets are compared in
-//! constant time, and a client address gets 5 failed attempts per 15 minutes. Without
-//! access, every admin page, GET or POST, redirects to the sign-in page.
+//! `bandits.admin_password`) was entered. The cookie holds a random session id and a keyed
+//! digest of the secret that opened it; the session is valid while that secret is still
+//! configured and the database holds the id (signing out deletes it, for every instance),
+//! for 12 hours at most. Secrets are compared as fixed-length digests in constant time. A
+//! client (the connection's address, or `bandits.admin_client_ip_header` behind a proxy)
+//! gets 5 failed attempts per 15 minutes. Without access, every admin page, GET or POST,
+//! redirects to the sign-in page.
 //!
 //! **CSRF.** The session cookie carries a random token; every form carries it too, and a
 //! POST whose token is missing or wrong is refused with 403.
@@ -24,19 +28,19 @@ use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::Redirect;
 use rocket::{catch, catchers, get, post, routes, Catcher, Route, State};
-use subtle::ConstantTimeEq;
+use rocket_db_pools::Database;
 
 use crate::api::AdminCheck;
 use crate::config::Config;
 use crate::database::BanditsDatabase;
 use crate::fairing::now_ms;
+use crate::secret;
+use crate::store::ADMIN_SESSION_MS;
 use form::FlagForm;
 use pages::Page;
 
 /// The admin session cookie.
 pub const SESSION_COOKIE: &str = "bandits_admin";
-/// How long a sign-in lasts.
-const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 /// Failed sign-ins allowed per client address and window.
 pub const MAX_FAILED_SIGN_INS: u32 = 5;
 /// The window failed sign-ins are counted over.
@@ -70,41 +74,125 @@ pub fn catchers() -> Vec<Catcher> {
     catchers![to_sign_in, error_page]
 }
 
-/// Failed sign-ins per client address.
-#[derive(Default)]
-pub struct SignInLimiter(Mutex<HashMap<IpAddr, (u32, Instant)>>);
+/// Failed sign-ins per client, bounded: past [`MAX_TRACKED_CLIENTS`] clients, those the
+/// table cannot hold share one count, so a full table limits them together rather than
+/// letting them through.
+pub struct SignInLimiter {
+    table: Mutex<HashMap<Client, Failures>>,
+    capacity: usize,
+}
+
+impl Default for SignInLimiter {
+    fn default() -> Self {
+        SignInLimiter::with_capacity(MAX_TRACKED_CLIENTS)
+    }
+}
+
+/// Failed sign-ins of one client since the start of its window.
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+/// Whom the sign-in limit counts a request against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    /// An address: IPv4 whole, IPv6 by its /64 network (one host commonly holds all of
+    /// it).
+    Address(IpAddr),
+    /// No address known, or no room left for the client's own count.
+    Unknown,
+}
+
+impl Client {
+    /// The client of `request`: the address the configured proxy header names (its last
+    /// address), else the connection's peer. Never Rocket's `client_ip()`, which trusts
+    /// `X-Real-IP` from anyone by default.
+    fn of(request: &Request<'_>, config: &Config) -> Client {
+        let from_proxy = config.admin_client_ip_header().and_then(|name| {
+            let value = request.headers().get(name).last()?;
+            let last = value.rsplit(',').next()?.trim();
+            last.parse::<IpAddr>()
+                .ok()
+                .or_else(|| last.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        });
+        match from_proxy.or_else(|| request.remote().map(|peer| peer.ip())) {
+            Some(ip) => Client::Address(grouped(ip)),
+            None => Client::Unknown,
+        }
+    }
+}
+
+/// `ip` as the limit counts it: IPv4 (also mapped into IPv6) whole, IPv6 by its /64.
+fn grouped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
 
 impl SignInLimiter {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
-        crate::track::lock_or_recover(&self.0)
+    /// A limiter that keeps the counts of `capacity` clients apart.
+    fn with_capacity(capacity: usize) -> Self {
+        SignInLimiter {
+            table: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Client, Failures>> {
+        crate::track::lock_or_recover(&self.table)
+    }
+
+    /// Whose count `client`'s attempt goes to: its own when the table has it or room for
+    /// it (after forgetting ended windows), else the shared count of the unknown.
+    fn slot(&self, table: &mut HashMap<Client, Failures>, client: Client) -> Client {
+        if table.contains_key(&client) {
+            return client;
+        }
+        if table.len() >= self.capacity {
+            table.retain(|_, failures| failures.since.elapsed() < FAILURE_WINDOW);
+        }
+        if table.len() < self.capacity {
+            client
+        } else {
+            Client::Unknown
+        }
     }
 
     /// Whether `client` has used up its attempts.
-    fn blocked(&self, client: Option<IpAddr>) -> bool {
-        let Some(client) = client else { return false };
-        self.lock().get(&client).is_some_and(|(failures, since)| {
-            *failures >= MAX_FAILED_SIGN_INS && since.elapsed() < FAILURE_WINDOW
+    fn blocked(&self, client: Client) -> bool {
+        let mut table = self.lock();
+        let slot = self.slot(&mut table, client);
+        table.get(&slot).is_some_and(|failures| {
+            failures.count >= MAX_FAILED_SIGN_INS && failures.since.elapsed() < FAILURE_WINDOW
         })
     }
 
-    fn failed(&self, client: Option<IpAddr>) {
-        let Some(client) = client else { return };
-        let mut failures = self.lock();
-        if failures.len() >= MAX_TRACKED_CLIENTS {
-            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+    fn failed(&self, client: Client) {
+        let mut table = self.lock();
+        let slot = self.slot(&mut table, client);
+        let entry = table.entry(slot).or_insert(Failures {
+            count: 0,
+            since: Instant::now(),
+        });
+        if entry.since.elapsed() >= FAILURE_WINDOW {
+            *entry = Failures {
+                count: 0,
+                since: Instant::now(),
+            };
         }
-        if failures.len() >= MAX_TRACKED_CLIENTS {
-            return;
-        }
-        let entry = failures.entry(client).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
+        entry.count = entry.count.saturating_add(1);
     }
 
-    fn succeeded(&self, client: Option<IpAddr>) {
-        if let Some(client) = client {
+    fn succeeded(&self, client: Client) {
+        if client != Client::Unknown {
             self.lock().remove(&client);
         }
     }
@@ -112,41 +200,58 @@ impl SignInLimiter {
 
 /// What the session cookie holds.
 struct Session {
-    signed_in: bool,
     expires: i64,
     csrf: String,
+    /// Signed in: the session's id and its digest under the secret that opened it
+    /// ([`secret::session_digest`]). `None` for the session a form gets before sign-in
+    /// (it only carries the CSRF token).
+    signed_in: Option<SignedIn>,
+}
+
+struct SignedIn {
+    id: String,
+    digest: String,
 }
 
 impl Session {
-    fn fresh(signed_in: bool) -> Session {
-        let bits: u128 = rand::random();
+    fn fresh(signed_in: Option<SignedIn>) -> Session {
         Session {
+            expires: now_ms().saturating_add(ADMIN_SESSION_MS),
+            csrf: secret::random_id(),
             signed_in,
-            expires: now_ms().saturating_add(SESSION_MS),
-            csrf: format!("{bits:032x}"),
         }
     }
 
     fn read(jar: &CookieJar<'_>) -> Option<Session> {
         let cookie = jar.get_private(SESSION_COOKIE)?;
-        let mut parts = cookie.value().splitn(3, ':');
+        let mut parts = cookie.value().splitn(5, ':');
         let signed_in = parts.next()? == "1";
         let expires: i64 = parts.next()?.parse().ok()?;
         let csrf = parts.next()?.to_string();
+        let id = parts.next().unwrap_or_default();
+        let digest = parts.next().unwrap_or_default();
+        let signed_in = match signed_in {
+            false => None,
+            true if id.len() == 32 && digest.len() == 64 => Some(SignedIn {
+                id: id.to_string(),
+                digest: digest.to_string(),
+            }),
+            // Signed in without a session id: a cookie of an older build, or forged.
+            true => return None,
+        };
         (expires > now_ms() && csrf.len() == 32).then_some(Session {
-            signed_in,
             expires,
             csrf,
+            signed_in,
         })
     }
 
     fn write(&self, jar: &CookieJar<'_>, config: &Config, secure: bool) {
-        let value = format!(
-            "{}:{}:{}",
-            u8::from(self.signed_in),
-            self.expires,
-            self.csrf
-        );
+        let (flag, id, digest) = match &self.signed_in {
+            Some(signed_in) => ("1", signed_in.id.as_str(), signed_in.digest.as_str()),
+            None => ("0", "", ""),
+        };
+        let value = format!("{flag}:{}:{}:{id}:{digest}", self.expires, self.csrf);
         jar.add_private(
             Cookie::build((SESSION_COOKIE, value))
                 .path(config.admin_prefix().to_string())
@@ -154,6 +259,41 @@ impl Session {
                 .same_site(SameSite::Strict)
                 .secure(secure),
         );
+    }
+}
+
+impl SignedIn {
+    /// Whether a secret configured now opened this session. Both digests are computed
+    /// and compared, so the time taken does not tell which secret is set; with none
+    /// configured no session is valid.
+    fn bound_to_current_secret(&self, config: &Config) -> bool {
+        let matches = |secret: Option<&crate::config::AdminToken>| {
+            secret.is_some_and(|secret| {
+                secret::same_secret(
+                    &self.digest,
+                    &secret::session_digest(secret.expose(), &self.id),
+                )
+            })
+        };
+        matches(config.admin_token()) | matches(config.admin_password())
+    }
+
+    /// Whether the database still holds this session open (not signed out, not expired).
+    async fn open(&self, request: &Request<'_>) -> bool {
+        let Some(db) = BanditsDatabase::fetch(request.rocket()) else {
+            return false;
+        };
+        match db
+            .store()
+            .admin_session_open(&secret::digest_hex(&self.id), now_ms())
+            .await
+        {
+            Ok(open) => open,
+            Err(error) => {
+                log::warn!("rocket-bandits: cannot check an admin session: {error}");
+                false
+            }
+        }
     }
 }
 
@@ -174,7 +314,7 @@ fn secure(request: &Request<'_>) -> bool {
 /// can carry a CSRF token.
 fn session(request: &Request<'_>) -> Session {
     Session::read(request.cookies()).unwrap_or_else(|| {
-        let session = Session::fresh(false);
+        let session = Session::fresh(None);
         session.write(request.cookies(), &config(request), secure(request));
         session
     })
@@ -184,6 +324,8 @@ fn session(request: &Request<'_>) -> Session {
 /// the admin's catcher turns into a redirect to the sign-in page.
 pub struct AdminAccess {
     csrf: String,
+    /// The signed-in session's id, to end at sign-out.
+    session_id: Option<String>,
 }
 
 #[rocket::async_trait]
@@ -196,12 +338,24 @@ impl<'r> FromRequest<'r> for AdminAccess {
             .state::<AdminCheck>()
             .is_some_and(|check| check.allows(request));
         let session = Session::read(request.cookies());
-        match session {
-            Some(session) if session.signed_in || by_site => {
-                Outcome::Success(AdminAccess { csrf: session.csrf })
+        let config = config(request);
+        let signed_in = match session.as_ref().and_then(|s| s.signed_in.as_ref()) {
+            Some(signed_in) => {
+                signed_in.bound_to_current_secret(&config) && signed_in.open(request).await
             }
+            None => false,
+        };
+        match session {
+            Some(session) if signed_in || by_site => Outcome::Success(AdminAccess {
+                csrf: session.csrf,
+                session_id: session
+                    .signed_in
+                    .filter(|_| signed_in)
+                    .map(|signed_in| signed_in.id),
+            }),
             None if by_site => Outcome::Success(AdminAccess {
                 csrf: self::session(request).csrf,
+                session_id: None,
             }),
             _ => Outcome::Error((Status::Unauthorized, ())),
         }
@@ -211,7 +365,7 @@ impl<'r> FromRequest<'r> for AdminAccess {
 impl AdminAccess {
     /// Whether `presented` is this session's CSRF token.
     fn csrf_ok(&self, presented: &str) -> bool {
-        bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+        secret::same_secret(presented, &self.csrf)
     }
 }
 
@@ -254,17 +408,18 @@ fn sign_in_form(request: SessionRequest<'_>) -> maud::Markup {
 }
 
 #[post("/login", data = "<form>")]
-fn sign_in(
+async fn sign_in(
     request: SessionRequest<'_>,
     limiter: &State<SignInLimiter>,
+    db: &BanditsDatabase,
     form: Form<SignIn<'_>>,
 ) -> Result<Redirect, (Status, maud::Markup)> {
     let config = config(request.0);
-    let client = request.0.client_ip();
+    let client = Client::of(request.0, &config);
     let page = Page::new(&config, "Sign in");
     let session = session(request.0);
     let csrf = form.csrf.unwrap_or_default();
-    if !bool::from(csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
+    if !secret::same_secret(csrf, &session.csrf) {
         return Err((
             Status::Forbidden,
             page.message("This form has expired: reload the sign-in page and try again."),
@@ -280,32 +435,64 @@ fn sign_in(
         ));
     }
     let presented = form.secret.unwrap_or_default();
-    let matches = |secret: Option<&crate::config::AdminToken>| {
-        secret.is_some_and(|s| bool::from(presented.as_bytes().ct_eq(s.expose().as_bytes())))
+    let matches = |secret: Option<&'_ crate::config::AdminToken>| {
+        secret
+            .filter(|secret| secret::same_secret(presented, secret.expose()))
+            .map(|secret| secret.expose().to_string())
     };
     // Both comparisons run, so the time taken does not tell which secret is set.
     let by_token = matches(config.admin_token());
     let by_password = matches(config.admin_password());
-    if !(by_token | by_password) {
+    let Some(opened_with) = by_token.or(by_password) else {
         limiter.failed(client);
         return Err((
             Status::Unauthorized,
             page.sign_in(&session.csrf, Some("Wrong token or password.")),
         ));
-    }
+    };
     limiter.succeeded(client);
-    Session::fresh(true).write(request.0.cookies(), &config, secure(request.0));
+    let id = secret::random_id();
+    let now = now_ms();
+    let opened = db
+        .store()
+        .open_admin_session(
+            &secret::digest_hex(&id),
+            now,
+            now.saturating_add(ADMIN_SESSION_MS),
+        )
+        .await;
+    if let Err(error) = opened {
+        log::warn!("rocket-bandits: cannot open an admin session: {error}");
+        return Err((
+            Status::ServiceUnavailable,
+            page.message("The database is unreachable, and signing in needs it. Try again later."),
+        ));
+    }
+    let digest = secret::session_digest(&opened_with, &id);
+    Session::fresh(Some(SignedIn { id, digest })).write(
+        request.0.cookies(),
+        &config,
+        secure(request.0),
+    );
     Ok(Redirect::to(format!("{}/", config.admin_prefix())))
 }
 
 #[post("/logout", data = "<form>")]
-fn sign_out(
+async fn sign_out(
     access: AdminAccess,
     request: SessionRequest<'_>,
+    db: &BanditsDatabase,
     form: Form<CsrfOnly<'_>>,
 ) -> Result<Redirect, Status> {
     if !access.csrf_ok(form.csrf.unwrap_or_default()) {
         return Err(Status::Forbidden);
+    }
+    if let Some(id) = &access.session_id {
+        // Ended in the database, so a copy of the cookie opens nothing on any instance.
+        db.store()
+            .end_admin_session(&secret::digest_hex(id))
+            .await
+            .map_err(|_| Status::ServiceUnavailable)?;
     }
     let config = config(request.0);
     request
@@ -615,5 +802,44 @@ impl<'r> FromRequest<'r> for SessionRequest<'r> {
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         Outcome::Success(SessionRequest(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(i: u32) -> Client {
+        Client::Address(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+    }
+
+    #[test]
+    fn a_full_table_limits_the_clients_it_cannot_hold_together() {
+        let limiter = SignInLimiter::with_capacity(100);
+        for i in 0..100 {
+            limiter.failed(address(i));
+        }
+        // Newcomers share one count: five failures between them, then none may try.
+        for i in 100..100 + MAX_FAILED_SIGN_INS {
+            assert!(!limiter.blocked(address(i)), "newcomer {i}");
+            limiter.failed(address(i));
+        }
+        for i in 200..300 {
+            assert!(limiter.blocked(address(i)), "newcomer {i}");
+        }
+        // Those the table holds keep their own counts.
+        assert!(!limiter.blocked(address(0)));
+        assert!(limiter.lock().len() <= 101);
+    }
+
+    #[test]
+    fn an_ipv6_network_is_one_client() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("an address");
+        let same: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("an address");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("an address");
+        assert_eq!(grouped(one), grouped(same));
+        assert_ne!(grouped(one), grouped(other));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("an address");
+        assert_eq!(grouped(mapped), "192.0.2.1".parse::<IpAddr>().expect("v4"));
     }
 }

@@ -22,7 +22,7 @@
 //!
 //! let batch = Batch {
 //!     increments: vec![Increment::new(&stored, "on", 3, 1)],
-//!     events: vec![],
+//!     ..Batch::default()
 //! };
 //! store.flush(&batch).await?;
 //! let snapshot = store.snapshot().await?;
@@ -264,6 +264,13 @@ pub struct Event {
     pub path: String,
 }
 
+impl Event {
+    /// The arm the event counts for: flag, epoch and arm.
+    pub fn arm_key(&self) -> (&str, i64, &str) {
+        (&self.flag, self.epoch, &self.arm)
+    }
+}
+
 /// A logged event with its id, the key of the log's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {
@@ -276,16 +283,21 @@ pub struct LoggedEvent {
 /// Counter increments and log entries written together by [`Store::flush`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
-    /// Additions to the arms' counters.
+    /// Additions to the arms' counters, added as they are.
     pub increments: Vec<Increment>,
-    /// New activity-log entries.
+    /// New activity-log entries, logged as they are (they count nothing).
     pub events: Vec<Event>,
+    /// Exposures and conversions of one visitor each, counted at most once per visitor,
+    /// flag, epoch and kind in the database's life: each adds one to its arm's counter and
+    /// is logged, unless the database has counted the same already (on any instance, at
+    /// any time), in which case it is dropped and reported as a repeat.
+    pub counted: Vec<Event>,
 }
 
 impl Batch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.increments.is_empty() && self.events.is_empty()
+        self.increments.is_empty() && self.events.is_empty() && self.counted.is_empty()
     }
 }
 
@@ -303,6 +315,9 @@ pub struct FlushReport {
     pub dropped: usize,
     /// Log entries written.
     pub events: usize,
+    /// Entries of [`Batch::counted`] dropped because the database had counted the same
+    /// visitor, flag, epoch and kind already.
+    pub repeats: usize,
     /// The batch had been written already (by an earlier try whose reply was lost), so
     /// nothing was written this time.
     pub already_written: bool,
@@ -339,8 +354,11 @@ impl Default for EventQuery {
     }
 }
 
-/// Log entries per `INSERT`: 8 values each, well under SQLite's 999 parameters.
+/// Log entries per `INSERT`: 7 values each, well under SQLite's 999 parameters.
 const EVENTS_PER_INSERT: usize = 100;
+
+/// How long a signed-in admin session lasts at most.
+pub const ADMIN_SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// The flags, counters and activity log of one database.
 #[derive(Debug, Clone)]
@@ -623,6 +641,12 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
+        // Who was counted before the reset no longer matters: the new epoch counts afresh.
+        sqlx::query("DELETE FROM bandits_counted WHERE flag = $1 AND epoch < $2")
+            .bind(name)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
         finish_change(tx, name).await
     }
 
@@ -637,7 +661,7 @@ impl Store {
         if deleted == 0 {
             return Err(StoreError::NotFound(name.to_string()));
         }
-        for table in ["bandits_arms", "bandits_events"] {
+        for table in ["bandits_arms", "bandits_events", "bandits_counted"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE flag = $1"))
                 .bind(name)
                 .execute(&mut *tx)
@@ -684,17 +708,36 @@ impl Store {
             .bind(now - FLUSH_IDS_KEPT_MS)
             .execute(&mut *tx)
             .await?;
+        let (first_counts, repeats) = first_counts(&mut tx, &batch.counted).await?;
+        report.repeats = repeats;
+        let mut increments: HashMap<(&str, i64, &str), (u64, u64)> = HashMap::new();
         for increment in &batch.increments {
+            let entry = increments
+                .entry((&increment.flag, increment.epoch, &increment.arm))
+                .or_default();
+            entry.0 += increment.views;
+            entry.1 += increment.conversions;
+        }
+        for event in &first_counts {
+            let entry = increments
+                .entry((&event.flag, event.epoch, &event.arm))
+                .or_default();
+            match event.kind {
+                EventKind::Exposure => entry.0 += 1,
+                EventKind::Conversion => entry.1 += 1,
+            }
+        }
+        for ((flag, epoch, arm), (views, conversions)) in increments {
             let updated = sqlx::query(
                 "UPDATE bandits_arms
                  SET views = views + $1, conversions = conversions + $2
                  WHERE flag = $3 AND arm = $4 AND epoch = $5",
             )
-            .bind(to_i64(increment.views))
-            .bind(to_i64(increment.conversions))
-            .bind(&increment.flag)
-            .bind(&increment.arm)
-            .bind(increment.epoch)
+            .bind(to_i64(views))
+            .bind(to_i64(conversions))
+            .bind(flag)
+            .bind(arm)
+            .bind(epoch)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -704,7 +747,8 @@ impl Store {
                 report.applied += 1;
             }
         }
-        for chunk in batch.events.chunks(EVENTS_PER_INSERT) {
+        let logged: Vec<&Event> = batch.events.iter().chain(first_counts).collect();
+        for chunk in logged.chunks(EVENTS_PER_INSERT) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p = i * 7;
@@ -740,6 +784,60 @@ impl Store {
         }
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// Opens a signed-in admin session: remembers `id_digest` (the SHA-256 of the
+    /// session's id, never the id) until `expires_at`, and forgets sessions that expired.
+    pub async fn open_admin_session(
+        &self,
+        id_digest: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM bandits_admin_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO bandits_admin_sessions (id, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id_digest)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the admin session of `id_digest` is open at `now`: opened, not ended, not
+    /// expired.
+    pub async fn admin_session_open(&self, id_digest: &str, now: i64) -> Result<bool, StoreError> {
+        let found =
+            sqlx::query("SELECT 1 FROM bandits_admin_sessions WHERE id = $1 AND expires_at > $2")
+                .bind(id_digest)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Ends the admin session of `id_digest`, for every instance sharing the database.
+    pub async fn end_admin_session(&self, id_digest: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM bandits_admin_sessions WHERE id = $1")
+            .bind(id_digest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every admin session, for every instance.
+    pub async fn end_admin_sessions(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM bandits_admin_sessions")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Activity-log entries matching `query`, newest first.
@@ -851,6 +949,66 @@ pub struct HistoryPoint {
     pub exposures: u64,
     /// Conversions logged.
     pub conversions: u64,
+}
+
+/// Records `counted` in `bandits_counted`; returns those recorded for the first time (in
+/// order) and how many were repeats (the database, or an earlier entry of the same batch,
+/// had them already).
+async fn first_counts<'a>(
+    tx: &mut Transaction<'_, Any>,
+    counted: &'a [Event],
+) -> Result<(Vec<&'a Event>, usize), StoreError> {
+    let mut first = Vec::with_capacity(counted.len());
+    let mut repeats = 0;
+    for chunk in counted.chunks(EVENTS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = i * 4;
+                format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO bandits_counted (flag, epoch, kind, visitor) VALUES {}
+             ON CONFLICT DO NOTHING RETURNING flag, epoch, kind, visitor",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query
+                .bind(&event.flag)
+                .bind(event.epoch)
+                .bind(event.kind.as_str())
+                .bind(&event.visitor);
+        }
+        let mut inserted: std::collections::HashSet<(String, i64, String, String)> = query
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("flag")?,
+                    row.try_get("epoch")?,
+                    row.try_get("kind")?,
+                    row.try_get("visitor")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        for event in chunk {
+            let key = (
+                event.flag.clone(),
+                event.epoch,
+                event.kind.as_str().to_string(),
+                event.visitor.clone(),
+            );
+            // Taken by its first entry: a second one in the same batch is a repeat.
+            if inserted.remove(&key) {
+                first.push(event);
+            } else {
+                repeats += 1;
+            }
+        }
+    }
+    Ok((first, repeats))
 }
 
 fn to_i64(count: u64) -> i64 {

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 8] = [
+const OBJECTS: [&str; 11] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -28,6 +28,9 @@ const OBJECTS: [&str; 8] = [
     "bandits_events_visitor",
     "bandits_flushes",
     "bandits_flushes_at",
+    "bandits_counted",
+    "bandits_admin_sessions",
+    "bandits_admin_sessions_expires",
 ];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
@@ -112,6 +115,30 @@ fn statements(backend: Backend) -> Vec<String> {
         )"
         .to_string(),
         "CREATE INDEX IF NOT EXISTS bandits_flushes_at ON bandits_flushes (at)".to_string(),
+        // Who was counted: one row per visitor, flag, epoch and kind, written in the flush
+        // that counts them, so a visitor is counted once however often an old cookie is
+        // replayed, on whichever instance, after whatever restart. A reset or a delete of
+        // the flag removes its rows. Added without raising the schema version: older
+        // builds never read it.
+        "CREATE TABLE IF NOT EXISTS bandits_counted (
+            flag TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            visitor TEXT NOT NULL,
+            PRIMARY KEY (flag, epoch, kind, visitor)
+        )"
+        .to_string(),
+        // Signed-in admin sessions, by the SHA-256 of their id: signing out deletes the row,
+        // which ends the session on every instance.
+        "CREATE TABLE IF NOT EXISTS bandits_admin_sessions (
+            id TEXT PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )"
+        .to_string(),
+        "CREATE INDEX IF NOT EXISTS bandits_admin_sessions_expires ON bandits_admin_sessions \
+         (expires_at)"
+            .to_string(),
     ]
 }
 

@@ -11,7 +11,9 @@
 //!
 //! A flush that fails keeps its increments for the next one. Increments are per arm, so
 //! they take constant memory however long the database is away; activity-log entries are
-//! capped ([`DEFAULT_MAX_PENDING_EVENTS`]) and those past the cap are counted, not kept.
+//! capped by number ([`DEFAULT_MAX_PENDING_EVENTS`]) and by bytes
+//! ([`DEFAULT_MAX_PENDING_EVENT_BYTES`]), and those past either cap are counted, not kept.
+//! The path an entry records is cut to [`MAX_LOGGED_PATH`] bytes.
 //!
 //! ```no_run
 //! use bandits::store::{EventKind, Store};
@@ -44,9 +46,43 @@ use crate::store::{
 };
 
 /// Activity-log entries kept in memory while the database cannot take them, by default.
-/// At about 150 bytes each this bounds the log's memory near 15 MB; counts are never
-/// capped (they are a few numbers per arm).
+/// Counts are never capped (they are a few numbers per arm).
 pub const DEFAULT_MAX_PENDING_EVENTS: usize = 100_000;
+
+/// Bytes of activity-log entries kept in memory while the database cannot take them, by
+/// default: 16 MiB, whatever the entries hold (see [`event_bytes`]).
+pub const DEFAULT_MAX_PENDING_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The longest path an activity-log entry keeps, in bytes; a longer one is cut at a
+/// character boundary and ends with [`TRUNCATED_MARK`].
+pub const MAX_LOGGED_PATH: usize = 512;
+
+/// What ends a path cut to [`MAX_LOGGED_PATH`].
+pub const TRUNCATED_MARK: &str = "…";
+
+/// `path` as the activity log keeps it: whole up to [`MAX_LOGGED_PATH`] bytes, otherwise
+/// its first bytes (cut at a character boundary) and [`TRUNCATED_MARK`], at most
+/// `MAX_LOGGED_PATH` bytes in all.
+pub fn logged_path(path: &str) -> String {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.to_string();
+    }
+    let mut end = MAX_LOGGED_PATH - TRUNCATED_MARK.len();
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED_MARK}", &path[..end])
+}
+
+/// The memory an activity-log entry takes, as the pending log counts it: the entry itself
+/// and the text it holds.
+pub fn event_bytes(event: &Event) -> usize {
+    std::mem::size_of::<Event>()
+        + event.visitor.len()
+        + event.flag.len()
+        + event.arm.len()
+        + event.path.len()
+}
 
 /// An arm chosen for a visitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,14 +119,17 @@ pub struct Page {
     target: Vec<usize>,
 }
 
-/// The key a path is matched by: without its trailing slash (`/contact/` and `/contact`
-/// are one page), except the root.
+/// The key a path is matched by: without one trailing slash (`/contact/` and `/contact`
+/// are one page).
+///
+/// Only one: `/contact//` and `/////` are no flag's page (Rocket may still serve them, as
+/// `/contact` and `/`, but they count for no flag), so a request cannot make a path that
+/// counts for a page by piling up slashes, and matching costs the same whatever it sends.
+/// The root is `/` alone.
 pub fn path_key(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/"
-    } else {
-        trimmed
+    match path.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() && !rest.ends_with('/') => rest,
+        _ => path,
     }
 }
 
@@ -209,6 +248,7 @@ impl Drop for PutBack<'_> {
         let mut pending = self.tracker.lock_pending();
         if !self.written {
             let batch = std::mem::take(&mut self.batch);
+            pending.unconfirmed_bytes = batch.counted.iter().map(event_bytes).sum();
             pending.unconfirmed = Some((std::mem::take(&mut self.id), batch));
         }
         self.tracker.writing.0.store(0, Ordering::Release);
@@ -219,8 +259,14 @@ impl Drop for PutBack<'_> {
 /// Increments and log entries not yet written.
 #[derive(Default)]
 struct Pending {
+    /// Counts whose visitors could not be kept (the pending log was full): added as they
+    /// are.
     counts: HashMap<(String, i64, String), ArmTotals>,
+    /// Counts with their visitors, each also a log entry: the database counts each once
+    /// per visitor ([`Batch::counted`]).
     events: Vec<Event>,
+    /// The [`event_bytes`] of `events`.
+    events_bytes: usize,
     dropped_events: u64,
     /// The counts made lately, to refuse repeats.
     recent: Recent,
@@ -228,6 +274,8 @@ struct Pending {
     /// lost reply of a commit, so it is retried as it is, under the same id (which the
     /// database recognises), before anything newer, and never merged with newer counts.
     unconfirmed: Option<(String, Batch)>,
+    /// The [`event_bytes`] of the unconfirmed batch's entries.
+    unconfirmed_bytes: usize,
 }
 
 /// How many counts [`Tracker::record`] remembers at least (and at most twice as many) to
@@ -263,7 +311,12 @@ impl Pending {
             + self
                 .unconfirmed
                 .as_ref()
-                .map_or(0, |(_, batch)| batch.events.len())
+                .map_or(0, |(_, batch)| batch.counted.len())
+    }
+
+    /// The [`event_bytes`] of the entries [`events_held`](Self::events_held) counts.
+    fn event_bytes_held(&self) -> usize {
+        self.events_bytes + self.unconfirmed_bytes
     }
 }
 
@@ -274,6 +327,7 @@ pub struct Tracker {
     live: ArcSwap<Live>,
     pending: Mutex<Pending>,
     max_pending_events: usize,
+    max_pending_event_bytes: usize,
     /// The last round with the database succeeded.
     online: AtomicBool,
     /// The flags were read from the database at least once.
@@ -331,6 +385,7 @@ impl Tracker {
             live: ArcSwap::from_pointee(Live::new(snapshot)),
             pending: Mutex::default(),
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            max_pending_event_bytes: DEFAULT_MAX_PENDING_EVENT_BYTES,
             online: AtomicBool::new(loaded),
             loaded: AtomicBool::new(loaded),
             flushing: tokio::sync::Mutex::new(()),
@@ -355,16 +410,24 @@ impl Tracker {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Increments (flag and arm pairs) and activity-log entries not yet written: waiting
-    /// for the next flush or being written by this one.
+    /// Arms with counts (flag, epoch and arm triples) and activity-log entries not yet
+    /// written: waiting for the next flush, or being written by this one. Reading it costs
+    /// time in the entries waiting: it is for monitoring, not for every request.
     pub fn pending(&self) -> (usize, usize) {
         let pending = self.lock_pending();
         let unconfirmed = pending
             .unconfirmed
             .as_ref()
-            .map_or(0, |(_, batch)| batch.increments.len());
+            .map_or(0, |(_, batch)| arms_counted(batch));
+        let waiting = distinct_arms(
+            pending
+                .counts
+                .keys()
+                .map(|(flag, epoch, arm)| (flag.as_str(), *epoch, arm.as_str()))
+                .chain(pending.events.iter().map(Event::arm_key)),
+        );
         (
-            pending.counts.len() + unconfirmed + self.writing.0.load(Ordering::Acquire),
+            waiting + unconfirmed + self.writing.0.load(Ordering::Acquire),
             pending.events_held() + self.writing.1.load(Ordering::Acquire),
         )
     }
@@ -373,6 +436,20 @@ impl Tracker {
     pub fn with_max_pending_events(mut self, max: usize) -> Self {
         self.max_pending_events = max;
         self
+    }
+
+    /// Keeps activity-log entries of at most `max` bytes in all ([`event_bytes`]) in
+    /// memory while flushes fail.
+    pub fn with_max_pending_event_bytes(mut self, max: usize) -> Self {
+        self.max_pending_event_bytes = max;
+        self
+    }
+
+    /// The bytes ([`event_bytes`]) of the activity-log entries waiting for a flush, never
+    /// more than the cap ([`with_max_pending_event_bytes`](Self::with_max_pending_event_bytes)).
+    /// Entries being written by a flush in progress are not included.
+    pub fn pending_event_bytes(&self) -> usize {
+        self.lock_pending().event_bytes_held()
     }
 
     /// The store behind the tracker.
@@ -400,14 +477,22 @@ impl Tracker {
 
     /// Counts an exposure or a conversion of `visitor` on `arm` of flag `flag` (at its
     /// `epoch`), seen on `path` at `at` (milliseconds since the Unix epoch). Written at the
-    /// next flush.
+    /// next flush. The log entry keeps the path cut to [`MAX_LOGGED_PATH`] bytes
+    /// ([`logged_path`]); past either cap of the pending log it is dropped (and counted),
+    /// the count itself never is.
     ///
     /// The visitor cookie says whether a visitor was counted already; a cookie sent again
     /// after the site updated it (two requests racing, a client replaying an old cookie)
-    /// would say "not yet" twice. So the tracker also remembers the last
-    /// [`RECENT_COUNTS`] to 2 × that many counts it made, and a repeat of one of them
-    /// (same kind, visitor, flag and epoch) is not counted again. Returns whether this one
-    /// was counted.
+    /// would say "not yet" twice. So a count keeps its visitor, and the flush adds it only
+    /// if the database has no count of the same kind, visitor, flag and epoch
+    /// ([`Batch::counted`]): once per visitor across instances and restarts. The tracker
+    /// also remembers its last [`RECENT_COUNTS`] to 2 × that many counts and refuses
+    /// repeats of them at once, without waiting for the flush. Returns whether this one
+    /// was taken (the flush may still find it a repeat).
+    ///
+    /// While the pending log is full (the database away for long), counts are kept
+    /// without their visitors and added as they are: only the in-memory check applies to
+    /// them.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -426,6 +511,26 @@ impl Tracker {
         if !pending.recent.insert(key) {
             return false;
         }
+        let event = Event {
+            at,
+            kind,
+            visitor: visitor.to_string(),
+            flag: flag.to_string(),
+            epoch,
+            arm: arm.to_string(),
+            path: logged_path(path),
+        };
+        let bytes = event_bytes(&event);
+        let room = pending.events_held() < self.max_pending_events
+            && pending.event_bytes_held().saturating_add(bytes) <= self.max_pending_event_bytes;
+        if room {
+            // Counted with its visitor, so the database counts it once whatever repeats.
+            pending.events_bytes += bytes;
+            pending.events.push(event);
+            return true;
+        }
+        // No room to keep who it was: the count alone is kept, without its log entry.
+        pending.dropped_events += 1;
         let counts = pending
             .counts
             .entry((flag.to_string(), epoch, arm.to_string()))
@@ -433,19 +538,6 @@ impl Tracker {
         match kind {
             EventKind::Exposure => counts.views += 1,
             EventKind::Conversion => counts.conversions += 1,
-        }
-        if pending.events_held() < self.max_pending_events {
-            pending.events.push(Event {
-                at,
-                kind,
-                visitor: visitor.to_string(),
-                flag: flag.to_string(),
-                epoch,
-                arm: arm.to_string(),
-                path: path.to_string(),
-            });
-        } else {
-            pending.dropped_events += 1;
         }
         true
     }
@@ -475,6 +567,7 @@ impl Tracker {
         let unconfirmed = {
             let mut pending = self.lock_pending();
             let unconfirmed = pending.unconfirmed.take();
+            pending.unconfirmed_bytes = 0;
             if let Some((_, batch)) = &unconfirmed {
                 self.mark_writing(batch);
             }
@@ -498,8 +591,10 @@ impl Tracker {
                         conversions: totals.conversions,
                     })
                     .collect(),
-                events: std::mem::take(&mut pending.events),
+                events: Vec::new(),
+                counted: std::mem::take(&mut pending.events),
             };
+            pending.events_bytes = 0;
             // Still counted as pending (by `pending`) until written or put back.
             self.mark_writing(&batch);
             batch
@@ -512,6 +607,7 @@ impl Tracker {
             applied: report.applied + fresh.applied,
             dropped: report.dropped + fresh.dropped,
             events: report.events + fresh.events,
+            repeats: report.repeats + fresh.repeats,
             already_written: report.already_written,
         })
     }
@@ -519,10 +615,10 @@ impl Tracker {
     /// Counts `batch` as being written (flushes take turns: one batch at most is). Called
     /// under the pending lock, so `pending` never misses it.
     fn mark_writing(&self, batch: &Batch) {
+        self.writing.0.store(arms_counted(batch), Ordering::Release);
         self.writing
-            .0
-            .store(batch.increments.len(), Ordering::Release);
-        self.writing.1.store(batch.events.len(), Ordering::Release);
+            .1
+            .store(batch.events.len() + batch.counted.len(), Ordering::Release);
     }
 
     /// Writes one batch under `id`; kept as the unconfirmed batch unless written, even if
@@ -651,6 +747,22 @@ impl Tracker {
     }
 }
 
+/// The arms `batch` adds counts to.
+fn arms_counted(batch: &Batch) -> usize {
+    distinct_arms(
+        batch
+            .increments
+            .iter()
+            .map(|i| (i.flag.as_str(), i.epoch, i.arm.as_str()))
+            .chain(batch.counted.iter().map(Event::arm_key)),
+    )
+}
+
+/// How many different arms (flag, epoch, arm) `arms` names.
+fn distinct_arms<'a>(arms: impl Iterator<Item = (&'a str, i64, &'a str)>) -> usize {
+    arms.collect::<HashSet<_>>().len()
+}
+
 /// Locks `mutex`; a panic while it was held leaves its value behind, still usable (every
 /// value behind the crate's locks stays consistent between statements).
 pub(crate) fn lock_or_recover<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -709,5 +821,50 @@ mod tests {
         assert!(live.page("/about").is_none());
         assert!(!live.concerns("/about"));
         assert_eq!(names(live.with_goal_event("signup")), ["cta", "nowhere"]);
+    }
+
+    #[test]
+    fn a_page_is_its_path_with_or_without_one_trailing_slash_and_nothing_else() {
+        assert_eq!(path_key("/"), "/");
+        assert_eq!(path_key("/contact"), "/contact");
+        assert_eq!(path_key("/contact/"), "/contact");
+        // More slashes are another path, which no flag's page normalises to.
+        assert_eq!(path_key("/contact//"), "/contact//");
+        assert_eq!(path_key("//"), "//");
+        assert_eq!(path_key("/////"), "/////");
+        let live = Live::new(Snapshot {
+            config_version: 1,
+            flags: vec![stored("headline", Some("/"), Some("/contact/"))],
+        });
+        assert!(live.page("/").is_some());
+        assert!(live.page("/contact").is_some());
+        for path in [
+            "//",
+            "/////",
+            "/contact//",
+            &format!("/{}", "/".repeat(64_000)),
+        ] {
+            assert!(live.page(path).is_none(), "{:.20}", path);
+        }
+    }
+
+    #[test]
+    fn a_logged_path_is_cut_at_a_character_boundary_with_a_mark() {
+        assert_eq!(logged_path("/contact"), "/contact");
+        let exact = "a".repeat(MAX_LOGGED_PATH);
+        assert_eq!(logged_path(&exact), exact);
+        let long = format!("/{}", "/".repeat(64_000));
+        let cut = logged_path(&long);
+        assert!(cut.len() <= MAX_LOGGED_PATH, "{}", cut.len());
+        assert!(cut.ends_with(TRUNCATED_MARK));
+        assert!(long.starts_with(cut.trim_end_matches(TRUNCATED_MARK)));
+        // Multi-byte characters across the cut are not split.
+        let wide = "é".repeat(MAX_LOGGED_PATH);
+        let cut = logged_path(&wide);
+        assert!(cut.len() <= MAX_LOGGED_PATH);
+        assert!(cut
+            .trim_end_matches(TRUNCATED_MARK)
+            .chars()
+            .all(|c| c == 'é'));
     }
 }
