@@ -85,6 +85,13 @@ impl Visitor {
     }
 }
 
+/// The CSRF token of the first form on an admin page.
+pub fn csrf(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    page[start..start + 32].to_string()
+}
+
 /// The stored (views, conversions) of each arm of `flag`, after the instances shut down.
 pub async fn totals(store: &Store, flag: &str) -> HashMap<String, (u64, u64)> {
     let stored = store.flag(flag).await.expect("the flag exists");

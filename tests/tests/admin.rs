@@ -5,7 +5,7 @@ use bandits::api::AdminCheck;
 use bandits::engine::{ArmTotals, FlagDefinition};
 use bandits::store::{Batch, Increment, Store};
 use bandits::Bandits;
-use bandits_integration_tests::browser::{SECRET_KEY, TOKEN};
+use bandits_integration_tests::browser::{csrf, SECRET_KEY, TOKEN};
 use bandits_integration_tests::each_database;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
@@ -32,13 +32,6 @@ async fn client(url: &str, site_check: bool) -> Client {
 
 fn location(response: &LocalResponse<'_>) -> Option<String> {
     response.headers().get_one("Location").map(str::to_string)
-}
-
-/// The CSRF token of the first form on the page.
-fn csrf(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
-    page[start..start + 32].to_string()
 }
 
 async fn post_form<'c>(client: &'c Client, path: &str, body: String) -> LocalResponse<'c> {

@@ -32,12 +32,13 @@ async fn log_of_failed_start(url: &str) -> Vec<String> {
         .merge(("databases.bandits.url", url))
         .merge(("databases.bandits.connect_timeout", 1))
         .merge(("secret_key", SECRET_KEY));
-    let started = tokio::time::timeout(
+    let ignition = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         Client::untracked(rocket::custom(figment).attach(Bandits::fairing())),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{url}: ignition did not end"));
+    );
+    let Ok(started) = ignition.await else {
+        panic!("{url}: ignition did not end");
+    };
     match started {
         // Reading the kind marks the error handled (Rocket panics on an unhandled one).
         Err(error) => assert!(

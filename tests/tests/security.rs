@@ -9,7 +9,7 @@ use bandits::engine::FlagDefinition;
 use bandits::store::EventQuery;
 use bandits::track::{MAX_LOGGED_PATH, TRUNCATED_MARK};
 use bandits::{Bandits, Flags};
-use bandits_integration_tests::browser::{sum, Visitor, SECRET_KEY, TOKEN};
+use bandits_integration_tests::browser::{csrf, sum, Visitor, SECRET_KEY, TOKEN};
 use bandits_integration_tests::each_database;
 use rocket::figment::value::Value;
 use rocket::http::{ContentType, Cookie, Header, Status};
@@ -182,13 +182,6 @@ async fn sign_in_form(client: &Client) -> (String, Cookie<'static>) {
         .expect("a session cookie for the form");
     let page = form.into_string().await.unwrap_or_default();
     (csrf(&page), session)
-}
-
-/// The CSRF token of the first form on `page`.
-fn csrf(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
-    page[start..start + 32].to_string()
 }
 
 async fn attempt<'c>(
@@ -474,41 +467,37 @@ async fn the_api_refuses_what_another_site_could_make_a_browser_send() {
         assert_eq!(store.flag("headline").await.expect("kept").epoch, 0);
 
         // The same site's page, or the bearer token from anywhere: accepted.
-        let same_origin = create(
-            ContentType::JSON,
-            vec![
-                Header::new("Sec-Fetch-Site", "same-origin"),
-                Header::new("Origin", "https://site.example"),
-            ],
-            "same-origin",
-        )
-        .cookie(staff())
-        .dispatch()
-        .await;
-        assert_eq!(same_origin.status(), Status::Created);
-        drop(same_origin);
-        let by_origin = create(
-            ContentType::JSON,
-            vec![Header::new("Origin", "https://site.example")],
-            "by-origin",
-        )
-        .cookie(staff())
-        .dispatch()
-        .await;
-        assert_eq!(by_origin.status(), Status::Created);
-        drop(by_origin);
-        let bearer = create(
-            ContentType::JSON,
-            vec![
-                Header::new("Sec-Fetch-Site", "cross-site"),
-                Header::new("Authorization", format!("Bearer {TOKEN}")),
-            ],
-            "bearer",
-        )
-        .dispatch()
-        .await;
-        assert_eq!(bearer.status(), Status::Created);
-        drop(bearer);
+        let accepted = [
+            (
+                "same-origin",
+                true,
+                vec![
+                    Header::new("Sec-Fetch-Site", "same-origin"),
+                    Header::new("Origin", "https://site.example"),
+                ],
+            ),
+            (
+                "by-origin",
+                true,
+                vec![Header::new("Origin", "https://site.example")],
+            ),
+            (
+                "bearer",
+                false,
+                vec![
+                    Header::new("Sec-Fetch-Site", "cross-site"),
+                    Header::new("Authorization", format!("Bearer {TOKEN}")),
+                ],
+            ),
+        ];
+        for (name, with_cookie, headers) in accepted {
+            let mut request = create(ContentType::JSON, headers, name);
+            if with_cookie {
+                request = request.cookie(staff());
+            }
+            let answer = request.dispatch().await;
+            assert_eq!(answer.status(), Status::Created, "{name}");
+        }
         client.terminate().await;
     })
     .await;

@@ -749,24 +749,9 @@ impl Store {
         }
         let logged: Vec<&Event> = batch.events.iter().chain(first_counts).collect();
         for chunk in logged.chunks(EVENTS_PER_INSERT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 7;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6,
-                        p + 7
-                    )
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO bandits_events (at, kind, visitor, flag, epoch, arm, path) VALUES {}",
-                rows.join(", ")
+                placeholders(chunk.len(), 7)
             );
             let mut query = sqlx::query(&sql);
             for event in chunk {
@@ -961,16 +946,10 @@ async fn first_counts<'a>(
     let mut first = Vec::with_capacity(counted.len());
     let mut repeats = 0;
     for chunk in counted.chunks(EVENTS_PER_INSERT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 4;
-                format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO bandits_counted (flag, epoch, kind, visitor) VALUES {}
              ON CONFLICT DO NOTHING RETURNING flag, epoch, kind, visitor",
-            rows.join(", ")
+            placeholders(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -1009,6 +988,18 @@ async fn first_counts<'a>(
         }
     }
     Ok((first, repeats))
+}
+
+/// The `VALUES` list of a multi-row insert: `rows` rows of `columns` numbered parameters,
+/// `($1, $2), ($3, $4)` for two of two.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let numbers: Vec<String> = (1..=columns)
+            .map(|c| format!("${}", r * columns + c))
+            .collect();
+        format!("({})", numbers.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
 fn to_i64(count: u64) -> i64 {
@@ -1162,4 +1153,16 @@ fn logged_event(row: &AnyRow) -> Result<LoggedEvent, StoreError> {
             path: row.try_get("path")?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_every_value_of_every_row() {
+        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }
