@@ -33,7 +33,7 @@
 
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -268,6 +268,11 @@ impl Event {
     /// The arm the event counts for: flag, epoch and arm.
     pub fn arm_key(&self) -> (&str, i64, &str) {
         (&self.flag, self.epoch, &self.arm)
+    }
+
+    /// What a visitor is counted once by: flag, epoch, kind and visitor.
+    fn counted_key(&self) -> (&str, i64, &'static str, &str) {
+        (&self.flag, self.epoch, self.kind.as_str(), &self.visitor)
     }
 }
 
@@ -710,7 +715,9 @@ impl Store {
             .await?;
         let (first_counts, repeats) = first_counts(&mut tx, &batch.counted).await?;
         report.repeats = repeats;
-        let mut increments: HashMap<(&str, i64, &str), (u64, u64)> = HashMap::new();
+        // In key order, as every instance does: two flushes updating the same rows take
+        // their locks in one order and cannot deadlock each other.
+        let mut increments: BTreeMap<(&str, i64, &str), (u64, u64)> = BTreeMap::new();
         for increment in &batch.increments {
             let entry = increments
                 .entry((&increment.flag, increment.epoch, &increment.arm))
@@ -943,9 +950,20 @@ async fn first_counts<'a>(
     tx: &mut Transaction<'_, Any>,
     counted: &'a [Event],
 ) -> Result<(Vec<&'a Event>, usize), StoreError> {
-    let mut first = Vec::with_capacity(counted.len());
-    let mut repeats = 0;
-    for chunk in counted.chunks(EVENTS_PER_INSERT) {
+    let key = |event: &Event| {
+        (
+            event.flag.clone(),
+            event.epoch,
+            event.kind.as_str().to_string(),
+            event.visitor.clone(),
+        )
+    };
+    // Inserted in key order, as every instance does, so that two flushes of the same
+    // visitors take their locks in one order and cannot deadlock each other.
+    let mut sorted: Vec<&Event> = counted.iter().collect();
+    sorted.sort_by_key(|event| event.counted_key());
+    let mut inserted: HashSet<(String, i64, String, String)> = HashSet::new();
+    for chunk in sorted.chunks(EVENTS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO bandits_counted (flag, epoch, kind, visitor) VALUES {}
              ON CONFLICT DO NOTHING RETURNING flag, epoch, kind, visitor",
@@ -959,32 +977,24 @@ async fn first_counts<'a>(
                 .bind(event.kind.as_str())
                 .bind(&event.visitor);
         }
-        let mut inserted: std::collections::HashSet<(String, i64, String, String)> = query
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("flag")?,
-                    row.try_get("epoch")?,
-                    row.try_get("kind")?,
-                    row.try_get("visitor")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        for event in chunk {
-            let key = (
-                event.flag.clone(),
-                event.epoch,
-                event.kind.as_str().to_string(),
-                event.visitor.clone(),
-            );
-            // Taken by its first entry: a second one in the same batch is a repeat.
-            if inserted.remove(&key) {
-                first.push(event);
-            } else {
-                repeats += 1;
-            }
+        for row in query.fetch_all(&mut **tx).await? {
+            inserted.insert((
+                row.try_get("flag")?,
+                row.try_get("epoch")?,
+                row.try_get("kind")?,
+                row.try_get("visitor")?,
+            ));
+        }
+    }
+    // In the batch's order, so the log keeps the order of the requests.
+    let mut first = Vec::with_capacity(inserted.len());
+    let mut repeats = 0;
+    for event in counted {
+        // Taken by its first entry: a second one in the same batch is a repeat.
+        if inserted.remove(&key(event)) {
+            first.push(event);
+        } else {
+            repeats += 1;
         }
     }
     Ok((first, repeats))
