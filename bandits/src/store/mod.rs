@@ -824,14 +824,6 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every admin session, for every instance.
-    pub async fn end_admin_sessions(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM bandits_admin_sessions")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Activity-log entries matching `query`, newest first.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<LoggedEvent>, StoreError> {
         let mut conditions = Vec::new();
