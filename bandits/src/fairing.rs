@@ -73,10 +73,11 @@ use crate::api;
 use crate::config::Config;
 use crate::database::BanditsDatabase;
 use crate::database::LAZY_KEY;
-use crate::engine::targeting::{preferred_language, Decision, User, Visitor as TargetedVisitor};
-use crate::engine::visitor::{Assigned, OverrideKind, VisitorState};
-use crate::engine::Flag;
-use crate::store::{EventKind, StoreError, StoredFlag};
+use crate::engine::decision::{self, Facts};
+use crate::engine::targeting::{preferred_language, User};
+use crate::engine::visitor::{OverrideKind, VisitorState};
+use crate::engine::{EventKind, Flag};
+use crate::store::{StoreError, StoredFlag};
 use crate::track::{lock_or_recover, Live, Page, Tracker};
 
 /// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
@@ -588,6 +589,8 @@ pub(crate) struct VisitSlot(OnceLock<Arc<Visit>>);
 /// One request's view of its visitor.
 pub(crate) struct Visit {
     runtime: Arc<Runtime>,
+    /// What the request says about its visitor, fixed for the visit: read without the lock.
+    facts: Facts,
     inner: Mutex<VisitInner>,
 }
 
@@ -595,18 +598,6 @@ struct VisitInner {
     /// Shared with the worker thread's cache of decoded cookies until a change: a
     /// returning visitor's request copies nothing.
     visitor: Arc<VisitorState>,
-    /// A bot: sees the controls, given no arm, never counted.
-    bot: bool,
-    /// The signed-in user, as the site's hook reports them.
-    user: Option<User>,
-    /// The site's hook deems the request privileged: it may force arms.
-    privileged: bool,
-    /// The preferred language of Accept-Language.
-    language: Option<String>,
-    /// This request may count (not an excluded path, not `HEAD`).
-    counts_here: bool,
-    /// The database answered at the last flush: new visitors may be given arms.
-    online: bool,
     /// The request's time, for rollouts: read the first time a flag with targeting rules
     /// asks.
     now: std::cell::OnceCell<i64>,
@@ -752,14 +743,16 @@ impl Visit {
             && !config.is_excluded_path(request.uri().path().as_str());
         Visit {
             runtime: Arc::clone(runtime),
-            inner: Mutex::new(VisitInner {
-                visitor,
+            facts: Facts {
                 bot,
                 user,
                 privileged,
                 language,
                 counts_here,
                 online: runtime.tracker.is_online(),
+            },
+            inner: Mutex::new(VisitInner {
+                visitor,
                 now: std::cell::OnceCell::new(),
                 fresh,
                 dirty: false,
@@ -785,10 +778,10 @@ impl Visit {
     fn on_page(&self, live: &Arc<Live>, page: &Page) {
         let mut inner = self.lock();
         for stored in live.shown_on(page) {
-            inner.arm(live, stored, true);
+            inner.arm(&self.facts, live, stored, true);
         }
         for stored in live.goal_of(page) {
-            inner.reach_goal(stored);
+            inner.reach_goal(&self.facts, stored);
         }
     }
 
@@ -803,7 +796,7 @@ impl Visit {
             };
             let value = value.trim();
             if name == FORCE_KEY {
-                if !inner.privileged {
+                if !self.facts.privileged {
                     continue;
                 }
                 if value.is_empty() {
@@ -848,7 +841,7 @@ impl Visit {
     /// The visitor's arm in `stored`, given now if they have none. `expose` counts the
     /// visitor as a view of it (once).
     pub(crate) fn arm(&self, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
-        self.lock().arm(live, stored, expose)
+        self.lock().arm(&self.facts, live, stored, expose)
     }
 
     /// Counts a conversion for every flag whose goal event is `event` and which the
@@ -856,7 +849,7 @@ impl Visit {
     pub(crate) fn convert(&self, live: &Live, event: &str) -> usize {
         let mut inner = self.lock();
         live.with_goal_event(event)
-            .filter(|stored| inner.reach_goal(stored))
+            .filter(|stored| inner.reach_goal(&self.facts, stored))
             .count()
     }
 
@@ -876,7 +869,7 @@ impl Visit {
         for (flag, arm, _) in inner.visitor.overrides() {
             if live
                 .flag(flag)
-                .is_some_and(|stored| inner.overridden(&stored.flag).is_some())
+                .is_some_and(|stored| inner.overridden(&self.facts, &stored.flag).is_some())
             {
                 seen.insert(flag, arm);
             }
@@ -948,11 +941,11 @@ impl VisitInner {
 
     /// The arm the visitor asked for in `flag`, where the flag (testing mode) or the
     /// request (privileged) allows it.
-    fn overridden(&self, flag: &Flag) -> Option<usize> {
+    fn overridden(&self, facts: &Facts, flag: &Flag) -> Option<usize> {
         let (arm, kind) = self.visitor.override_for(flag.name())?;
         let allowed = match kind {
             OverrideKind::Testing => flag.targeting().testing,
-            OverrideKind::Forced => self.privileged,
+            OverrideKind::Forced => facts.privileged,
         };
         if allowed {
             flag.arm_index(arm)
@@ -961,45 +954,24 @@ impl VisitInner {
         }
     }
 
-    /// Whether the visitor enters `flag`'s experiment on this request: not overridden, not
-    /// switched for everyone, not a bot, not a signed-in user the flag leaves out, and let
-    /// in by the targeting rules.
-    fn enters(&self, flag: &Flag) -> Result<(), usize> {
-        if let Some(index) = self.overridden(flag) {
-            return Err(index);
-        }
-        let targeting = flag.targeting();
-        if let Some(everyone) = targeting.everyone {
-            return Err(usize::from(everyone));
-        }
-        if self.bot || (self.user.is_some() && flag.exclude_signed_in()) {
-            return Err(0);
-        }
-        let who = TargetedVisitor {
-            id: self.visitor.id(),
-            user: self.user.as_ref(),
-            language: self.language.as_deref(),
-        };
-        let now = if targeting.has_rules() {
+    /// The request's time for `flag`'s targeting: read once, and only for flags whose
+    /// rules may need it.
+    fn now_for(&self, flag: &Flag) -> i64 {
+        if flag.targeting().has_rules() {
             *self.now.get_or_init(now_ms)
         } else {
             0
-        };
-        match targeting.decide(flag.name(), &who, now) {
-            Decision::Enter => Ok(()),
-            Decision::Everyone(index) => Err(index),
-            Decision::Out => Err(0),
         }
     }
 
     /// The visitor's arm in `stored`, of snapshot `live`: as settled earlier in the
     /// request, or decided now.
-    fn arm(&mut self, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
+    fn arm(&mut self, facts: &Facts, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
         let key = std::ptr::from_ref(stored) as usize;
         if let Some(index) = self.settled.get(live, key, expose) {
             return Seen { index };
         }
-        let seen = self.decide(live, stored, expose);
+        let seen = self.decide(facts, live, stored, expose);
         self.settled.insert(
             live,
             Settled {
@@ -1011,100 +983,71 @@ impl VisitInner {
         seen
     }
 
-    fn decide(&mut self, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
+    /// Asks the visit decision ([`decision::decide`]) and applies its answer: the
+    /// visitor's new or changed arm, and the count.
+    fn decide(&mut self, facts: &Facts, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
         let flag = &stored.flag;
-        if self.fresh && !self.bot {
+        if self.fresh && !facts.bot {
             self.fresh = false;
             self.dirty = true;
         }
-        if let Err(index) = self.enters(flag) {
-            return Seen::of(flag, index);
+        let decided = decision::decide(
+            facts,
+            &self.visitor,
+            flag,
+            stored.epoch,
+            &stored.totals,
+            self.now_for(flag),
+            expose,
+            &mut rand::rng(),
+        );
+        let Some(assigned) = decided.remember else {
+            return Seen { index: decided.arm };
+        };
+        let counted = decided.count.map(|kind| (kind, assigned.arm.clone()));
+        let visitor = self.visitor_mut();
+        match visitor.get_mut(flag.name()) {
+            Some(slot) => *slot = assigned,
+            None => visitor.insert(flag.name(), assigned),
         }
-        let held = self
-            .visitor
-            .get(flag.name())
-            .filter(|assigned| assigned.epoch == stored.epoch)
-            .and_then(|assigned| Some((flag.arm_index(&assigned.arm)?, assigned.exposed)));
-        let index = match (held, flag.winner()) {
-            // A winner is locked: everyone sees it. Visitors counted on another arm stop
-            // counting (their conversions would credit the wrong arm).
-            (Some((index, exposed)), Some(winner)) if index != winner => {
-                let mut assigned = Assigned::new(stored.epoch, flag.arms()[winner].name.clone());
-                assigned.exposed = exposed;
-                assigned.converted = exposed;
-                self.visitor_mut().insert(flag.name(), assigned);
-                self.dirty = true;
-                winner
-            }
-            (Some((index, _)), _) => index,
-            // The database is away: the totals may be stale and the flag may have changed.
-            // Show the control and remember nothing, so the visitor is assigned properly
-            // once it is back.
-            (None, _) if !self.online => return Seen::of(flag, 0),
-            (None, _) => {
-                let Some(choice) = Live::choose(stored, &mut rand::rng()) else {
-                    return Seen::of(flag, 0);
-                };
-                let visitor = self.visitor_mut();
-                visitor.insert(flag.name(), Assigned::new(stored.epoch, choice.arm_name));
-                if !visitor.fits() {
-                    // Make room by forgetting flags that no longer exist; failing that, this
-                    // flag shows the control, uncounted.
-                    visitor.retain(|name, _| live.flag(name).is_some());
-                    if !visitor.fits() {
-                        visitor.remove(flag.name());
-                        return Seen::of(flag, 0);
-                    }
-                }
-                self.dirty = true;
-                choice.arm
-            }
-        };
-        let unexposed = |visitor: &VisitorState| {
-            visitor
-                .get(flag.name())
-                .is_some_and(|assigned| !assigned.exposed)
-        };
-        if expose && self.counts_here && unexposed(&self.visitor) {
-            if let Some(assigned) = self.visitor_mut().get_mut(flag.name()) {
-                assigned.exposed = true;
-                let arm = assigned.arm.clone();
-                self.dirty = true;
-                self.pending.push(PendingEvent {
-                    kind: EventKind::Exposure,
-                    flag: flag.name().to_string(),
-                    epoch: stored.epoch,
-                    arm,
-                });
+        if decided.new_arm && !visitor.fits() {
+            // Make room by forgetting flags that no longer exist; failing that, this
+            // flag shows the control, uncounted.
+            visitor.retain(|name, _| live.flag(name).is_some());
+            if !visitor.fits() {
+                visitor.remove(flag.name());
+                return Seen::of(flag, 0);
             }
         }
-        Seen::of(flag, index)
+        self.dirty = true;
+        if let Some((kind, arm)) = counted {
+            self.pending.push(PendingEvent {
+                kind,
+                flag: flag.name().to_string(),
+                epoch: stored.epoch,
+                arm,
+            });
+        }
+        Seen { index: decided.arm }
     }
 
-    /// Counts a conversion of `stored` if the visitor was counted as a view of it, is
-    /// still in its experiment, and has not converted; returns whether it did.
-    fn reach_goal(&mut self, stored: &StoredFlag) -> bool {
-        if !self.counts_here || self.enters(&stored.flag).is_err() {
-            return false;
-        }
-        let converts = self
-            .visitor
-            .get(stored.flag.name())
-            .is_some_and(|assigned| {
-                assigned.epoch == stored.epoch && assigned.exposed && !assigned.converted
-            });
-        if !converts {
-            return false;
-        }
-        let Some(assigned) = self.visitor_mut().get_mut(stored.flag.name()) else {
+    /// Counts a conversion of `stored` if the visit decision says it counts
+    /// ([`decision::convert`]); returns whether it did.
+    fn reach_goal(&mut self, facts: &Facts, stored: &StoredFlag) -> bool {
+        let flag = &stored.flag;
+        let now = self.now_for(flag);
+        let Some(converted) = decision::convert(facts, &self.visitor, flag, stored.epoch, now)
+        else {
             return false;
         };
-        assigned.converted = true;
-        let arm = assigned.arm.clone();
+        let arm = converted.arm.clone();
+        if let Some(slot) = self.visitor_mut().get_mut(flag.name()) {
+            *slot = converted;
+        }
         self.dirty = true;
         self.pending.push(PendingEvent {
             kind: EventKind::Conversion,
-            flag: stored.flag.name().to_string(),
+            flag: flag.name().to_string(),
             epoch: stored.epoch,
             arm,
         });

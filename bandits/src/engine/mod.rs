@@ -22,6 +22,7 @@
 //! # Ok::<(), bandits::engine::InvalidFlag>(())
 //! ```
 
+pub mod decision;
 mod flag;
 mod policy;
 pub mod simulation;
@@ -31,6 +32,7 @@ mod totals;
 pub mod visitor;
 mod winner;
 
+pub use decision::EventKind;
 pub use flag::{
     Arm, FieldError, Flag, FlagDefinition, InvalidFlag, Rule, MAX_ARMS, MAX_NAME_LEN, MAX_NOTE_LEN,
     MAX_PATH_LEN,

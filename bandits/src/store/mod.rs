@@ -218,32 +218,8 @@ impl Increment {
     }
 }
 
-/// What an activity-log entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// A visitor was assigned an arm on the flag's page.
-    Exposure,
-    /// An exposed visitor reached the goal.
-    Conversion,
-}
-
-impl EventKind {
-    /// The stored name: `exposure` or `conversion`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EventKind::Exposure => "exposure",
-            EventKind::Conversion => "conversion",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "exposure" => Some(EventKind::Exposure),
-            "conversion" => Some(EventKind::Conversion),
-            _ => None,
-        }
-    }
-}
+/// What an activity-log entry records: the engine's [`EventKind`](crate::engine::EventKind).
+pub use crate::engine::EventKind;
 
 /// One entry of the activity log.
 #[derive(Debug, Clone, PartialEq, Eq)]
