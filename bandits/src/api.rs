@@ -34,11 +34,11 @@ use crate::engine::stats::{
     msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior, Interval,
 };
 use crate::engine::{FlagDefinition, Policy, WinnerRule};
-use crate::fairing::Shared;
+use crate::runtime::Shared;
 use crate::store::{StoreError, StoredFlag};
 
 /// Where the API is mounted.
-pub const BASE: &str = "/bandits/api";
+pub const BASE: &str = crate::config::API_BASE;
 
 /// The API's routes, to mount at [`BASE`].
 pub fn routes() -> Vec<Route> {
@@ -237,7 +237,7 @@ fn json_error(status: Status, _request: &Request<'_>) -> Failure {
 }
 
 fn now() -> i64 {
-    crate::fairing::now_ms()
+    crate::clock::now_ms()
 }
 
 /// Problems with a flag's input: `(field, message)` pairs, fields named as in the JSON
@@ -303,7 +303,7 @@ fn flag_json(stored: &StoredFlag) -> Value {
 
 /// This instance's flags in memory, when the fairing is attached. (Not `&State`: the API
 /// also works mounted without the fairing, and `&State` would refuse to ignite then.)
-pub(crate) struct Reloader(Option<std::sync::Arc<crate::fairing::Runtime>>);
+pub(crate) struct Reloader(Option<std::sync::Arc<crate::runtime::Runtime>>);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Reloader {

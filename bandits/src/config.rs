@@ -56,6 +56,8 @@ use serde::Deserialize;
 pub const ALWAYS_EXCLUDED: &str = "/bandits";
 /// The configuration table's name.
 pub const TABLE: &str = "bandits";
+/// Where the JSON API is mounted ([`api::BASE`](crate::api::BASE)).
+pub const API_BASE: &str = "/bandits/api";
 /// Where the admin pages are, unless `admin_prefix` says otherwise.
 pub const DEFAULT_ADMIN_PREFIX: &str = "/bandits/admin";
 /// The shortest admin password accepted.
@@ -257,13 +259,13 @@ impl Config {
             || admin_prefix
                 .chars()
                 .any(|c| c.is_whitespace() || "?#<>\"'".contains(c))
-            || admin_prefix == crate::api::BASE
+            || admin_prefix == API_BASE
         {
             return Err(ConfigError::new(
                 "admin_prefix",
                 format!(
                     "must be a path such as \"{DEFAULT_ADMIN_PREFIX}\" (not the API's {}), got {:?}",
-                    crate::api::BASE,
+                    API_BASE,
                     raw.admin_prefix
                 ),
             ));
@@ -420,7 +422,7 @@ impl Config {
             path.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
-        under(crate::api::BASE) || under(&self.admin_prefix)
+        under(API_BASE) || under(&self.admin_prefix)
     }
 
     /// Whether requests to `path` are never counted: `/bandits` and everything under it,

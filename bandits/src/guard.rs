@@ -31,7 +31,8 @@ use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::engine::Flag;
-use crate::fairing::{Shared, Visit, WARNED_UNATTACHED};
+use crate::runtime::Shared;
+use crate::visit::{Visit, WARNED_UNATTACHED};
 
 /// The current visitor's flags. Never fails: without the fairing attached every flag
 /// reads as inactive (with one warning in the log).

@@ -47,14 +47,17 @@
 
 pub mod admin;
 pub mod api;
+mod clock;
 pub mod config;
 pub mod database;
 pub mod engine;
 pub mod fairing;
 pub mod guard;
+mod runtime;
 mod secret;
 pub mod store;
 pub mod track;
+mod visit;
 
 pub use bandits_macros::flag_variant;
 pub use fairing::Bandits;

@@ -31,9 +31,9 @@ use rocket::{catch, catchers, get, post, routes, Catcher, Route, State};
 use rocket_db_pools::Database;
 
 use crate::api::AdminCheck;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::database::BanditsDatabase;
-use crate::fairing::now_ms;
 use crate::secret;
 use crate::store::ADMIN_SESSION_MS;
 use form::FlagForm;

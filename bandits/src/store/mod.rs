@@ -669,7 +669,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(report);
         }
-        let now = crate::fairing::now_ms();
+        let now = crate::clock::now_ms();
         let mut tx = self.pool.begin().await?;
         let first_time = sqlx::query(
             "INSERT INTO bandits_flushes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",

@@ -1,0 +1,691 @@
+//! One request's visit: the facts of the request (bot, user, privilege, language, whether
+//! it may count), the visitor's cookie, the arms settled so far and the counts to record
+//! when the response leaves. Every way of reading a flag (the fairing, the `Flags` guard,
+//! the Tera functions) goes through it, and it asks the engine's pure visit decision
+//! ([`decision`]) for every answer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use rocket::http::{Cookie, CookieJar, Method, SameSite};
+use rocket::Request;
+
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::engine::decision::{self, Facts};
+use crate::engine::targeting::preferred_language;
+use crate::engine::visitor::{OverrideKind, VisitorState};
+use crate::engine::{EventKind, Flag};
+use crate::runtime::Runtime;
+use crate::store::StoredFlag;
+use crate::track::{lock_or_recover, Live, Page};
+
+/// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
+pub const QUERY_PREFIX: &str = "bandits_";
+/// `?bandits_force=<flag>:<arm>,...` forces arms for a privileged request.
+const FORCE_KEY: &str = "force";
+
+/// How long a visitor cookie lasts in the browser.
+const COOKIE_DAYS: i64 = 365;
+
+/// A count settled when the response leaves.
+pub(crate) struct PendingEvent {
+    pub(crate) kind: EventKind,
+    pub(crate) flag: String,
+    pub(crate) epoch: i64,
+    pub(crate) arm: String,
+}
+
+/// The request's visit, created the first time the fairing, the guard or a template
+/// needs it.
+#[derive(Default)]
+pub(crate) struct VisitSlot(OnceLock<Arc<Visit>>);
+
+impl VisitSlot {
+    /// The visit of `request`, if anything created it.
+    pub(crate) fn of<'r>(request: &'r Request<'_>) -> Option<&'r Arc<Visit>> {
+        request.local_cache(VisitSlot::default).0.get()
+    }
+}
+
+/// One request's view of its visitor.
+pub(crate) struct Visit {
+    runtime: Arc<Runtime>,
+    /// What the request says about its visitor, fixed for the visit: read without the lock.
+    facts: Facts,
+    inner: Mutex<VisitInner>,
+}
+
+struct VisitInner {
+    /// Shared with the worker thread's cache of decoded cookies until a change: a
+    /// returning visitor's request copies nothing.
+    visitor: Arc<VisitorState>,
+    /// The request's time, for rollouts: read the first time a flag with targeting rules
+    /// asks.
+    now: std::cell::OnceCell<i64>,
+    /// The visitor id is new (no valid cookie came): it must be written as soon as a
+    /// decision depends on it, or the visitor's percent bucket would change next time.
+    fresh: bool,
+    /// The visitor changed and the cookie must be written.
+    dirty: bool,
+    pending: Vec<PendingEvent>,
+    /// The arms this request has settled. Cleared whenever the visitor changes.
+    settled: SettledArms,
+}
+
+/// Arms settled in a request, kept so that a page that reads a flag several times (the
+/// fairing on its source page, then the template, often more than once) decides it once.
+/// Without an allocation: the flags of one page are few; past [`SETTLED_ARMS`] the oldest
+/// are decided again.
+#[derive(Default)]
+struct SettledArms {
+    /// The snapshot the flags are of, kept alive so that an address names one flag.
+    live: Option<Arc<Live>>,
+    arms: [Option<Settled>; SETTLED_ARMS],
+}
+
+/// Arms a request remembers having settled.
+const SETTLED_ARMS: usize = 8;
+
+impl SettledArms {
+    /// The arm settled in flag `key` of `live`, by a read that counted a view if `expose`.
+    fn get(&self, live: &Arc<Live>, key: usize, expose: bool) -> Option<usize> {
+        let at = self.live.as_ref()?;
+        if !Arc::ptr_eq(at, live) {
+            return None;
+        }
+        self.arms
+            .iter()
+            .flatten()
+            .find(|settled| settled.flag == key && (settled.exposing || !expose))
+            .map(|settled| settled.index)
+    }
+
+    fn insert(&mut self, live: &Arc<Live>, settled: Settled) {
+        if !self.live.as_ref().is_some_and(|at| Arc::ptr_eq(at, live)) {
+            *self = SettledArms {
+                live: Some(Arc::clone(live)),
+                ..SettledArms::default()
+            };
+        }
+        let slot = self
+            .arms
+            .iter()
+            .position(|arm| arm.as_ref().is_none_or(|arm| arm.flag == settled.flag));
+        match slot {
+            Some(slot) => self.arms[slot] = Some(settled),
+            None => {
+                // Oldest first: the first slot goes.
+                self.arms.rotate_left(1);
+                self.arms[SETTLED_ARMS - 1] = Some(settled);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.live.is_some() {
+            *self = SettledArms::default();
+        }
+    }
+}
+
+/// An arm a request has settled.
+struct Settled {
+    /// The address of the flag's `StoredFlag` in the snapshot.
+    flag: usize,
+    /// The arm seen.
+    index: usize,
+    /// Settled by a read that counts a view: a read that counts one needs no other.
+    exposing: bool,
+}
+
+/// The arm a visitor sees in a flag: its index among the flag's arms (always valid).
+pub(crate) struct Seen {
+    pub(crate) index: usize,
+}
+
+impl Seen {
+    fn of(flag: &Flag, index: usize) -> Seen {
+        Seen {
+            index: index.min(flag.arms().len().saturating_sub(1)),
+        }
+    }
+}
+
+impl Drop for Visit {
+    fn drop(&mut self) {
+        self.runtime.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether `request` comes from a bot, by its first `User-Agent`, and its preferred
+/// language, by its first `Accept-Language`: one pass over its headers.
+/// [`HeaderMap::get_one`](rocket::http::HeaderMap::get_one) hashes the name it looks for
+/// with SipHash a byte at a time, which, twice on every request that concerns a flag, cost
+/// more than comparing the request's few header names.
+fn bot_and_language(request: &Request<'_>, config: &Config) -> (bool, Option<String>) {
+    let (mut bot, mut language) = (None, None);
+    for header in request.headers().iter() {
+        if bot.is_none() && header.name == "User-Agent" {
+            bot = Some(config.is_excluded_user_agent(Some(header.value())));
+        } else if language.is_none() && header.name == "Accept-Language" {
+            language = Some(preferred_language(header.value()).map(str::to_string));
+        }
+    }
+    let bot = bot.unwrap_or_else(|| config.is_excluded_user_agent(None));
+    (bot, language.flatten())
+}
+
+impl Visit {
+    /// The request's visit, reading the visitor cookie the first time.
+    pub(crate) fn of<'r>(request: &'r Request<'_>, runtime: &Arc<Runtime>) -> &'r Arc<Visit> {
+        request
+            .local_cache(VisitSlot::default)
+            .0
+            .get_or_init(|| Arc::new(Visit::new(request, runtime)))
+    }
+
+    fn new(request: &Request<'_>, runtime: &Arc<Runtime>) -> Visit {
+        // SeqCst with the shutdown's store of `closing` then load of `in_flight`: either the
+        // shutdown waits for this request, or this request sees that it must not count.
+        runtime.in_flight.fetch_add(1, Ordering::SeqCst);
+        let closing = runtime.closing.load(Ordering::SeqCst);
+        let config = &runtime.config;
+        let known = Decoded::visitor(request, runtime);
+        let fresh = known.is_none();
+        let visitor = known.unwrap_or_else(|| Arc::new(VisitorState::new(&mut rand::rng())));
+        let (bot, language) = bot_and_language(request, config);
+        let user = runtime.user.as_ref().and_then(|hook| hook(request));
+        let privileged = runtime
+            .privileged
+            .as_ref()
+            .is_some_and(|hook| hook(request));
+        let counts_here = !closing
+            && !matches!(request.method(), Method::Head | Method::Options)
+            && !config.is_excluded_path(request.uri().path().as_str());
+        Visit {
+            runtime: Arc::clone(runtime),
+            facts: Facts {
+                bot,
+                user,
+                privileged,
+                language,
+                counts_here,
+                online: runtime.tracker.is_online(),
+            },
+            inner: Mutex::new(VisitInner {
+                visitor,
+                now: std::cell::OnceCell::new(),
+                fresh,
+                dirty: false,
+                pending: Vec::new(),
+                settled: SettledArms::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VisitInner> {
+        lock_or_recover(&self.inner)
+    }
+
+    /// The counts this request settled, to record when its response leaves.
+    pub(crate) fn take_pending(&self) -> Vec<PendingEvent> {
+        std::mem::take(&mut self.lock().pending)
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub(crate) fn visitor_id(&self) -> String {
+        self.lock().visitor.id().to_string()
+    }
+
+    /// Exposures and conversions of the flags on this request's page.
+    pub(crate) fn on_page(&self, live: &Arc<Live>, page: &Page) {
+        let mut inner = self.lock();
+        for stored in live.shown_on(page) {
+            inner.arm(&self.facts, live, stored, true);
+        }
+        for stored in live.goal_of(page) {
+            inner.reach_goal(&self.facts, stored);
+        }
+    }
+
+    /// Testing overrides (`?bandits_<flag>=<arm>`) and forced arms
+    /// (`?bandits_force=<flag>:<arm>,...`) from the query string. Anything not allowed or
+    /// not understood is ignored.
+    pub(crate) fn apply_query<'a>(
+        &self,
+        live: &Live,
+        segments: impl Iterator<Item = (&'a str, &'a str)>,
+    ) {
+        let mut inner = self.lock();
+        for (key, value) in segments {
+            let Some(name) = key.strip_prefix(QUERY_PREFIX) else {
+                continue;
+            };
+            let value = value.trim();
+            if name == FORCE_KEY {
+                if !self.facts.privileged {
+                    continue;
+                }
+                if value.is_empty() {
+                    inner.dirty |= inner.visitor_mut().clear_overrides(OverrideKind::Forced);
+                    continue;
+                }
+                for pair in value.split(',') {
+                    let Some((flag, arm)) = pair.split_once(':') else {
+                        continue;
+                    };
+                    let (flag, arm) = (flag.trim(), arm.trim());
+                    if live
+                        .flag(flag)
+                        .is_some_and(|stored| stored.flag.arm_index(arm).is_some())
+                    {
+                        inner.set_override(flag, arm, OverrideKind::Forced);
+                    }
+                }
+            } else if let Some(stored) = live.flag(name) {
+                let flag = &stored.flag;
+                if !flag.targeting().testing {
+                    continue;
+                }
+                if value.is_empty() {
+                    inner.dirty |= inner.visitor_mut().clear_override(name);
+                    continue;
+                }
+                // An arm's name, or waffle's 1 and 0 for the first arm after the control
+                // and the control.
+                let arm = match (flag.arm_index(value), value) {
+                    (Some(index), _) => index,
+                    (None, "1") => 1,
+                    (None, "0") => 0,
+                    (None, _) => continue,
+                };
+                let arm = flag.arms()[arm.min(flag.arms().len() - 1)].name.clone();
+                inner.set_override(name, &arm, OverrideKind::Testing);
+            }
+        }
+    }
+
+    /// The visitor's arm in `stored`, given now if they have none. `expose` counts the
+    /// visitor as a view of it (once).
+    pub(crate) fn arm(&self, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
+        self.lock().arm(&self.facts, live, stored, expose)
+    }
+
+    /// Counts a conversion for every flag whose goal event is `event` and which the
+    /// visitor was counted in; returns how many.
+    pub(crate) fn convert(&self, live: &Live, event: &str) -> usize {
+        let mut inner = self.lock();
+        live.with_goal_event(event)
+            .filter(|stored| inner.reach_goal(&self.facts, stored))
+            .count()
+    }
+
+    /// The arm the visitor sees in each flag `live` knows that they hold or asked for, as
+    /// `flag:arm` joined by commas.
+    pub(crate) fn describe(&self, live: &Live) -> String {
+        let inner = self.lock();
+        let mut seen: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        for (flag, assigned) in inner.visitor.iter() {
+            let current = live.flag(flag).is_some_and(|stored| {
+                stored.epoch == assigned.epoch && stored.flag.arm_index(&assigned.arm).is_some()
+            });
+            if current {
+                seen.insert(flag, &assigned.arm);
+            }
+        }
+        for (flag, arm, _) in inner.visitor.overrides() {
+            if live
+                .flag(flag)
+                .is_some_and(|stored| inner.overridden(&self.facts, &stored.flag).is_some())
+            {
+                seen.insert(flag, arm);
+            }
+        }
+        let mut out = String::new();
+        for (flag, arm) in seen {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(flag);
+            out.push(':');
+            out.push_str(arm);
+        }
+        out
+    }
+
+    /// Writes the visitor cookie if the visitor changed.
+    pub(crate) fn persist(&self, jar: &CookieJar<'_>) {
+        let mut inner = self.lock();
+        if !inner.dirty {
+            return;
+        }
+        inner.dirty = false;
+        let cookie = Cookie::build((
+            self.runtime.config.cookie_name().to_string(),
+            inner.visitor.encode(),
+        ))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(self.runtime.secure)
+        .max_age(rocket::time::Duration::days(COOKIE_DAYS))
+        // Rocket gives private cookies without an expiry date one week; browsers that
+        // read Expires rather than Max-Age would forget the visitor after it.
+        .expires(
+            rocket::time::OffsetDateTime::now_utc() + rocket::time::Duration::days(COOKIE_DAYS),
+        );
+        jar.add_private(cookie);
+    }
+}
+
+impl VisitInner {
+    /// The visitor, to change: copied first if the cache of decoded cookies shares it.
+    /// The arms settled so far are forgotten: the change may concern them.
+    fn visitor_mut(&mut self) -> &mut VisitorState {
+        self.settled.clear();
+        Arc::make_mut(&mut self.visitor)
+    }
+
+    /// Remembers an override, unless the cookie is full.
+    fn set_override(&mut self, flag: &str, arm: &str, kind: OverrideKind) {
+        let before = self
+            .visitor
+            .override_for(flag)
+            .map(|(a, k)| (a.to_string(), k));
+        let visitor = self.visitor_mut();
+        visitor.set_override(flag, arm, kind);
+        if visitor.fits() {
+            self.dirty = true;
+        } else {
+            match before {
+                Some((arm, kind)) => visitor.set_override(flag, arm, kind),
+                None => {
+                    visitor.clear_override(flag);
+                }
+            }
+        }
+    }
+
+    /// The arm the visitor asked for in `flag`, where the flag (testing mode) or the
+    /// request (privileged) allows it.
+    fn overridden(&self, facts: &Facts, flag: &Flag) -> Option<usize> {
+        let (arm, kind) = self.visitor.override_for(flag.name())?;
+        let allowed = match kind {
+            OverrideKind::Testing => flag.targeting().testing,
+            OverrideKind::Forced => facts.privileged,
+        };
+        if allowed {
+            flag.arm_index(arm)
+        } else {
+            None
+        }
+    }
+
+    /// The request's time for `flag`'s targeting: read once, and only for flags whose
+    /// rules may need it.
+    fn now_for(&self, flag: &Flag) -> i64 {
+        if flag.targeting().has_rules() {
+            *self.now.get_or_init(now_ms)
+        } else {
+            0
+        }
+    }
+
+    /// The visitor's arm in `stored`, of snapshot `live`: as settled earlier in the
+    /// request, or decided now.
+    fn arm(&mut self, facts: &Facts, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
+        let key = std::ptr::from_ref(stored) as usize;
+        if let Some(index) = self.settled.get(live, key, expose) {
+            return Seen { index };
+        }
+        let seen = self.decide(facts, live, stored, expose);
+        self.settled.insert(
+            live,
+            Settled {
+                flag: key,
+                index: seen.index,
+                exposing: expose,
+            },
+        );
+        seen
+    }
+
+    /// Asks the visit decision ([`decision::decide`]) and applies its answer: the
+    /// visitor's new or changed arm, and the count.
+    fn decide(&mut self, facts: &Facts, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
+        let flag = &stored.flag;
+        if self.fresh && !facts.bot {
+            self.fresh = false;
+            self.dirty = true;
+        }
+        let decided = decision::decide(
+            facts,
+            &self.visitor,
+            flag,
+            stored.epoch,
+            &stored.totals,
+            self.now_for(flag),
+            expose,
+            &mut rand::rng(),
+        );
+        let Some(assigned) = decided.remember else {
+            return Seen { index: decided.arm };
+        };
+        let counted = decided.count.map(|kind| (kind, assigned.arm.clone()));
+        let visitor = self.visitor_mut();
+        match visitor.get_mut(flag.name()) {
+            Some(slot) => *slot = assigned,
+            None => visitor.insert(flag.name(), assigned),
+        }
+        if decided.new_arm && !visitor.fits() {
+            // Make room by forgetting flags that no longer exist; failing that, this
+            // flag shows the control, uncounted.
+            visitor.retain(|name, _| live.flag(name).is_some());
+            if !visitor.fits() {
+                visitor.remove(flag.name());
+                return Seen::of(flag, 0);
+            }
+        }
+        self.dirty = true;
+        if let Some((kind, arm)) = counted {
+            self.pending.push(PendingEvent {
+                kind,
+                flag: flag.name().to_string(),
+                epoch: stored.epoch,
+                arm,
+            });
+        }
+        Seen { index: decided.arm }
+    }
+
+    /// Counts a conversion of `stored` if the visit decision says it counts
+    /// ([`decision::convert`]); returns whether it did.
+    fn reach_goal(&mut self, facts: &Facts, stored: &StoredFlag) -> bool {
+        let flag = &stored.flag;
+        let now = self.now_for(flag);
+        let Some(converted) = decision::convert(facts, &self.visitor, flag, stored.epoch, now)
+        else {
+            return false;
+        };
+        let arm = converted.arm.clone();
+        if let Some(slot) = self.visitor_mut().get_mut(flag.name()) {
+            *slot = converted;
+        }
+        self.dirty = true;
+        self.pending.push(PendingEvent {
+            kind: EventKind::Conversion,
+            flag: flag.name().to_string(),
+            epoch: stored.epoch,
+            arm,
+        });
+        true
+    }
+}
+
+/// Set once the first time a `Flags` guard is used without the fairing attached.
+pub(crate) static WARNED_UNATTACHED: AtomicBool = AtomicBool::new(false);
+
+/// Entries per generation of [`Decoded`]: two generations of about 400 bytes an entry,
+/// under 1 MB per worker thread.
+const DECODED_PER_GENERATION: usize = 1_024;
+
+/// Characters at the end of a cookie value that [`Decoded`] keys its entries by: at least
+/// the 16 bytes of the AES-GCM tag, base64-encoded, whatever the padding.
+const TAG_CHARS: usize = 24;
+
+thread_local! {
+    static DECODED: std::cell::RefCell<Decoded> = std::cell::RefCell::new(Decoded::default());
+}
+
+/// What [`Decoded`] knows a cookie value by: its length and its last [`TAG_CHARS`]
+/// characters, which hold the authentication tag of the encrypted value.
+///
+/// The tag is 128 bits that only the secret key's holder can produce, fresh with every
+/// encryption (its nonce is random), and an entry is made only after the value decrypted
+/// with the instance's key. A value that matches an entry therefore either is the cookie
+/// that entry was made from, or was made by someone who saw that cookie: they get the
+/// visitor that cookie would give them anyway, as by sending it again. Keying by the tag
+/// rather than the whole value spares every request hashing and comparing the 400 or so
+/// bytes of the value against an entry that is no longer in the processor's caches.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct DecodedKey {
+    len: usize,
+    tail: [u8; TAG_CHARS],
+}
+
+impl DecodedKey {
+    /// The key of cookie value `value`; `None` for a value too short to hold a tag (it
+    /// cannot decrypt).
+    fn of(value: &str) -> Option<DecodedKey> {
+        let start = value.len().checked_sub(TAG_CHARS)?;
+        let tail = value.as_bytes().get(start..)?.try_into().ok()?;
+        Some(DecodedKey {
+            len: value.len(),
+            tail,
+        })
+    }
+}
+
+/// The visitors this worker thread decoded lately, by the cookie value they sent (see
+/// [`DecodedKey`]), with the instance that decoded it. A returning visitor sends the same
+/// cookie on every request, and decrypting and decoding it is the dearest part of a
+/// request that concerns a flag. Only values that decrypted with the instance's key and
+/// decoded are kept, so a forged or foreign cookie gains nothing; two generations bound
+/// the memory and keep the latest entries. The visitor is shared with the request until
+/// the request changes it.
+#[derive(Default)]
+struct Decoded {
+    newer: foldhash::HashMap<DecodedKey, (u64, Arc<VisitorState>)>,
+    older: foldhash::HashMap<DecodedKey, (u64, Arc<VisitorState>)>,
+}
+
+impl Decoded {
+    /// The visitor of `request`'s cookie, if it sent a valid one.
+    fn visitor(request: &Request<'_>, runtime: &Runtime) -> Option<Arc<VisitorState>> {
+        let name = runtime.config.cookie_name();
+        let key = DecodedKey::of(request.cookies().get(name)?.value())?;
+        let cached = DECODED.with(|decoded| {
+            let decoded = decoded.borrow();
+            decoded
+                .newer
+                .get(&key)
+                .or_else(|| decoded.older.get(&key))
+                .filter(|(instance, _)| *instance == runtime.instance)
+                .map(|(_, visitor)| Arc::clone(visitor))
+        });
+        if cached.is_some() {
+            return cached;
+        }
+        let visitor = request
+            .cookies()
+            .get_private(name)
+            .and_then(|cookie| VisitorState::decode(cookie.value()))
+            .map(Arc::new)?;
+        DECODED.with(|decoded| {
+            let mut decoded = decoded.borrow_mut();
+            if decoded.newer.len() >= DECODED_PER_GENERATION {
+                decoded.older = std::mem::take(&mut decoded.newer);
+            }
+            decoded
+                .newer
+                .insert(key, (runtime.instance, Arc::clone(&visitor)));
+        });
+        Some(visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Snapshot;
+
+    fn live() -> Arc<Live> {
+        Arc::new(Live::new(Snapshot {
+            config_version: 0,
+            flags: Vec::new(),
+        }))
+    }
+
+    fn settled(flag: usize, index: usize, exposing: bool) -> Settled {
+        Settled {
+            flag,
+            index,
+            exposing,
+        }
+    }
+
+    #[test]
+    fn a_settled_arm_is_found_again_in_its_snapshot_only() {
+        let (live, other) = (live(), live());
+        let mut arms = SettledArms::default();
+        arms.insert(&live, settled(10, 1, true));
+        assert_eq!(arms.get(&live, 10, false), Some(1));
+        assert_eq!(arms.get(&live, 10, true), Some(1));
+        assert_eq!(arms.get(&live, 11, false), None);
+        // After a refresh the flags are other values: decide again.
+        assert_eq!(arms.get(&other, 10, false), None);
+        arms.insert(&other, settled(20, 0, false));
+        assert_eq!(arms.get(&live, 10, false), None);
+        assert_eq!(arms.get(&other, 20, false), Some(0));
+    }
+
+    #[test]
+    fn a_read_that_counts_a_view_is_not_answered_by_one_that_did_not() {
+        let live = live();
+        let mut arms = SettledArms::default();
+        arms.insert(&live, settled(10, 1, false));
+        assert_eq!(arms.get(&live, 10, false), Some(1));
+        assert_eq!(arms.get(&live, 10, true), None);
+        arms.insert(&live, settled(10, 1, true));
+        assert_eq!(arms.get(&live, 10, true), Some(1));
+        assert_eq!(arms.iter_count(), 1, "the flag is kept once");
+    }
+
+    #[test]
+    fn past_its_room_the_oldest_arms_are_decided_again_and_a_change_forgets_all() {
+        let live = live();
+        let mut arms = SettledArms::default();
+        for flag in 0..=SETTLED_ARMS {
+            arms.insert(&live, settled(flag, flag % 2, true));
+        }
+        assert_eq!(arms.iter_count(), SETTLED_ARMS);
+        assert_eq!(arms.get(&live, SETTLED_ARMS, true), Some(SETTLED_ARMS % 2));
+        let forgotten: Vec<usize> = (0..=SETTLED_ARMS)
+            .filter(|&flag| arms.get(&live, flag, true).is_none())
+            .collect();
+        assert_eq!(forgotten, [0], "the first settled goes first");
+        arms.clear();
+        assert_eq!(arms.iter_count(), 0);
+        assert_eq!(arms.get(&live, SETTLED_ARMS, false), None);
+    }
+
+    impl SettledArms {
+        fn iter_count(&self) -> usize {
+            self.arms.iter().flatten().count()
+        }
+    }
+}
