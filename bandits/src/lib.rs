@@ -5,20 +5,30 @@
 //! *conversion* on reaching the flag's goal. The policy shifts traffic to the arm that
 //! converts best, and a *winner rule* locks that arm once the evidence is in.
 //!
-//! The layers, each using only those above it:
+//! The layers, each importing only those listed before it (no file of `bandits/src` imports
+//! one that imports it back):
 //!
-//! - [`engine`]: flag definitions, the policies (epsilon-greedy, epsilon-decay, UCB1,
-//!   Thompson sampling, fixed split), the statistics (t-tests, z-test, chi-square,
-//!   Wilson/Wald/Beta intervals, probability best), the winner rules and an offline
-//!   simulator. Pure: no Rocket, no I/O.
-//! - [`store`]: flags, additive counters and the activity log on SQLite or PostgreSQL.
-//! - [`track`]: the request path's memory: decisions on a snapshot, batched flushes.
-//! - [`config`] and [`database`]: the `bandits` and `databases.bandits` tables of Rocket's
-//!   configuration.
-//! - [`api`]: the JSON API under `/bandits/api`.
-//! - [`fairing`] ([`Bandits`]), [`guard`] ([`Flags`], [`VisitorFlags`]) and
-//!   [`flag_variant`]: what a site attaches and uses on its requests. The Tera functions
-//!   are in the `bandits-tera` crate.
+//! 1. `clock` and `secret` (private): the time, and comparing secrets.
+//! 2. [`engine`]: flag definitions, the policies (epsilon-greedy, epsilon-decay, UCB1,
+//!    Thompson sampling, fixed split), the statistics (t-tests, z-test, chi-square,
+//!    Wilson/Wald/Beta intervals, probability best), the winner rules, an offline
+//!    simulator, and the visit decision ([`engine::decision`]): what a visitor sees of a
+//!    flag and what is counted. Pure: no Rocket, no I/O.
+//! 3. [`store`]: flags, additive counters, who was counted, admin sessions and the
+//!    activity log, on SQLite or PostgreSQL.
+//! 4. [`track`]: the request path's memory: a snapshot to decide on, counts waiting for
+//!    the next flush.
+//! 5. [`config`] and [`database`]: the `bandits` and `databases.bandits` tables of
+//!    Rocket's configuration.
+//! 6. `runtime` (private): what requests share once the plugin has ignited, and the
+//!    flush loop's rounds.
+//! 7. `visit` (private): one request's facts and visitor cookie; every way of reading a
+//!    flag goes through it, and it asks the engine's decision.
+//! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses. The
+//!    Tera functions are in the `bandits-tera` crate.
+//! 9. [`api`] (the JSON API under `/bandits/api`) and [`admin`] (the pages under
+//!    `/bandits/admin`).
+//! 10. [`fairing`] ([`Bandits`]): what a site attaches; it mounts the API and the admin.
 //!
 //! ```
 //! use bandits::engine::{ArmTotals, FlagDefinition, Policy};

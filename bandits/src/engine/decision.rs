@@ -36,9 +36,10 @@
 
 use rand::Rng;
 
+use super::flag::Flag;
 use super::targeting::{Decision as Targeted, User, Visitor as TargetedVisitor};
+use super::totals::ArmTotals;
 use super::visitor::{Assigned, OverrideKind, VisitorState};
-use super::{ArmTotals, Flag};
 
 /// What is counted: a view (the visitor's exposure to their arm) or a conversion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,6 +11,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::policy::Policy;
+use super::rule::Rule;
 use super::targeting::Targeting;
 use super::totals::ArmTotals;
 use super::winner::WinnerRule;
@@ -555,93 +556,4 @@ pub struct FieldError {
     pub field: String,
     /// The rule broken.
     pub rule: Rule,
-}
-
-/// A validation rule, with what was found.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Rule {
-    /// A text field's length in characters.
-    #[error("must be {min} to {max} characters long, got {len}")]
-    Length {
-        /// Fewest characters allowed.
-        min: usize,
-        /// Most characters allowed.
-        max: usize,
-        /// Characters found.
-        len: usize,
-    },
-    /// A name holds a character outside `a-z`, `0-9`, `-`, `_`.
-    #[error("may hold only lowercase letters, digits, '-' and '_', found {found:?}")]
-    Characters {
-        /// The first character not allowed.
-        found: char,
-    },
-    /// Too few or too many arms.
-    #[error("needs {min} to {max} arms, got {count}")]
-    ArmCount {
-        /// Fewest arms allowed.
-        min: usize,
-        /// Most arms allowed.
-        max: usize,
-        /// Arms found.
-        count: usize,
-    },
-    /// Two arms share a name.
-    #[error("the arm name {name:?} is used more than once")]
-    Duplicate {
-        /// The repeated name.
-        name: String,
-    },
-    /// A number outside its range (NaN and infinities are outside every range).
-    #[error("must be in {range}, got {value}")]
-    Range {
-        /// The allowed range, in interval notation: `[0, 1]`, `(0, 1)`, `(0, inf)`.
-        range: &'static str,
-        /// The value found.
-        value: f64,
-    },
-    /// A list that needs one entry per arm.
-    #[error("needs one entry per arm ({arms}), got {count}")]
-    PerArm {
-        /// The flag's arms.
-        arms: usize,
-        /// Entries found.
-        count: usize,
-    },
-    /// Weights that are all zero.
-    #[error("must not all be zero")]
-    AllZero,
-    /// A path holding whitespace, a control character, `?` or `#`.
-    #[error("must be a path without spaces, query or fragment, found {found:?}")]
-    PathCharacter {
-        /// The first character not allowed.
-        found: char,
-    },
-    /// A rollout that ends before it starts.
-    #[error("must be after rollout.start")]
-    RolloutOrder,
-    /// A time outside [`TIMES_MS`](crate::engine::targeting::TIMES_MS).
-    #[error(
-        "must be a time from 1970 to 9999 in milliseconds since the Unix epoch \
-         (0 to 253402300799999), got {value}"
-    )]
-    Time {
-        /// The value found.
-        value: i64,
-    },
-    /// A list longer than allowed.
-    #[error("may list at most {max} entries, got {count}")]
-    TooMany {
-        /// Most entries allowed.
-        max: usize,
-        /// Entries found.
-        count: usize,
-    },
-    /// A reference to an arm the flag does not have.
-    #[error("{name:?} is not one of the flag's arms")]
-    UnknownArm {
-        /// The name given.
-        name: String,
-    },
 }

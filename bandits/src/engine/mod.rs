@@ -25,6 +25,7 @@
 pub mod decision;
 mod flag;
 mod policy;
+mod rule;
 pub mod simulation;
 pub mod stats;
 pub mod targeting;
@@ -34,9 +35,10 @@ mod winner;
 
 pub use decision::EventKind;
 pub use flag::{
-    Arm, FieldError, Flag, FlagDefinition, InvalidFlag, Rule, MAX_ARMS, MAX_NAME_LEN, MAX_NOTE_LEN,
+    Arm, FieldError, Flag, FlagDefinition, InvalidFlag, MAX_ARMS, MAX_NAME_LEN, MAX_NOTE_LEN,
     MAX_PATH_LEN,
 };
 pub use policy::Policy;
+pub use rule::Rule;
 pub use totals::ArmTotals;
 pub use winner::WinnerRule;

@@ -4,7 +4,7 @@ use rand::Rng;
 use rand_distr::{Beta, Distribution};
 use serde::{Deserialize, Serialize};
 
-use super::flag::Rule;
+use super::rule::Rule;
 use super::totals::{total_views, ArmTotals};
 
 /// How a flag assigns arms to new visitors.

@@ -36,7 +36,7 @@ use std::hash::Hasher;
 use serde::{Deserialize, Serialize};
 use siphasher::sip::SipHasher13;
 
-use super::flag::Rule;
+use super::rule::Rule;
 
 /// The most users, groups or languages a flag lists.
 pub const MAX_LISTED: usize = 1_000;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::flag::Rule;
+use super::rule::Rule;
 use super::stats::{msprt_log_likelihood_ratio, student_t_test};
 use super::totals::{total_views, ArmTotals};
 

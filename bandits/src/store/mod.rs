@@ -31,6 +31,8 @@
 //! # }
 //! ```
 
+mod backend;
+mod error;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -40,73 +42,9 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::engine::{ArmTotals, Flag, FlagDefinition};
 
+pub use backend::Backend;
+pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
-
-/// The database behind a [`Store`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite: the embedded default, one file on the site's machine.
-    Sqlite,
-    /// PostgreSQL: for several instances behind a load balancer.
-    Postgres,
-}
-
-impl Backend {
-    /// The backend a database URL names (`sqlite:` or `postgres:`/`postgresql:`).
-    pub fn from_url(url: &str) -> Option<Backend> {
-        let scheme = url.split(':').next()?.to_ascii_lowercase();
-        match scheme.as_str() {
-            "sqlite" => Some(Backend::Sqlite),
-            "postgres" | "postgresql" => Some(Backend::Postgres),
-            _ => None,
-        }
-    }
-}
-
-/// Why a store operation failed. Nothing is changed when an operation fails.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database refused or could not be reached.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The pool is neither SQLite nor PostgreSQL.
-    #[error("rocket-bandits stores to SQLite or PostgreSQL, not {0}")]
-    UnsupportedBackend(String),
-    /// No flag has this name.
-    #[error("no flag named {0:?}")]
-    NotFound(String),
-    /// A flag with this name exists already.
-    #[error("a flag named {0:?} already exists")]
-    AlreadyExists(String),
-    /// The flag has no arm with this name.
-    #[error("flag {flag:?} has no arm named {arm:?}")]
-    UnknownArm {
-        /// The flag.
-        flag: String,
-        /// The arm asked for.
-        arm: String,
-    },
-    /// A stored definition no longer validates (edited by hand in the database?).
-    #[error("the stored definition of flag {name:?} is invalid: {reason}")]
-    Corrupt {
-        /// The flag.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The database was migrated by a newer rocket-bandits.
-    #[error(
-        "the database holds schema version {found}, newer than this rocket-bandits \
-         supports ({supported}): upgrade rocket-bandits"
-    )]
-    NewerSchema {
-        /// The version found.
-        found: i64,
-        /// The newest version this build knows.
-        supported: i64,
-    },
-}
 
 /// A flag as stored: the engine's flag, its counters and its bookkeeping.
 #[derive(Debug, Clone, PartialEq)]

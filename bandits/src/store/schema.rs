@@ -10,7 +10,8 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{Backend, StoreError};
+use super::backend::Backend;
+use super::error::StoreError;
 
 /// The schema version this build writes. Raised with every change to the tables.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -144,7 +145,7 @@ fn statements(backend: Backend) -> Vec<String> {
 
 /// Creates or upgrades the tables inside `tx`. Fails, changing nothing, if the database
 /// was written by a newer version of rocket-bandits.
-pub(super) async fn migrate(
+pub(crate) async fn migrate(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
 ) -> Result<(), StoreError> {
