@@ -22,18 +22,13 @@
 //! | `GET /bandits/api/status` | this instance: database reachable, counts waiting, writes so far |
 
 use rocket::data::{self, Data, FromData};
-use rocket::http::{Method, Status};
+use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, delete, get, post, put, routes, Catcher, Route};
-use serde::Serialize;
 
-use crate::config::Config;
 use crate::database::BanditsDatabase;
-use crate::engine::stats::{
-    msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior, Interval,
-};
-use crate::engine::{FlagDefinition, Policy, WinnerRule};
+use crate::engine::FlagDefinition;
 use crate::runtime::Shared;
 use crate::store::{StoreError, StoredFlag};
 
@@ -50,111 +45,7 @@ pub fn catchers() -> Vec<Catcher> {
     catchers![json_error]
 }
 
-/// The site's own answer to "is this request an admin's?", for sites that would rather
-/// reuse their users than hand out the admin token. Managed as Rocket state; the token
-/// still works beside it.
-///
-/// ```
-/// use bandits::api::AdminCheck;
-///
-/// /// The site's own session check.
-/// fn is_staff(request: &rocket::Request<'_>) -> bool {
-///     # let _ = request;
-///     // look up the signed-in user of this request
-///     false
-/// }
-///
-/// let rocket = rocket::build().manage(AdminCheck::new(is_staff));
-/// ```
-pub struct AdminCheck(Box<dyn Fn(&Request<'_>) -> bool + Send + Sync>);
-
-impl AdminCheck {
-    /// A check that opens the admin to requests for which `check` returns true.
-    pub fn new(check: impl Fn(&Request<'_>) -> bool + Send + Sync + 'static) -> Self {
-        AdminCheck(Box::new(check))
-    }
-
-    /// Whether `request` is an admin's.
-    pub fn allows(&self, request: &Request<'_>) -> bool {
-        (self.0)(request)
-    }
-}
-
-/// A request from an admin: carrying the admin token, or passing the site's
-/// [`AdminCheck`].
-///
-/// A site's check usually reads a cookie, which a browser also sends with requests another
-/// site makes it send. So a request let in by the check alone may not change anything when
-/// its `Sec-Fetch-Site` (or, without it, its `Origin`) says it comes from another site:
-/// 403. The bearer token is never sent by a browser on its own, so it is let in from
-/// anywhere. A request that changes something and says its body is not JSON is refused
-/// with 415 whichever way it is let in.
-pub struct Admin;
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Admin {
-    type Error = ();
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ()> {
-        let changes = !matches!(
-            request.method(),
-            Method::Get | Method::Head | Method::Options
-        );
-        let expected = request
-            .rocket()
-            .state::<Config>()
-            .and_then(Config::admin_token);
-        let presented = request
-            .headers()
-            .get_one("Authorization")
-            .and_then(|header| header.strip_prefix("Bearer "))
-            .map(str::trim);
-        let by_token = match (expected, presented) {
-            (Some(expected), Some(presented)) => {
-                crate::secret::same_secret(presented, expected.expose())
-            }
-            _ => false,
-        };
-        let by_site = !by_token
-            && request
-                .rocket()
-                .state::<AdminCheck>()
-                .is_some_and(|check| check.allows(request));
-        if !(by_token || by_site) {
-            return Outcome::Error((Status::Unauthorized, ()));
-        }
-        if changes && by_site && from_another_site(request) {
-            return Outcome::Error((Status::Forbidden, ()));
-        }
-        if changes && request.content_type().is_some_and(|kind| !kind.is_json()) {
-            return Outcome::Error((Status::UnsupportedMediaType, ()));
-        }
-        Outcome::Success(Admin)
-    }
-}
-
-/// Whether a browser says `request` was made by a page of another site: by
-/// `Sec-Fetch-Site` (anything but `same-origin`, or `none` for one the user typed), or,
-/// from browsers without it, by an `Origin` other than the request's own host. A request
-/// with neither header is not a browser's cross-site request.
-fn from_another_site(request: &Request<'_>) -> bool {
-    let headers = request.headers();
-    if let Some(site) = headers.get_one("Sec-Fetch-Site") {
-        return !matches!(site.trim(), "same-origin" | "none");
-    }
-    let Some(origin) = headers.get_one("Origin") else {
-        return false;
-    };
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest.trim_end_matches('/'));
-    let host = headers.get_one("Host");
-    match (origin_host, host) {
-        (Some(origin_host), Some(host)) => !origin_host.eq_ignore_ascii_case(host.trim()),
-        // `Origin: null` (a sandboxed page, a redirect across sites), or no Host to compare.
-        _ => true,
-    }
-}
+pub use crate::auth::{Admin, AdminCheck};
 
 /// A JSON request body: refused with 415 unless the request says `Content-Type:
 /// application/json`, so that no HTML form of another site can send one.
@@ -207,18 +98,32 @@ fn invalid(errors: Vec<(String, String)>) -> Failure {
     )
 }
 
-fn store_failure(error: StoreError) -> Failure {
+/// The status of an answer to a request that failed in the store: the API's and the
+/// admin's one mapping. An unknown flag is 404, a name taken 409, an unknown arm 422; the
+/// rest means the database is away: 503.
+pub(crate) fn store_status(error: &StoreError) -> Status {
     match error {
-        StoreError::NotFound(name) => failure(Status::NotFound, format!("no flag named {name:?}")),
-        StoreError::AlreadyExists(name) => failure(
-            Status::Conflict,
-            format!("a flag named {name:?} already exists"),
-        ),
+        StoreError::NotFound(_) => Status::NotFound,
+        StoreError::AlreadyExists(_) => Status::Conflict,
+        StoreError::UnknownArm { .. } => Status::UnprocessableEntity,
+        _ => Status::ServiceUnavailable,
+    }
+}
+
+fn store_failure(error: StoreError) -> Failure {
+    match &error {
         StoreError::UnknownArm { arm, .. } => invalid(vec![(
             "arm".to_string(),
             format!("{arm:?} is not one of the flag's arms"),
         )]),
-        other => failure(Status::ServiceUnavailable, other.to_string()),
+        StoreError::NotFound(name) => {
+            failure(store_status(&error), format!("no flag named {name:?}"))
+        }
+        StoreError::AlreadyExists(name) => failure(
+            store_status(&error),
+            format!("a flag named {name:?} already exists"),
+        ),
+        other => failure(store_status(other), other.to_string()),
     }
 }
 
@@ -438,114 +343,15 @@ async fn stats(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<V
     Ok(Json(json!(statistics(&stored))))
 }
 
-/// One arm's numbers on the statistics page and in the API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ArmStatistics {
-    /// The arm's name.
-    pub arm: String,
-    /// Visitors counted on it.
-    pub views: u64,
-    /// Of them, those who converted.
-    pub conversions: u64,
-    /// `conversions / views` (0 without views).
-    pub rate: f64,
-    /// The Wilson interval at the flag's confidence; none without views.
-    pub interval: Option<Interval>,
-    /// Two-sided p-value against the control, by the flag's winner rule (t-test, or the
-    /// always-valid p-value of the sequential rule); none for the control.
-    pub p_value_against_control: Option<f64>,
-    /// The posterior probability that this arm is the best.
-    pub probability_best: Option<f64>,
-}
+pub use crate::engine::report::{ArmStatistics, Statistics, Winner};
 
-/// The locked winner.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Winner {
-    /// The arm's name.
-    pub arm: Option<String>,
-    /// When it was locked (milliseconds since the Unix epoch), if the rule locked it.
-    pub locked_at: Option<i64>,
-}
-
-/// Everything the statistics page shows about a flag: the API's
-/// `GET /bandits/api/flags/<name>/stats`, and the admin's flag page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Statistics {
-    /// The flag's name.
-    pub flag: String,
-    /// The flag's epoch (raised by every reset).
-    pub epoch: i64,
-    /// The policy, in words.
-    pub policy: &'static str,
-    /// The winner rule's name.
-    pub winner_rule: &'static str,
-    /// The winner rule in one sentence.
-    pub rule: String,
-    /// The intervals' confidence: `1 - significance_level`.
-    pub confidence: f64,
-    /// Per arm, in the flag's order (the control first).
-    pub arms: Vec<ArmStatistics>,
-    /// The locked winner, if any.
-    pub winner: Option<Winner>,
-}
-
-/// Computes a flag's [`Statistics`].
+/// Computes a flag's [`Statistics`] from its stored counters
+/// ([`engine::report::statistics`](crate::engine::report::statistics)).
 pub fn statistics(stored: &StoredFlag) -> Statistics {
-    let flag = &stored.flag;
-    let totals = &stored.totals;
-    let confidence = flag.confidence();
-    let prior = match flag.policy() {
-        Policy::Thompson { alpha, beta } => BetaPrior {
-            alpha: *alpha,
-            beta: *beta,
-        },
-        _ => BetaPrior::UNIFORM,
-    };
-    let best = probability_best(totals, prior).unwrap_or_default();
-    let control = totals.first().copied().unwrap_or_default();
-    let arms = flag
-        .arms()
-        .iter()
-        .zip(totals)
-        .enumerate()
-        .map(|(i, (arm, &arm_totals))| {
-            let p_value = if i == 0 {
-                None
-            } else {
-                match flag.winner_rule() {
-                    WinnerRule::Sequential { mixture_sd } => {
-                        msprt_p_value(control, arm_totals, *mixture_sd)
-                    }
-                    _ => student_t_test(control, arm_totals).map(|t| t.p_value),
-                }
-            };
-            ArmStatistics {
-                arm: arm.name.clone(),
-                views: arm_totals.views,
-                conversions: arm_totals.conversions,
-                rate: arm_totals.rate(),
-                interval: wilson_interval(arm_totals, confidence),
-                p_value_against_control: p_value,
-                probability_best: best.get(i).copied(),
-            }
-        })
-        .collect();
-    let winner = flag.winner().map(|i| Winner {
-        arm: flag.arms().get(i).map(|arm| arm.name.clone()),
-        locked_at: stored.winner_locked_at,
-    });
-    Statistics {
-        flag: flag.name().to_string(),
-        epoch: stored.epoch,
-        policy: flag.policy().label(),
-        winner_rule: flag.winner_rule().label(),
-        rule: flag.winner_rule().describe(
-            flag.significance_level(),
-            flag.min_views(),
-            flag.arms().len(),
-        ),
-        confidence,
-        arms,
-        winner,
-    }
+    crate::engine::report::statistics(
+        &stored.flag,
+        stored.epoch,
+        &stored.totals,
+        stored.winner_locked_at,
+    )
 }

@@ -26,9 +26,11 @@
 //!    flag goes through it, and it asks the engine's decision.
 //! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses. The
 //!    Tera functions are in the `bandits-tera` crate.
-//! 9. [`api`] (the JSON API under `/bandits/api`) and [`admin`] (the pages under
-//!    `/bandits/admin`).
-//! 10. [`fairing`] ([`Bandits`]): what a site attaches; it mounts the API and the admin.
+//! 9. `auth` (private): who may use the API and the admin ([`api::AdminCheck`], the
+//!    admin token).
+//! 10. [`api`] (the JSON API under `/bandits/api`) and [`admin`] (the pages under
+//!     `/bandits/admin`).
+//! 11. [`fairing`] ([`Bandits`]): what a site attaches; it mounts the API and the admin.
 //!
 //! ```
 //! use bandits::engine::{ArmTotals, FlagDefinition, Policy};
@@ -57,6 +59,7 @@
 
 pub mod admin;
 pub mod api;
+mod auth;
 mod clock;
 pub mod config;
 pub mod database;

@@ -30,7 +30,7 @@ use rocket::response::Redirect;
 use rocket::{catch, catchers, get, post, routes, Catcher, Route, State};
 use rocket_db_pools::Database;
 
-use crate::api::AdminCheck;
+use crate::auth::AdminCheck;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::database::BanditsDatabase;
@@ -528,13 +528,9 @@ async fn flags(
     Ok(Page::new(&config, "Flags").flags(&access.csrf, &query, &shown, snapshot.flags.len()))
 }
 
-/// The page status for a store failure: an unknown flag is a 404, anything else means
-/// the database is away.
+/// The page status for a store failure: the API's mapping.
 fn status_of(error: crate::store::StoreError) -> Status {
-    match error {
-        crate::store::StoreError::NotFound(_) => Status::NotFound,
-        _ => Status::ServiceUnavailable,
-    }
+    crate::api::store_status(&error)
 }
 
 async fn stored(db: &BanditsDatabase, name: &str) -> Result<crate::store::StoredFlag, Status> {

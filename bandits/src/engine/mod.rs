@@ -25,6 +25,7 @@
 pub mod decision;
 mod flag;
 mod policy;
+pub mod report;
 mod rule;
 pub mod simulation;
 pub mod stats;

@@ -222,7 +222,7 @@ impl Batch {
 
 /// A fresh id for a flush: 128 random bits, in hex.
 pub fn new_flush_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    crate::secret::random_id()
 }
 
 /// What a flush wrote.
