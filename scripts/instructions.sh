@@ -23,7 +23,8 @@
 # ratio printed is lower than a throughput ratio would be. The flush loop runs once a
 # minute instead of twice a second: under callgrind the site serves some fifty times
 # fewer requests per second, so each round would weigh fifty times more per request than
-# it does at full speed (scripts/bench.sh measures the flushes as they ship).
+# it does at full speed (scripts/bench.sh measures the flushes as they ship). The counts of
+# the visitors collected first are written before the warm-up starts.
 # INSTR_FLAGS=N runs the attached site with N flags instead of the three experiments
 # (EXAMPLE_SITE_FLAGS of the example site: `headline-flag` on `/`, the others on pages of
 # their own), as scripts/bench.sh's "1 flag" and "1,000 flags" setups do.
@@ -116,6 +117,18 @@ measure() {
 flags=${INSTR_FLAGS:-}
 start_site on "$flags" attached
 collect_cookies
+# The visitors just collected were counted; their counts are written at the first flush.
+# Wait for it, so that it lands before the counted window and not, depending on how fast
+# the machine runs the site under callgrind, inside it (a flush of 4,000 counts weighs
+# some 55,000 instructions on each of the 10,000 requests counted).
+for _ in $(seq 1 150); do
+  [ "$(status_field write_transactions)" -ge 1 ] 2>/dev/null && break
+  sleep 1
+done
+if [ "$(status_field write_transactions)" -lt 1 ] 2>/dev/null; then
+  echo "the collected visitors' counts were not written within 150 seconds" >&2
+  exit 1
+fi
 requests_file "$warmup" "$seed" "$work/warmup.curl"
 requests_file "$requests" "$((seed + 1))" "$work/measured.curl"
 measure attached

@@ -909,13 +909,23 @@ async fn first_counts<'a>(
 /// The `VALUES` list of a multi-row insert: `rows` rows of `columns` numbered parameters,
 /// `($1, $2), ($3, $4)` for two of two.
 fn placeholders(rows: usize, columns: usize) -> String {
-    let row = |r: usize| {
-        let numbers: Vec<String> = (1..=columns)
-            .map(|c| format!("${}", r * columns + c))
-            .collect();
-        format!("({})", numbers.join(", "))
-    };
-    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+    use std::fmt::Write;
+    let mut out = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 1..=columns {
+            if column > 1 {
+                out.push_str(", ");
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(out, "${}", row * columns + column);
+        }
+        out.push(')');
+    }
+    out
 }
 
 fn to_i64(count: u64) -> i64 {
