@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod proxy;
+pub mod routes;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

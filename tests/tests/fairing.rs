@@ -9,7 +9,7 @@ use bandits::engine::targeting::User;
 use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::EventQuery;
 use bandits::{Bandits, Flags};
-use bandits_integration_tests::{each_database, eventually};
+use bandits_integration_tests::{each_database, eventually, routes};
 use rocket::figment::value::Value;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -18,16 +18,6 @@ use rocket::{get, post, routes, Build, Rocket};
 use bandits_integration_tests::browser::{
     sum, totals, Visitor, BROWSER, COOKIE, SECRET_KEY, TOKEN,
 };
-
-#[get("/")]
-fn home(flags: Flags<'_>) -> String {
-    flags.variant("headline").unwrap_or_default()
-}
-
-#[get("/contact")]
-fn contact() -> &'static str {
-    "contact"
-}
 
 /// Reads a flag whose source path is elsewhere: assigns without counting.
 #[get("/peek/<name>")]
@@ -177,8 +167,19 @@ fn site_with(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
     rocket::custom(figment).attach(fairing).mount(
         "/",
         routes![
-            home, contact, peek, peek_field, landing, promo, css, signup, goal, all, broken,
-            soft_404, account
+            routes::home,
+            routes::contact,
+            peek,
+            peek_field,
+            landing,
+            promo,
+            css,
+            signup,
+            goal,
+            all,
+            broken,
+            soft_404,
+            account
         ],
     )
 }
@@ -793,7 +794,7 @@ async fn a_wrong_configuration_value_fails_ignition_naming_its_key() {
 #[tokio::test]
 async fn a_site_without_the_fairing_still_serves_its_pages() {
     let rocket = rocket::custom(rocket::Config::figment().merge(("log_level", "off")))
-        .mount("/", routes![home, peek]);
+        .mount("/", routes![routes::home, peek]);
     let client = Client::untracked(rocket).await.expect("ignites");
     let mut visitor = Visitor::browser();
     let answer = visitor.get(&client, "/peek/headline").await;

@@ -17,22 +17,12 @@ use bandits::store::Store;
 use bandits::{Bandits, Flags};
 use bandits_integration_tests::browser::{totals, Visitor, SECRET_KEY};
 use bandits_integration_tests::proxy::{through, Proxy};
-use bandits_integration_tests::{each_database, eventually, on_postgres, postgres_server};
+use bandits_integration_tests::{each_database, eventually, on_postgres, postgres_server, routes};
 use rocket::figment::value::Value;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes, Build, Rocket};
 use sqlx::{AnyConnection, Connection, Executor};
-
-#[get("/")]
-fn home(flags: Flags<'_>) -> String {
-    flags.variant("headline").unwrap_or_default()
-}
-
-#[get("/contact")]
-fn contact() -> &'static str {
-    "contact"
-}
 
 /// Reads the flag off its source path: assigns without counting, as a probe must.
 #[get("/peek")]
@@ -63,7 +53,7 @@ fn site(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
         .expect("a valid flag");
     rocket::custom(figment)
         .attach(Bandits::fairing().with_flag(headline))
-        .mount("/", routes![home, contact, peek, all])
+        .mount("/", routes![routes::home, routes::contact, peek, all])
 }
 
 async fn start(url: &str) -> Client {

@@ -10,7 +10,7 @@ use bandits::store::EventQuery;
 use bandits::track::{MAX_LOGGED_PATH, TRUNCATED_MARK};
 use bandits::{Bandits, Flags};
 use bandits_integration_tests::browser::{csrf, sum, Visitor, SECRET_KEY, TOKEN};
-use bandits_integration_tests::each_database;
+use bandits_integration_tests::{each_database, routes};
 use rocket::figment::value::Value;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
@@ -19,16 +19,6 @@ use rocket::{get, post, routes, Build, Rocket};
 
 const ADMIN: &str = "/bandits/admin";
 const PASSWORD: &str = "correct horse battery";
-
-#[get("/")]
-fn home(flags: Flags<'_>) -> String {
-    flags.variant("headline").unwrap_or_default()
-}
-
-#[get("/contact")]
-fn contact() -> &'static str {
-    "contact"
-}
 
 /// Reads a flag without a page of its own: the visitor is counted here, on any path.
 #[get("/read/<_rest..>")]
@@ -76,9 +66,10 @@ fn site(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
     let fairing = flags()
         .into_iter()
         .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag));
-    rocket::custom(figment)
-        .attach(fairing)
-        .mount("/", routes![home, contact, read, peek, goal])
+    rocket::custom(figment).attach(fairing).mount(
+        "/",
+        routes![routes::home, routes::contact, read, peek, goal],
+    )
 }
 
 async fn start(url: &str, extra: &[(&str, Value)]) -> Client {

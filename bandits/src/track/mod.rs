@@ -177,20 +177,6 @@ impl Live {
         self.by_name.get(name).map(|&i| &self.snapshot.flags[i])
     }
 
-    /// The flags shown on `path` (their source path).
-    pub fn at_source(&self, path: &str) -> impl Iterator<Item = &StoredFlag> {
-        self.page(path)
-            .into_iter()
-            .flat_map(|page| self.shown_on(page))
-    }
-
-    /// The flags whose goal page is `path`.
-    pub fn at_target(&self, path: &str) -> impl Iterator<Item = &StoredFlag> {
-        self.page(path)
-            .into_iter()
-            .flat_map(|page| self.goal_of(page))
-    }
-
     /// The flags that concern `path`, if any does: those shown there and those whose goal
     /// it is ([`shown_on`](Self::shown_on), [`goal_of`](Self::goal_of)).
     pub fn page(&self, path: &str) -> Option<&Page> {
@@ -214,11 +200,6 @@ impl Live {
             .into_iter()
             .flatten()
             .map(|&i| &self.snapshot.flags[i])
-    }
-
-    /// Whether any flag is shown on `path` or has it as its goal.
-    pub fn concerns(&self, path: &str) -> bool {
-        self.page(path).is_some()
     }
 
     /// An arm for a new visitor of `stored`: the locked winner, or the policy's choice on
@@ -815,11 +796,13 @@ mod tests {
         let contact = live.page("/contact").expect("the goal of headline");
         assert_eq!(names(live.shown_on(contact)), Vec::<&str>::new());
         assert_eq!(names(live.goal_of(contact)), ["headline"]);
-        assert_eq!(names(live.at_target("/contact/")), ["headline"]);
-        assert_eq!(names(live.at_source("/pricing/")), ["pricing"]);
-        assert!(live.concerns("/pricing"));
+        let contact = live.page("/contact/").expect("the same page");
+        assert_eq!(names(live.goal_of(contact)), ["headline"]);
+        let pricing = live
+            .page("/pricing/")
+            .expect("a trailing slash names the page");
+        assert_eq!(names(live.shown_on(pricing)), ["pricing"]);
         assert!(live.page("/about").is_none());
-        assert!(!live.concerns("/about"));
         assert_eq!(names(live.with_goal_event("signup")), ["cta", "nowhere"]);
     }
 
