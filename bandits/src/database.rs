@@ -211,7 +211,10 @@ impl Pool for StorePool {
             .await
             .map_err(|e| store_error(StoreError::Database(e)))?;
         let store = Store::new(pool).await.map_err(store_error)?;
-        store.migrate().await.map_err(store_error)?;
+        store
+            .prepare(&[], crate::clock::now_ms())
+            .await
+            .map_err(store_error)?;
         Ok(StorePool { store })
     }
 

@@ -115,13 +115,7 @@ impl Runtime {
         } else {
             // Started without the database: once it answers, create the tables and the
             // flags defined in code before the tick reads every flag.
-            let store = self.tracker.store();
-            match async {
-                store.migrate().await?;
-                ensure_flags(store, &self.flags).await
-            }
-            .await
-            {
+            match self.tracker.store().prepare(&self.flags, now_ms()).await {
                 Ok(()) => self.tracker.tick(now_ms()).await,
                 Err(error) => Err(error),
             }
@@ -170,21 +164,9 @@ impl Runtime {
     }
 }
 
-/// Creates the flags defined in code that the database does not have.
-pub(crate) async fn ensure_flags(store: &Store, flags: &[Flag]) -> Result<(), StoreError> {
-    for flag in flags {
-        match store.create_flag(flag, now_ms()).await {
-            Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
-}
-
 /// Reads the database for the first time: its tables, the flags defined in code, then
 /// every flag and its totals.
 pub(crate) async fn first_load(store: &Store, flags: &[Flag]) -> Result<Tracker, StoreError> {
-    store.migrate().await?;
-    ensure_flags(store, flags).await?;
+    store.prepare(flags, now_ms()).await?;
     Tracker::start(store.clone()).await
 }

@@ -343,6 +343,21 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the database ready for a site, the one way the plugin does it: the tables
+    /// created or upgraded ([`migrate`](Self::migrate)), and each of `flags` (those the site
+    /// defines in code) created at `now` if no flag of its name exists. An existing flag is
+    /// left as it is: the admin's edits win.
+    pub async fn prepare(&self, flags: &[Flag], now: i64) -> Result<(), StoreError> {
+        self.migrate().await?;
+        for flag in flags {
+            match self.create_flag(flag, now).await {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
     /// The configuration version: compare it with a snapshot's to know whether any flag
     /// changed since.
     pub async fn config_version(&self) -> Result<i64, StoreError> {

@@ -341,7 +341,9 @@ impl Tracker {
 
     /// A tracker that could not read the database: it starts from `flags` (those the site
     /// defines in code, at epoch 0 with zero totals) and reads the database at the first
-    /// [`tick`](Self::tick) that reaches it. Until then it is offline.
+    /// [`tick`](Self::tick) that reaches it. Until then it is offline. The ticks need a
+    /// prepared database ([`Store::prepare`]): the plugin's runtime prepares it before each
+    /// tick until the first one succeeds.
     pub fn offline(store: Store, flags: Vec<crate::engine::Flag>) -> Tracker {
         let snapshot = Snapshot {
             config_version: i64::MIN,
@@ -712,8 +714,8 @@ impl Tracker {
 
     async fn round(&self, now: i64) -> Result<FlushReport, StoreError> {
         if !self.is_loaded() {
-            // Started offline: the tables may not even exist yet.
-            self.store.migrate().await?;
+            // Started offline: read every flag once the database answers (the runtime
+            // prepares it first, with Store::prepare).
             self.reload().await?;
         }
         let report = self.flush().await?;
