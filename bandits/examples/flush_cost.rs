@@ -134,10 +134,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let [views, conversions] =
                 round_batches(*form, &format!("flush-{name}"), round, args.visitors);
             let start = Instant::now();
-            store.flush(&views).await?;
+            store.flush(&views, 0).await?;
             times[f].0.push(start.elapsed());
             let start = Instant::now();
-            store.flush(&conversions).await?;
+            store.flush(&conversions, 0).await?;
             times[f].1.push(start.elapsed());
         }
     }

@@ -92,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ));
             }
             if batch.events.len() >= 2_000 {
-                store.flush(&std::mem::take(&mut batch)).await?;
+                store.flush(&std::mem::take(&mut batch), now).await?;
             }
         }
         batch.increments = flag
@@ -101,7 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .zip(&totals)
             .map(|(arm, t)| Increment::new(&stored, &arm.name, t.views, t.conversions))
             .collect();
-        store.flush(&batch).await?;
+        store.flush(&batch, now).await?;
         println!("{name}: {visitors} visitors over 14 days");
     }
     Ok(())

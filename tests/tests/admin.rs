@@ -213,11 +213,14 @@ async fn store_flag(store: &Store, name: &str, note: &str, totals: [(u64, u64); 
         .map(|(arm, (views, conversions))| Increment::new(&stored, arm, views, conversions))
         .collect();
     store
-        .flush(&Batch {
-            increments,
-            events: vec![],
-            ..Batch::default()
-        })
+        .flush(
+            &Batch {
+                increments,
+                events: vec![],
+                ..Batch::default()
+            },
+            1,
+        )
         .await
         .expect("counted");
 }

@@ -242,14 +242,17 @@ async fn statistics_show_rates_intervals_p_values_and_the_winner() {
         send(&client, "POST", "/flags", Some(headline())).await;
         let stored = store.flag("headline-flag").await.unwrap();
         store
-            .flush(&Batch {
-                increments: vec![
-                    Increment::new(&stored, "off", 1000, 37),
-                    Increment::new(&stored, "on", 1000, 66),
-                ],
-                events: vec![],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![
+                        Increment::new(&stored, "off", 1000, 37),
+                        Increment::new(&stored, "on", 1000, 66),
+                    ],
+                    events: vec![],
+                    ..Batch::default()
+                },
+                1,
+            )
             .await
             .unwrap();
         store

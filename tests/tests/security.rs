@@ -623,10 +623,10 @@ async fn a_batch_counts_each_visitor_once_and_reports_repeats() {
             ],
             ..Batch::default()
         };
-        let report = store.flush(&batch).await.expect("written");
+        let report = store.flush(&batch, 1).await.expect("written");
         assert_eq!((report.events, report.repeats), (3, 1));
         // The same again, as another instance would flush it: all repeats.
-        let again = store.flush(&batch).await.expect("written");
+        let again = store.flush(&batch, 1).await.expect("written");
         assert_eq!((again.events, again.repeats), (0, 4));
         let totals = store.flag("once").await.expect("kept").totals;
         assert_eq!((totals[1].views, totals[1].conversions), (2, 1));

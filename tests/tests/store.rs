@@ -102,17 +102,17 @@ async fn a_batch_retried_under_its_id_is_written_once() {
             events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
             ..Batch::default()
         };
-        let first = store.flush_once("batch-1", &batch).await.unwrap();
+        let first = store.flush_once("batch-1", &batch, NOW).await.unwrap();
         assert_eq!(
             (first.applied, first.events, first.already_written),
             (1, 1, false)
         );
-        let again = store.flush_once("batch-1", &batch).await.unwrap();
+        let again = store.flush_once("batch-1", &batch, NOW).await.unwrap();
         assert_eq!(
             (again.applied, again.events, again.already_written),
             (0, 0, true)
         );
-        store.flush_once("batch-2", &batch).await.unwrap();
+        store.flush_once("batch-2", &batch, NOW).await.unwrap();
         let flag = store.flag("headline-flag").await.unwrap();
         assert_eq!(flag.totals, [ArmTotals::new(0, 0), ArmTotals::new(10, 4)]);
         assert_eq!(store.events(&EventQuery::default()).await.unwrap().len(), 2);
@@ -123,7 +123,7 @@ async fn a_batch_retried_under_its_id_is_written_once() {
             .execute(&mut connection)
             .await
             .unwrap();
-        store.flush_once("batch-3", &batch).await.unwrap();
+        store.flush_once("batch-3", &batch, NOW).await.unwrap();
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM bandits_flushes ORDER BY id")
             .fetch_all(&mut connection)
             .await
@@ -149,9 +149,9 @@ async fn flushes_add_to_the_counters_and_log_the_events() {
             ],
             ..Batch::default()
         };
-        let report = store.flush(&batch).await.unwrap();
+        let report = store.flush(&batch, NOW).await.unwrap();
         assert_eq!((report.applied, report.dropped, report.events), (2, 0, 3));
-        store.flush(&batch).await.unwrap();
+        store.flush(&batch, NOW).await.unwrap();
 
         let flag = store.flag("headline-flag").await.unwrap();
         assert_eq!(flag.totals, [ArmTotals::new(6, 2), ArmTotals::new(4, 4)]);
@@ -208,11 +208,14 @@ async fn a_reset_starts_afresh_and_voids_older_increments() {
     each_database(|store: Store, _| async move {
         let before = store.create_flag(&headline(), NOW).await.unwrap();
         store
-            .flush(&Batch {
-                increments: vec![Increment::new(&before, "on", 10, 3)],
-                events: vec![],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![Increment::new(&before, "on", 10, 3)],
+                    events: vec![],
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
         store
@@ -235,7 +238,7 @@ async fn a_reset_starts_afresh_and_voids_older_increments() {
             events: vec![],
             ..Batch::default()
         };
-        let report = store.flush(&late).await.unwrap();
+        let report = store.flush(&late, NOW).await.unwrap();
         assert_eq!((report.applied, report.dropped), (1, 1));
         let totals = store.flag("headline-flag").await.unwrap().totals;
         assert_eq!(totals, [ArmTotals::new(1, 0), ArmTotals::default()]);
@@ -292,15 +295,18 @@ async fn editing_arms_keeps_the_counts_of_arms_that_remain() {
             .unwrap();
         let stored = store.create_flag(&flag, NOW).await.unwrap();
         store
-            .flush(&Batch {
-                increments: vec![
-                    Increment::new(&stored, "a", 10, 1),
-                    Increment::new(&stored, "b", 20, 2),
-                    Increment::new(&stored, "c", 30, 3),
-                ],
-                events: vec![],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![
+                        Increment::new(&stored, "a", 10, 1),
+                        Increment::new(&stored, "b", 20, 2),
+                        Increment::new(&stored, "c", 30, 3),
+                    ],
+                    events: vec![],
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
 
@@ -323,11 +329,14 @@ async fn editing_arms_keeps_the_counts_of_arms_that_remain() {
 
         // An increment for the removed arm finds nothing to add to.
         let report = store
-            .flush(&Batch {
-                increments: vec![Increment::new(&stored, "b", 1, 0)],
-                events: vec![],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![Increment::new(&stored, "b", 1, 0)],
+                    events: vec![],
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
         assert_eq!(report.dropped, 1);
@@ -346,11 +355,14 @@ async fn deleting_a_flag_removes_its_counters_and_log() {
     each_database(|store: Store, _| async move {
         let stored = store.create_flag(&headline(), NOW).await.unwrap();
         store
-            .flush(&Batch {
-                increments: vec![Increment::new(&stored, "on", 1, 0)],
-                events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![Increment::new(&stored, "on", 1, 0)],
+                    events: vec![event(EventKind::Exposure, "v1", "on", "/", NOW)],
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
         store.delete_flag("headline-flag").await.unwrap();
@@ -367,11 +379,14 @@ async fn deleting_a_flag_removes_its_counters_and_log() {
         ));
         // Visitors counted before the delete are dropped when flushed after it.
         let report = store
-            .flush(&Batch {
-                increments: vec![Increment::new(&stored, "on", 1, 0)],
-                events: vec![],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![Increment::new(&stored, "on", 1, 0)],
+                    events: vec![],
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
         assert_eq!(report.dropped, 1);
@@ -406,7 +421,7 @@ async fn concurrent_flushes_from_two_instances_lose_nothing() {
                         events: vec![event(EventKind::Exposure, "v", arm, "/", NOW)],
                         ..Batch::default()
                     };
-                    store.flush(&batch).await.expect("flush");
+                    store.flush(&batch, NOW).await.expect("flush");
                 }
             }));
         }
@@ -437,11 +452,14 @@ async fn counts_and_times_beyond_32_bits_survive_the_round_trip() {
         assert_eq!(stored.created_at, i64::MAX - 1);
         let big = 5_000_000_000u64;
         store
-            .flush(&Batch {
-                increments: vec![Increment::new(&stored, "on", big, big / 2)],
-                events: vec![],
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![Increment::new(&stored, "on", big, big / 2)],
+                    events: vec![],
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
         let totals = store.flag("headline-flag").await.unwrap().totals;
@@ -471,11 +489,14 @@ async fn history_groups_the_log_by_time_and_arm() {
             event(EventKind::Exposure, "d", "off", "/", t0 + 5 * minute + 1),
         ];
         store
-            .flush(&Batch {
-                increments: vec![],
-                events,
-                ..Batch::default()
-            })
+            .flush(
+                &Batch {
+                    increments: vec![],
+                    events,
+                    ..Batch::default()
+                },
+                NOW,
+            )
             .await
             .unwrap();
         let history = store.history("headline-flag", 0, 48).await.unwrap();

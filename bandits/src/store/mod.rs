@@ -24,7 +24,7 @@
 //!     increments: vec![Increment::new(&stored, "on", 3, 1)],
 //!     ..Batch::default()
 //! };
-//! store.flush(&batch).await?;
+//! store.flush(&batch, 1_700_000_000_500).await?;
 //! let snapshot = store.snapshot().await?;
 //! assert_eq!(snapshot.flags[0].totals[1].views, 3);
 //! # Ok(())
@@ -606,23 +606,29 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a batch of increments and writes its log entries, all in one transaction:
-    /// either all of it lands or none of it does. To retry a batch whose outcome is unknown
+    /// Adds a batch of increments and writes its log entries, all in one transaction, at
+    /// time `now` (milliseconds since the Unix epoch): either all of it lands or none of it
+    /// does. To retry a batch whose outcome is unknown
     /// (the connection died around the commit), use [`flush_once`](Self::flush_once).
-    pub async fn flush(&self, batch: &Batch) -> Result<FlushReport, StoreError> {
-        self.flush_once(&new_flush_id(), batch).await
+    pub async fn flush(&self, batch: &Batch, now: i64) -> Result<FlushReport, StoreError> {
+        self.flush_once(&new_flush_id(), batch, now).await
     }
 
     /// As [`flush`](Self::flush), recording `id` in the same transaction; a batch whose id
     /// is already recorded is not written again (the report says `already_written`). Retry
     /// a failed batch under the same id: if the failure was only the lost reply of a
-    /// commit, the retry counts nothing twice. Ids are kept a day.
-    pub async fn flush_once(&self, id: &str, batch: &Batch) -> Result<FlushReport, StoreError> {
+    /// commit, the retry counts nothing twice. Ids are kept a day after `now`, the time of
+    /// the flush.
+    pub async fn flush_once(
+        &self,
+        id: &str,
+        batch: &Batch,
+        now: i64,
+    ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
         if batch.is_empty() {
             return Ok(report);
         }
-        let now = crate::clock::now_ms();
         let mut tx = self.pool.begin().await?;
         let first_time = sqlx::query(
             "INSERT INTO bandits_flushes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",

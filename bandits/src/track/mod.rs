@@ -613,7 +613,10 @@ impl Tracker {
             batch,
             written: false,
         };
-        let result = self.store.flush_once(&put_back.id, &put_back.batch).await;
+        let result = self
+            .store
+            .flush_once(&put_back.id, &put_back.batch, crate::clock::now_ms())
+            .await;
         put_back.written = result.is_ok();
         if matches!(result, Ok(report) if !report.already_written) {
             self.writes.fetch_add(1, Ordering::Relaxed);
