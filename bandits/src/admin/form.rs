@@ -5,6 +5,7 @@ use rocket::form::FromForm;
 use rocket::serde::json::{json, Value};
 use serde_json::Map;
 
+use super::dates::datetime_local;
 use crate::api::FieldErrors;
 use crate::engine::{FlagDefinition, Policy, WinnerRule};
 
@@ -361,21 +362,6 @@ impl FlagForm {
         } else {
             Err(errors)
         }
-    }
-}
-
-/// Milliseconds since the Unix epoch as an HTML `datetime-local` value, in UTC.
-fn datetime_local(ms: i64) -> String {
-    match rocket::time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
-        Ok(at) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute()
-        ),
-        Err(_) => String::new(),
     }
 }
 

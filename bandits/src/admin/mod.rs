@@ -15,6 +15,8 @@
 //! **CSRF.** The session cookie carries a random token; every form carries it too, and a
 //! POST whose token is missing or wrong is refused with 403.
 
+mod charts;
+mod dates;
 mod form;
 mod pages;
 
