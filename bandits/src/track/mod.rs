@@ -39,6 +39,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use rand::Rng;
 
+mod live;
+
+pub use live::{path_key, Assignment, Live, Page};
+
 use crate::engine::ArmTotals;
 use crate::store::{
     Batch, ChangeMarks, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError,
@@ -82,136 +86,6 @@ pub fn event_bytes(event: &Event) -> usize {
         + event.flag.len()
         + event.arm.len()
         + event.path.len()
-}
-
-/// An arm chosen for a visitor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    /// The arm's index in the flag's arms.
-    pub arm: usize,
-    /// The arm's name.
-    pub arm_name: String,
-    /// The flag's epoch: the assignment is void once the flag is reset.
-    pub epoch: i64,
-}
-
-/// The flags and totals decisions read, indexed by name, by page and by goal event.
-///
-/// One is current at a time ([`Tracker::live`]); a refresh replaces it whole, so a request
-/// holding one sees a consistent set of flags.
-///
-/// The indexes hash with foldhash: they are read on every request, and their keys come from
-/// the flags, never from visitors.
-pub struct Live {
-    snapshot: Arc<Snapshot>,
-    by_name: foldhash::HashMap<String, usize>,
-    by_path: foldhash::HashMap<String, Page>,
-    by_event: foldhash::HashMap<String, Vec<usize>>,
-}
-
-/// The flags that concern one page (by [`path_key`]): one lookup per request finds both
-/// kinds.
-#[derive(Default)]
-pub struct Page {
-    /// Flags shown on the page (their source path), by index in the snapshot.
-    source: Vec<usize>,
-    /// Flags whose goal page it is.
-    target: Vec<usize>,
-}
-
-/// The key a path is matched by: without one trailing slash (`/contact/` and `/contact`
-/// are one page).
-///
-/// Only one: `/contact//` and `/////` are no flag's page (Rocket may still serve them, as
-/// `/contact` and `/`, but they count for no flag), so a request cannot make a path that
-/// counts for a page by piling up slashes, and matching costs the same whatever it sends.
-/// The root is `/` alone.
-pub fn path_key(path: &str) -> &str {
-    match path.strip_suffix('/') {
-        Some(rest) if !rest.is_empty() && !rest.ends_with('/') => rest,
-        _ => path,
-    }
-}
-
-impl Live {
-    pub(crate) fn new(snapshot: Snapshot) -> Self {
-        let mut by_name = foldhash::HashMap::default();
-        let mut by_path: foldhash::HashMap<String, Page> = foldhash::HashMap::default();
-        let mut by_event: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
-        for (i, stored) in snapshot.flags.iter().enumerate() {
-            let flag = &stored.flag;
-            by_name.insert(flag.name().to_string(), i);
-            if let Some(path) = flag.source_path() {
-                by_path
-                    .entry(path_key(path).to_string())
-                    .or_default()
-                    .source
-                    .push(i);
-            }
-            if let Some(path) = flag.target_path() {
-                by_path
-                    .entry(path_key(path).to_string())
-                    .or_default()
-                    .target
-                    .push(i);
-            }
-            if let Some(event) = flag.goal_event() {
-                by_event.entry(event.to_string()).or_default().push(i);
-            }
-        }
-        Live {
-            snapshot: Arc::new(snapshot),
-            by_name,
-            by_path,
-            by_event,
-        }
-    }
-
-    /// The snapshot behind this view.
-    pub fn snapshot(&self) -> &Arc<Snapshot> {
-        &self.snapshot
-    }
-
-    /// The flag called `name`.
-    pub fn flag(&self, name: &str) -> Option<&StoredFlag> {
-        self.by_name.get(name).map(|&i| &self.snapshot.flags[i])
-    }
-
-    /// The flags that concern `path`, if any does: those shown there and those whose goal
-    /// it is ([`shown_on`](Self::shown_on), [`goal_of`](Self::goal_of)).
-    pub fn page(&self, path: &str) -> Option<&Page> {
-        self.by_path.get(path_key(path))
-    }
-
-    /// The flags shown on `page`.
-    pub fn shown_on<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
-        page.source.iter().map(|&i| &self.snapshot.flags[i])
-    }
-
-    /// The flags whose goal page is `page`.
-    pub fn goal_of<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
-        page.target.iter().map(|&i| &self.snapshot.flags[i])
-    }
-
-    /// The flags whose goal is the event `event`.
-    pub fn with_goal_event(&self, event: &str) -> impl Iterator<Item = &StoredFlag> {
-        self.by_event
-            .get(event)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.snapshot.flags[i])
-    }
-
-    /// An arm for a new visitor of `stored`: the locked winner, or the policy's choice on
-    /// the totals of the last refresh.
-    pub fn choose<R: Rng + ?Sized>(stored: &StoredFlag, rng: &mut R) -> Option<Assignment> {
-        let arm = stored.flag.choose_arm(&stored.totals, rng);
-        Some(Assignment {
-            arm,
-            arm_name: stored.flag.arms().get(arm)?.name.clone(),
-            epoch: stored.epoch,
-        })
-    }
 }
 
 /// A batch being written: kept, under its id, for the next flush when dropped unwritten.
@@ -442,7 +316,7 @@ impl Tracker {
 
     /// The flags and totals decisions currently read.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.live.load().snapshot)
+        Arc::clone(self.live.load().snapshot())
     }
 
     /// An arm for a new visitor of flag `name`: the locked winner, or the policy's choice
@@ -634,7 +508,7 @@ impl Tracker {
         let current = self.live.load_full();
         let marks = self.store.change_marks().await?;
         let version = marks.config_version;
-        if version != current.snapshot.config_version {
+        if version != current.snapshot().config_version {
             return self.reload().await;
         }
         if *lock_or_recover(&self.refreshed_at) == Some(marks) {
@@ -643,14 +517,14 @@ impl Tracker {
         // Read after the marks: a flush landing in between is in these counters, and the
         // next refresh reads them again (the marks it sees are newer than those kept).
         let counters = self.store.counters().await?;
-        let mut snapshot = Snapshot::clone(&current.snapshot);
+        let mut snapshot = Snapshot::clone(current.snapshot());
         snapshot.set_totals(&counters);
         // A reload that landed meanwhile is newer than this: keep it.
         let fresh = Arc::new(Live::new(snapshot));
         let mut replaced = false;
         self.live.rcu(|live| {
             replaced = Arc::ptr_eq(live, &current);
-            if live.snapshot.config_version == version {
+            if live.snapshot().config_version == version {
                 Arc::clone(&fresh)
             } else {
                 Arc::clone(live)
@@ -684,7 +558,7 @@ impl Tracker {
             return Ok(Vec::new());
         }
         let mut locked = Vec::new();
-        for stored in &live.snapshot.flags {
+        for stored in &live.snapshot().flags {
             if stored.flag.winner().is_some() {
                 continue;
             }

@@ -1,0 +1,138 @@
+//! The flags and totals decisions read: a snapshot indexed by flag name, by page and by
+//! goal event, swapped whole after each refresh.
+
+use std::sync::Arc;
+
+use rand::Rng;
+
+use crate::store::{Snapshot, StoredFlag};
+
+/// An arm chosen for a visitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The arm's index in the flag's arms.
+    pub arm: usize,
+    /// The arm's name.
+    pub arm_name: String,
+    /// The flag's epoch: the assignment is void once the flag is reset.
+    pub epoch: i64,
+}
+
+/// The flags and totals decisions read, indexed by name, by page and by goal event.
+///
+/// One is current at a time ([`Tracker::live`]); a refresh replaces it whole, so a request
+/// holding one sees a consistent set of flags.
+///
+/// The indexes hash with foldhash: they are read on every request, and their keys come from
+/// the flags, never from visitors.
+pub struct Live {
+    snapshot: Arc<Snapshot>,
+    by_name: foldhash::HashMap<String, usize>,
+    by_path: foldhash::HashMap<String, Page>,
+    by_event: foldhash::HashMap<String, Vec<usize>>,
+}
+
+/// The flags that concern one page (by [`path_key`]): one lookup per request finds both
+/// kinds.
+#[derive(Default)]
+pub struct Page {
+    /// Flags shown on the page (their source path), by index in the snapshot.
+    source: Vec<usize>,
+    /// Flags whose goal page it is.
+    target: Vec<usize>,
+}
+
+/// The key a path is matched by: without one trailing slash (`/contact/` and `/contact`
+/// are one page).
+///
+/// Only one: `/contact//` and `/////` are no flag's page (Rocket may still serve them, as
+/// `/contact` and `/`, but they count for no flag), so a request cannot make a path that
+/// counts for a page by piling up slashes, and matching costs the same whatever it sends.
+/// The root is `/` alone.
+pub fn path_key(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() && !rest.ends_with('/') => rest,
+        _ => path,
+    }
+}
+
+impl Live {
+    pub(crate) fn new(snapshot: Snapshot) -> Self {
+        let mut by_name = foldhash::HashMap::default();
+        let mut by_path: foldhash::HashMap<String, Page> = foldhash::HashMap::default();
+        let mut by_event: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
+        for (i, stored) in snapshot.flags.iter().enumerate() {
+            let flag = &stored.flag;
+            by_name.insert(flag.name().to_string(), i);
+            if let Some(path) = flag.source_path() {
+                by_path
+                    .entry(path_key(path).to_string())
+                    .or_default()
+                    .source
+                    .push(i);
+            }
+            if let Some(path) = flag.target_path() {
+                by_path
+                    .entry(path_key(path).to_string())
+                    .or_default()
+                    .target
+                    .push(i);
+            }
+            if let Some(event) = flag.goal_event() {
+                by_event.entry(event.to_string()).or_default().push(i);
+            }
+        }
+        Live {
+            snapshot: Arc::new(snapshot),
+            by_name,
+            by_path,
+            by_event,
+        }
+    }
+
+    /// The snapshot behind this view.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The flag called `name`.
+    pub fn flag(&self, name: &str) -> Option<&StoredFlag> {
+        self.by_name.get(name).map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The flags that concern `path`, if any does: those shown there and those whose goal
+    /// it is ([`shown_on`](Self::shown_on), [`goal_of`](Self::goal_of)).
+    pub fn page(&self, path: &str) -> Option<&Page> {
+        self.by_path.get(path_key(path))
+    }
+
+    /// The flags shown on `page`.
+    pub fn shown_on<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
+        page.source.iter().map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The flags whose goal page is `page`.
+    pub fn goal_of<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
+        page.target.iter().map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The flags whose goal is the event `event`.
+    pub fn with_goal_event(&self, event: &str) -> impl Iterator<Item = &StoredFlag> {
+        self.by_event
+            .get(event)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// An arm for a new visitor of `stored`: the locked winner, or the policy's choice on
+    /// the totals of the last refresh.
+    pub fn choose<R: Rng + ?Sized>(stored: &StoredFlag, rng: &mut R) -> Option<Assignment> {
+        let arm = stored.flag.choose_arm(&stored.totals, rng);
+        Some(Assignment {
+            arm,
+            arm_name: stored.flag.arms().get(arm)?.name.clone(),
+            epoch: stored.epoch,
+        })
+    }
+}
