@@ -338,10 +338,9 @@ impl Visit {
             }
         }
         for (flag, arm, _) in inner.visitor.overrides() {
-            if live
-                .flag(flag)
-                .is_some_and(|stored| inner.overridden(&self.facts, &stored.flag).is_some())
-            {
+            if live.flag(flag).is_some_and(|stored| {
+                decision::override_of(&self.facts, &inner.visitor, &stored.flag).is_some()
+            }) {
                 seen.insert(flag, arm);
             }
         }
@@ -407,21 +406,6 @@ impl VisitInner {
                     visitor.clear_override(flag);
                 }
             }
-        }
-    }
-
-    /// The arm the visitor asked for in `flag`, where the flag (testing mode) or the
-    /// request (privileged) allows it.
-    fn overridden(&self, facts: &Facts, flag: &Flag) -> Option<usize> {
-        let (arm, kind) = self.visitor.override_for(flag.name())?;
-        let allowed = match kind {
-            OverrideKind::Testing => flag.targeting().testing,
-            OverrideKind::Forced => facts.privileged,
-        };
-        if allowed {
-            flag.arm_index(arm)
-        } else {
-            None
         }
     }
 

@@ -141,6 +141,23 @@ impl Decision {
     }
 }
 
+/// The arm the visitor asked for in `flag` (rows 1 and 2), where the request (forced arms
+/// need a privileged one) or the flag (testing overrides need testing mode) allows it.
+pub fn override_of(
+    facts: &Facts,
+    visitor: &VisitorState,
+    flag: &Flag,
+) -> Option<(Precedence, usize)> {
+    let (arm, kind) = visitor.override_for(flag.name())?;
+    let (allowed, by) = match kind {
+        OverrideKind::Forced => (facts.privileged, Precedence::Forced),
+        OverrideKind::Testing => (flag.targeting().testing, Precedence::Testing),
+    };
+    flag.arm_index(arm)
+        .filter(|_| allowed)
+        .map(|index| (by, index))
+}
+
 /// The rule of rows 1 to 5 that keeps the visitor out of `flag`'s experiment, with the
 /// arm it shows; `None` when the visitor enters. `now` (milliseconds since the Unix
 /// epoch) is read only by rollouts.
@@ -150,14 +167,8 @@ pub fn kept_out(
     flag: &Flag,
     now: i64,
 ) -> Option<(Precedence, usize)> {
-    if let Some((arm, kind)) = visitor.override_for(flag.name()) {
-        let (allowed, by) = match kind {
-            OverrideKind::Forced => (facts.privileged, Precedence::Forced),
-            OverrideKind::Testing => (flag.targeting().testing, Precedence::Testing),
-        };
-        if let Some(index) = flag.arm_index(arm).filter(|_| allowed) {
-            return Some((by, index));
-        }
+    if let Some(overridden) = override_of(facts, visitor, flag) {
+        return Some(overridden);
     }
     let targeting = flag.targeting();
     if let Some(everyone) = targeting.everyone {
