@@ -1,21 +1,27 @@
 //! Every statistic the engine computes, against SciPy's values.
 //!
 //! `tests/data/stats_vectors.json` was produced by SciPy (its `generator` field says which
-//! version). Each test walks every entry of one section and checks every field in it; a
-//! field that no test knows fails the run, so a statistic added to the file cannot go
-//! unchecked.
+//! version), and so was `tests/data/sequential_and_srm_vectors.json`: the mSPRT's evidence
+//! and always-valid p-value by numerical integration of the normal mixture, and the
+//! sample-ratio check's `scipy.stats.chisquare`. Each test walks every entry of one section
+//! and checks every field in it; a field or a section that no test knows fails the run, so
+//! a statistic added to a file cannot go unchecked.
 
 use std::collections::BTreeSet;
 
 use bandits::engine::stats::{
-    beta_interval, chi_square_test, probability_best, student_t_test, two_proportion_z_test,
-    wald_interval, welch_t_test, wilson_interval, BetaPrior, Interval, TestResult,
+    beta_interval, chi_square_test, msprt_log_likelihood_ratio, msprt_p_value, probability_best,
+    sample_ratio_test, student_t_test, two_proportion_z_test, wald_interval, welch_t_test,
+    wilson_interval, BetaPrior, Interval, TestResult,
 };
 use bandits::engine::ArmTotals;
 use serde_json::Value;
 
 /// Relative tolerance the issue sets for every statistic but probability-best.
 const RELATIVE: f64 = 1e-6;
+/// Relative tolerance for the sequential test and the sample-ratio check, whose formulas
+/// are closed (SciPy's integration agrees with them to about 1e-14).
+const SEQUENTIAL_RELATIVE: f64 = 1e-9;
 /// Absolute tolerance for probability-best, which the engine integrates numerically.
 const PROBABILITY_BEST: f64 = 2e-3;
 /// Values SciPy writes as 6.9e-18 where the exact answer is 0 (a Wilson bound at zero
@@ -23,13 +29,20 @@ const PROBABILITY_BEST: f64 = 2e-3;
 const ZERO: f64 = 1e-12;
 
 fn vectors() -> Value {
-    let text = include_str!("data/stats_vectors.json");
+    parse(include_str!("data/stats_vectors.json"))
+}
+
+fn sequential_vectors() -> Value {
+    parse(include_str!("data/sequential_and_srm_vectors.json"))
+}
+
+fn parse(text: &str) -> Value {
     // Python's json module writes IEEE infinities as bare words, which JSON lacks.
     let text = text
         .replace("-Infinity", "\"-inf\"")
         .replace("Infinity", "\"inf\"")
         .replace("NaN", "null");
-    serde_json::from_str(&text).expect("stats_vectors.json parses")
+    serde_json::from_str(&text).expect("the reference file parses")
 }
 
 /// A reference number: SciPy's NaN (written as null) is `None`.
@@ -54,11 +67,16 @@ fn arm(entry: &Value) -> ArmTotals {
 }
 
 fn assert_close(actual: f64, expected: f64, what: &str) {
+    assert_within(RELATIVE, ZERO, actual, expected, what);
+}
+
+/// Relative error at most `relative`, or absolute error at most `zero`.
+fn assert_within(relative: f64, zero: f64, actual: f64, expected: f64, what: &str) {
     let ok = if expected.is_infinite() {
         actual == expected
     } else {
         let error = (actual - expected).abs();
-        error <= RELATIVE * expected.abs() || error <= ZERO
+        error <= relative * expected.abs() || error <= zero
     };
     assert!(
         ok,
@@ -99,13 +117,16 @@ fn assert_all_checked(entry: &Value, checked: &[&str]) {
     for field in fields.keys() {
         assert!(
             known.contains(field.as_str()),
-            "stats_vectors.json has {field:?}, which no test checks"
+            "the reference file has {field:?}, which no test checks"
         );
     }
 }
 
 fn section(name: &str) -> Vec<Value> {
-    let all = vectors();
+    section_of(&vectors(), name)
+}
+
+fn section_of(all: &Value, name: &str) -> Vec<Value> {
     let entries = all[name]
         .as_array()
         .unwrap_or_else(|| panic!("section {name}"));
@@ -124,6 +145,92 @@ fn the_file_has_no_section_we_do_not_test() {
         .collect();
     let tested = BTreeSet::from(["generator", "two_sample", "intervals", "k_arm", "beta_best"]);
     assert_eq!(sections, tested);
+
+    let all = sequential_vectors();
+    let sections: BTreeSet<&str> = all
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        sections,
+        BTreeSet::from(["generator", "msprt", "sample_ratio"])
+    );
+}
+
+#[test]
+fn the_sequential_test_matches_numerical_integration() {
+    for entry in section_of(&sequential_vectors(), "msprt") {
+        let a = ArmTotals::new(count(&entry, "views_a"), count(&entry, "conversions_a"));
+        let b = ArmTotals::new(count(&entry, "views_b"), count(&entry, "conversions_b"));
+        let width = number(&entry, "mixture_sd").expect("a mixture width");
+        let what = format!("{a:?} vs {b:?}, mixture_sd {width}");
+        let evidence = msprt_log_likelihood_ratio(a, b, width)
+            .unwrap_or_else(|| panic!("{what}: no log likelihood ratio"));
+        let expected = number(&entry, "log_likelihood_ratio").expect("a number");
+        assert_within(
+            SEQUENTIAL_RELATIVE,
+            0.0,
+            evidence,
+            expected,
+            &format!("{what} log_likelihood_ratio"),
+        );
+        let p = msprt_p_value(a, b, width).unwrap_or_else(|| panic!("{what}: no p-value"));
+        let expected = number(&entry, "p_value").expect("a number");
+        assert_within(
+            SEQUENTIAL_RELATIVE,
+            0.0,
+            p,
+            expected,
+            &format!("{what} p_value"),
+        );
+        assert_all_checked(
+            &entry,
+            &[
+                "views_a",
+                "conversions_a",
+                "views_b",
+                "conversions_b",
+                "mixture_sd",
+                "log_likelihood_ratio",
+                "p_value",
+            ],
+        );
+    }
+}
+
+#[test]
+fn the_sample_ratio_check_matches_scipy() {
+    for entry in section_of(&sequential_vectors(), "sample_ratio") {
+        let views: Vec<u64> = entry["views"]
+            .as_array()
+            .expect("a list of views")
+            .iter()
+            .map(|v| v.as_u64().expect("a count"))
+            .collect();
+        let weights: Vec<f64> = entry["weights"]
+            .as_array()
+            .expect("a list of weights")
+            .iter()
+            .map(|v| v.as_f64().expect("a weight"))
+            .collect();
+        let what = format!("{views:?} against {weights:?}");
+        let result =
+            sample_ratio_test(&views, &weights).unwrap_or_else(|| panic!("{what}: got None"));
+        for (field, actual) in [("statistic", result.statistic), ("p_value", result.p_value)] {
+            let expected = number(&entry, field).expect("a number");
+            assert_within(
+                SEQUENTIAL_RELATIVE,
+                0.0,
+                actual,
+                expected,
+                &format!("{what} {field}"),
+            );
+        }
+        assert_eq!(result.dof, views.len() as u64 - 1, "{what} dof");
+        assert_all_checked(&entry, &["views", "weights", "statistic", "p_value"]);
+    }
 }
 
 #[test]

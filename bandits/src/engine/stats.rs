@@ -2,7 +2,9 @@
 //!
 //! Every function takes [`ArmTotals`] (visitors and conversions) and treats each visitor
 //! as one 0/1 outcome. Each is checked against SciPy's values in
-//! `bandits/tests/data/stats_vectors.json` (relative error at most 1e-6).
+//! `bandits/tests/data/stats_vectors.json` (relative error at most 1e-6); the sequential
+//! test and the sample-ratio check against `bandits/tests/data/sequential_and_srm_vectors.json`
+//! (relative error at most 1e-9).
 //!
 //! Degenerate inputs never produce NaN: a statistic that is undefined (no views, or two
 //! arms that both never, or both always, convert) is `None`. One case is defined as SciPy
@@ -242,6 +244,62 @@ pub fn chi_square_test(arms: &[ArmTotals]) -> Option<ChiSquareResult> {
         .ok()?
         .sf(statistic)
         .clamp(0.0, 1.0);
+    Some(ChiSquareResult {
+        statistic,
+        dof,
+        p_value,
+    })
+}
+
+/// The sample-ratio check: Pearson's chi-square goodness-of-fit test of the arms' views
+/// against the split they were meant to get, `scipy.stats.chisquare(views, f_exp)` with
+/// `f_exp` the total views spread by `weights`. A small p-value says the traffic did not
+/// split as intended (a redirect that loses one arm's visitors, a bot wave, a bug in a
+/// split handler), which biases every other figure of the flag.
+///
+/// `weights` need not sum to 1. An arm meant to get nothing (weight 0) is left out while it
+/// has no views; one view of it makes the split impossible (statistic infinite, p-value
+/// 0). `None` when the lists differ in length, a weight is negative or not finite, fewer
+/// than two arms are meant to get traffic, or nothing was viewed yet.
+///
+/// ```
+/// use bandits::engine::stats::sample_ratio_test;
+///
+/// let even = sample_ratio_test(&[5_000, 5_000], &[0.5, 0.5]).unwrap();
+/// assert_eq!(even.p_value, 1.0);
+/// let skewed = sample_ratio_test(&[5_200, 4_800], &[0.5, 0.5]).unwrap();
+/// assert!(skewed.p_value < 0.001);
+/// ```
+pub fn sample_ratio_test(views: &[u64], weights: &[f64]) -> Option<ChiSquareResult> {
+    if views.len() != weights.len() || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+        return None;
+    }
+    let meant = weights.iter().filter(|w| **w > 0.0).count();
+    let total: f64 = views.iter().map(|v| *v as f64).sum();
+    let weight_sum: f64 = weights.iter().sum();
+    if meant < 2 || total == 0.0 {
+        return None;
+    }
+    let mut statistic = 0.0;
+    for (&observed, &weight) in views.iter().zip(weights) {
+        if weight == 0.0 {
+            if observed > 0 {
+                statistic = f64::INFINITY;
+            }
+            continue;
+        }
+        let expected = total * weight / weight_sum;
+        statistic += (observed as f64 - expected).powi(2) / expected;
+    }
+    let dof = meant as u64 - 1;
+    let p_value = if statistic.is_infinite() {
+        0.0
+    } else {
+        ChiSquared::new(dof as f64)
+            .ok()?
+            .sf(statistic)
+            .clamp(0.0, 1.0)
+    };
     Some(ChiSquareResult {
         statistic,
         dof,
@@ -562,6 +620,26 @@ mod tests {
         assert_eq!(probability_best(&[], BetaPrior::UNIFORM), None);
         assert_eq!(msprt_log_likelihood_ratio(zero, zero, 0.1), None);
         assert_eq!(msprt_log_likelihood_ratio(zero, all, 0.0), None);
+        assert_eq!(sample_ratio_test(&[0, 0], &[0.5, 0.5]), None);
+        assert_eq!(sample_ratio_test(&[5, 5], &[1.0]), None);
+        assert_eq!(sample_ratio_test(&[5, 5], &[1.0, f64::NAN]), None);
+        assert_eq!(sample_ratio_test(&[5, 5], &[1.0, -1.0]), None);
+        assert_eq!(sample_ratio_test(&[5, 0], &[1.0, 0.0]), None);
+    }
+
+    #[test]
+    fn an_arm_meant_to_get_nothing_counts_only_when_it_got_something() {
+        let without = sample_ratio_test(&[480, 520, 0], &[1.0, 1.0, 0.0]).unwrap();
+        let two_arms = sample_ratio_test(&[480, 520], &[1.0, 1.0]).unwrap();
+        assert_eq!(without, two_arms);
+        assert_eq!(without.dof, 1);
+        let leaked = sample_ratio_test(&[480, 520, 1], &[1.0, 1.0, 0.0]).unwrap();
+        assert_eq!(leaked.statistic, f64::INFINITY);
+        assert_eq!(leaked.p_value, 0.0);
+        // Weights are relative.
+        let relative = sample_ratio_test(&[310, 690], &[3.0, 7.0]).unwrap();
+        let fractions = sample_ratio_test(&[310, 690], &[0.3, 0.7]).unwrap();
+        assert!((relative.statistic - fractions.statistic).abs() < 1e-12);
     }
 
     #[test]
