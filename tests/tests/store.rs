@@ -529,3 +529,35 @@ async fn history_groups_the_log_by_time_and_arm() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn admin_sessions_close_at_their_expiry_and_at_sign_out() {
+    each_database(|store, _url| async move {
+        let expires = NOW + bandits::store::ADMIN_SESSION_MS;
+        store
+            .open_admin_session("digest-one", NOW, expires)
+            .await
+            .expect("opened");
+        store
+            .open_admin_session("digest-two", NOW, expires)
+            .await
+            .expect("opened");
+        assert!(store.admin_session_open("digest-one", NOW).await.unwrap());
+        assert!(store
+            .admin_session_open("digest-one", expires - 1)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .admin_session_open("digest-one", expires)
+                .await
+                .unwrap(),
+            "open until its expiry, not at it"
+        );
+        assert!(!store.admin_session_open("unknown", NOW).await.unwrap());
+        store.end_admin_session("digest-one").await.expect("ended");
+        assert!(!store.admin_session_open("digest-one", NOW).await.unwrap());
+        assert!(store.admin_session_open("digest-two", NOW).await.unwrap());
+    })
+    .await;
+}

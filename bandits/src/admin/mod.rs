@@ -23,7 +23,6 @@ mod pages;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
@@ -45,8 +44,8 @@ use pages::Page;
 pub const SESSION_COOKIE: &str = "bandits_admin";
 /// Failed sign-ins allowed per client address and window.
 pub const MAX_FAILED_SIGN_INS: u32 = 5;
-/// The window failed sign-ins are counted over.
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The window failed sign-ins are counted over, in milliseconds (15 minutes).
+pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// Client addresses remembered at most; the oldest windows go first past it.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
 
@@ -94,7 +93,15 @@ impl Default for SignInLimiter {
 #[derive(Clone, Copy)]
 struct Failures {
     count: u32,
-    since: Instant,
+    /// When the window began, in milliseconds since the Unix epoch.
+    since: i64,
+}
+
+impl Failures {
+    /// Whether the window that began at `since` is still open at `now`.
+    fn open_at(&self, now: i64) -> bool {
+        now.saturating_sub(self.since) < FAILURE_WINDOW_MS
+    }
 }
 
 /// Whom the sign-in limit counts a request against.
@@ -154,12 +161,12 @@ impl SignInLimiter {
 
     /// Whose count `client`'s attempt goes to: its own when the table has it or room for
     /// it (after forgetting ended windows), else the shared count of the unknown.
-    fn slot(&self, table: &mut HashMap<Client, Failures>, client: Client) -> Client {
+    fn slot(&self, table: &mut HashMap<Client, Failures>, client: Client, now: i64) -> Client {
         if table.contains_key(&client) {
             return client;
         }
         if table.len() >= self.capacity {
-            table.retain(|_, failures| failures.since.elapsed() < FAILURE_WINDOW);
+            table.retain(|_, failures| failures.open_at(now));
         }
         if table.len() < self.capacity {
             client
@@ -168,26 +175,28 @@ impl SignInLimiter {
         }
     }
 
-    /// Whether `client` has used up its attempts.
-    fn blocked(&self, client: Client) -> bool {
+    /// Whether `client` has used up its attempts at `now` (milliseconds since the epoch).
+    fn blocked(&self, client: Client, now: i64) -> bool {
         let mut table = self.lock();
-        let slot = self.slot(&mut table, client);
-        table.get(&slot).is_some_and(|failures| {
-            failures.count >= MAX_FAILED_SIGN_INS && failures.since.elapsed() < FAILURE_WINDOW
-        })
+        let slot = self.slot(&mut table, client, now);
+        table
+            .get(&slot)
+            .is_some_and(|failures| failures.count >= MAX_FAILED_SIGN_INS && failures.open_at(now))
     }
 
-    fn failed(&self, client: Client) {
+    /// Counts a failed attempt of `client` at `now`; the first one after a window ended
+    /// begins a new window.
+    fn failed(&self, client: Client, now: i64) {
         let mut table = self.lock();
-        let slot = self.slot(&mut table, client);
+        let slot = self.slot(&mut table, client, now);
         let entry = table.entry(slot).or_insert(Failures {
             count: 0,
-            since: Instant::now(),
+            since: now,
         });
-        if entry.since.elapsed() >= FAILURE_WINDOW {
+        if !entry.open_at(now) {
             *entry = Failures {
                 count: 0,
-                since: Instant::now(),
+                since: now,
             };
         }
         entry.count = entry.count.saturating_add(1);
@@ -427,7 +436,8 @@ async fn sign_in(
             page.message("This form has expired: reload the sign-in page and try again."),
         ));
     }
-    if limiter.blocked(client) {
+    let now = now_ms();
+    if limiter.blocked(client, now) {
         return Err((
             Status::TooManyRequests,
             page.sign_in(
@@ -446,7 +456,7 @@ async fn sign_in(
     let by_token = matches(config.admin_token());
     let by_password = matches(config.admin_password());
     let Some(opened_with) = by_token.or(by_password) else {
-        limiter.failed(client);
+        limiter.failed(client, now);
         return Err((
             Status::Unauthorized,
             page.sign_in(&session.csrf, Some("Wrong token or password.")),
@@ -454,7 +464,6 @@ async fn sign_in(
     };
     limiter.succeeded(client);
     let id = secret::random_id();
-    let now = now_ms();
     let opened = db
         .store()
         .open_admin_session(
@@ -815,19 +824,56 @@ mod tests {
     fn a_full_table_limits_the_clients_it_cannot_hold_together() {
         let limiter = SignInLimiter::with_capacity(100);
         for i in 0..100 {
-            limiter.failed(address(i));
+            limiter.failed(address(i), NOON);
         }
         // Newcomers share one count: five failures between them, then none may try.
         for i in 100..100 + MAX_FAILED_SIGN_INS {
-            assert!(!limiter.blocked(address(i)), "newcomer {i}");
-            limiter.failed(address(i));
+            assert!(!limiter.blocked(address(i), NOON), "newcomer {i}");
+            limiter.failed(address(i), NOON);
         }
         for i in 200..300 {
-            assert!(limiter.blocked(address(i)), "newcomer {i}");
+            assert!(limiter.blocked(address(i), NOON), "newcomer {i}");
         }
         // Those the table holds keep their own counts.
-        assert!(!limiter.blocked(address(0)));
+        assert!(!limiter.blocked(address(0), NOON));
         assert!(limiter.lock().len() <= 101);
+        // Once their windows ended, the table has room again.
+        let later = NOON + 15 * MINUTE;
+        assert!(!limiter.blocked(address(400), later));
+    }
+
+    /// A moment to start from, in milliseconds since the epoch.
+    const NOON: i64 = 1_764_590_400_000;
+    const MINUTE: i64 = 60_000;
+
+    #[test]
+    fn five_failures_block_an_address_for_fifteen_minutes_and_no_other() {
+        // The documented limit: 5 failed attempts per address per 15 minutes.
+        let limiter = SignInLimiter::default();
+        let (one, other) = (address(1), address(2));
+        for attempt in 0..4 {
+            limiter.failed(one, NOON + attempt * MINUTE);
+        }
+        assert!(!limiter.blocked(one, NOON + 4 * MINUTE), "four failures");
+        limiter.failed(one, NOON + 4 * MINUTE);
+        assert!(limiter.blocked(one, NOON + 4 * MINUTE), "the fifth blocks");
+        assert!(
+            !limiter.blocked(other, NOON + 4 * MINUTE),
+            "another address"
+        );
+        // The window counts from the first failure.
+        assert!(limiter.blocked(one, NOON + 15 * MINUTE - 1));
+        assert!(!limiter.blocked(one, NOON + 15 * MINUTE), "lifted");
+        // A failure after the window starts a new count: four more do not block.
+        for attempt in 0..4 {
+            limiter.failed(one, NOON + (15 + attempt) * MINUTE);
+        }
+        assert!(!limiter.blocked(one, NOON + 19 * MINUTE));
+        // A success forgets the count.
+        limiter.failed(one, NOON + 19 * MINUTE);
+        assert!(limiter.blocked(one, NOON + 19 * MINUTE));
+        limiter.succeeded(one);
+        assert!(!limiter.blocked(one, NOON + 19 * MINUTE));
     }
 
     #[test]
