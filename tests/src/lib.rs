@@ -10,6 +10,7 @@
 //! the variable the PostgreSQL run is skipped with a line saying so.
 
 pub mod browser;
+pub mod log_capture;
 pub mod proxy;
 pub mod routes;
 

@@ -2,32 +2,14 @@
 //! PostgreSQL and SQLite URLs. In a test binary of its own, because it installs the
 //! process's logger before Rocket does.
 
-use std::sync::Mutex;
-
 use bandits::Bandits;
 use bandits_integration_tests::browser::SECRET_KEY;
+use bandits_integration_tests::log_capture;
 use rocket::local::asynchronous::Client;
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = record.args().to_string();
-        LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-    }
-
-    fn flush(&self) {}
-}
 
 /// What the log says while a site on `url` fails to start.
 async fn log_of_failed_start(url: &str) -> Vec<String> {
-    LINES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    log_capture::clear();
     let figment = rocket::Config::figment()
         .merge(("databases.bandits.url", url))
         .merge(("databases.bandits.connect_timeout", 1))
@@ -47,14 +29,12 @@ async fn log_of_failed_start(url: &str) -> Vec<String> {
         ),
         Ok(_) => panic!("{url} cannot be reached"),
     }
-    let lines = std::mem::take(&mut *LINES.lock().unwrap_or_else(|e| e.into_inner()));
-    lines
+    log_capture::take()
 }
 
 #[tokio::test]
 async fn database_passwords_never_reach_the_log() {
-    log::set_logger(&Capture).expect("the first logger of this test binary");
-    log::set_max_level(log::LevelFilter::Debug);
+    log_capture::install();
     let missing = tempfile::tempdir().expect("a temporary directory");
     let sqlite = format!(
         "sqlite://{}?password=s3cret-of-the-query",
