@@ -7,7 +7,10 @@
 //! `BANDITS_TEST_POSTGRES_URL` is set (for example
 //! `postgres://postgres@127.0.0.1:5432/postgres`), once more on a fresh PostgreSQL database
 //! created for that test alone and dropped afterwards, even when the test fails. Without
-//! the variable the PostgreSQL run is skipped with a line saying so.
+//! the variable the PostgreSQL runs are skipped, and each test binary says at its exit
+//! how many (after cargo's `test result` line): "PostgreSQL skipped
+//! (BANDITS_TEST_POSTGRES_URL is unset): 12 tests of this binary ran on SQLite only and 3
+//! did not run".
 
 pub mod browser;
 pub mod log_capture;
@@ -149,13 +152,50 @@ impl Kind {
 }
 
 /// The kinds of database a test runs on: SQLite always, PostgreSQL when configured.
+/// Without PostgreSQL the skip is counted, and the binary says how many at its exit
+/// ([`skip_summary`]).
 pub fn kinds() -> Vec<Kind> {
     let mut kinds = vec![Kind::Sqlite];
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.is_empty() => kinds.push(Kind::Postgres(url)),
-        _ => println!("skipping the PostgreSQL run: {POSTGRES_URL_VAR} is unset"),
+    match postgres_server() {
+        Some(url) => kinds.push(Kind::Postgres(url)),
+        None => skipped(&WITHOUT_POSTGRES),
     }
     kinds
+}
+
+/// Tests of this binary that ran on SQLite only, and tests that did not run at all (they
+/// need PostgreSQL), for lack of `BANDITS_TEST_POSTGRES_URL`.
+static WITHOUT_POSTGRES: AtomicU32 = AtomicU32::new(0);
+static NOT_RUN: AtomicU32 = AtomicU32::new(0);
+
+fn skipped(count: &AtomicU32) {
+    static SUMMARY: std::sync::Once = std::sync::Once::new();
+    count.fetch_add(1, Ordering::Relaxed);
+    SUMMARY.call_once(|| {
+        // SAFETY: atexit(3) with a function that takes nothing, returns nothing and does
+        // not unwind; it runs once, when the test binary exits.
+        let registered = unsafe { libc::atexit(print_skip_summary) };
+        if registered != 0 {
+            eprintln!("{}", skip_summary());
+        }
+    });
+}
+
+/// What a run without PostgreSQL left out, in one line.
+pub fn skip_summary() -> String {
+    format!(
+        "PostgreSQL skipped ({POSTGRES_URL_VAR} is unset): {} tests of this binary ran on \
+         SQLite only and {} did not run",
+        WITHOUT_POSTGRES.load(Ordering::Relaxed),
+        NOT_RUN.load(Ordering::Relaxed)
+    )
+}
+
+/// Writes [`skip_summary`] straight to the standard error at exit: past the test
+/// harness, which captures what passing tests print, and after its own summary.
+extern "C" fn print_skip_summary() {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{}", skip_summary());
 }
 
 /// Runs `test` on every kind of database from [`kinds`], each time on a fresh, migrated
@@ -177,11 +217,10 @@ where
     F: Fn(Store, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let postgres: Vec<Kind> = kinds()
-        .into_iter()
-        .filter(|kind| matches!(kind, Kind::Postgres(_)))
-        .collect();
-    run_on(postgres, test).await;
+    match postgres_server() {
+        Some(url) => run_on(vec![Kind::Postgres(url)], test).await,
+        None => skipped(&NOT_RUN),
+    }
 }
 
 async fn run_on<F, Fut>(kinds: Vec<Kind>, test: F)
