@@ -113,20 +113,52 @@ pub async fn sum(store: &Store, flag: &str) -> (u64, u64) {
         })
 }
 
-/// What the visitor cookies `values` (as the `Set-Cookie` headers of sites keyed with [`SECRET_KEY`] set them) remember,
-/// read with Rocket's own decryption: `None` for a value that does not decrypt or parse.
-pub async fn remembered(values: &[String]) -> Vec<Option<bandits::engine::visitor::VisitorState>> {
+/// A site that only encrypts and decrypts visitor cookies with [`SECRET_KEY`], as the test
+/// sites do.
+async fn cookie_site() -> Client {
     #[rocket::get("/")]
     fn plain(jar: &rocket::http::CookieJar<'_>) -> Option<String> {
         jar.get_private(COOKIE)
             .map(|cookie| cookie.value().to_string())
     }
+    #[rocket::post("/", data = "<plain>")]
+    fn seal(jar: &rocket::http::CookieJar<'_>, plain: String) {
+        jar.add_private(Cookie::new(COOKIE, plain));
+    }
     let figment = rocket::Config::figment()
         .merge(("secret_key", SECRET_KEY))
         .merge(("log_level", "off"));
-    let client = Client::untracked(rocket::custom(figment).mount("/", rocket::routes![plain]))
+    Client::untracked(rocket::custom(figment).mount("/", rocket::routes![plain, seal]))
         .await
-        .expect("the decrypting site ignites");
+        .expect("the cookie site ignites")
+}
+
+/// Browsers that already hold the visitor cookies of `states` (encrypted with
+/// [`SECRET_KEY`]): visitors whose ids the test chose, so that what depends on the id (a
+/// percentage rollout) is the same on every run.
+pub async fn holding(states: &[bandits::engine::visitor::VisitorState]) -> Vec<Visitor> {
+    let client = cookie_site().await;
+    let mut visitors = Vec::with_capacity(states.len());
+    for state in states {
+        let response = client.post("/").body(state.encode()).dispatch().await;
+        let sealed = response
+            .cookies()
+            .get(COOKIE)
+            .map(|cookie| cookie.value().to_string())
+            .expect("the cookie site sets the cookie");
+        visitors.push(Visitor {
+            cookie: Some(sealed),
+            ..Visitor::browser()
+        });
+    }
+    visitors
+}
+
+/// What the visitor cookies `values` (as the `Set-Cookie` headers of sites keyed with
+/// [`SECRET_KEY`] set them) remember, read with Rocket's own decryption: `None` for a value
+/// that does not decrypt or parse.
+pub async fn remembered(values: &[String]) -> Vec<Option<bandits::engine::visitor::VisitorState>> {
+    let client = cookie_site().await;
     let mut states = Vec::with_capacity(values.len());
     for value in values {
         // The header's value is percent-encoded; the local client takes it decoded.

@@ -3,12 +3,15 @@
 //! enters the experiment sees `on` and is counted, and one who does not sees `off` and is
 //! not: the body and the counters tell who entered.
 
-use bandits::engine::targeting::{Rollout, Targeting, User};
+use bandits::engine::targeting::{bucket, Rollout, Targeting, User};
+use bandits::engine::visitor::VisitorState;
 use bandits::engine::{Flag, FlagDefinition, Policy};
 use bandits::Bandits;
 use bandits::Flags;
-use bandits_integration_tests::browser::{sum, totals, Visitor, SECRET_KEY};
+use bandits_integration_tests::browser::{holding, sum, totals, Visitor, SECRET_KEY};
 use bandits_integration_tests::each_database;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
 
@@ -210,12 +213,20 @@ async fn each_rule_lets_in_exactly_the_visitors_it_names() {
 #[tokio::test]
 async fn percent_is_stable_per_visitor_and_close_to_its_target() {
     each_database(|store, url| async move {
+        // Visitors with ids from a fixed seed: the share that enters is the same on every
+        // run, so the bounds below cannot fail by chance.
+        let mut rng = StdRng::seed_from_u64(0x7465_6e74_68);
+        let states: Vec<VisitorState> = (0..10_000).map(|_| VisitorState::new(&mut rng)).collect();
+        let mut visitors = holding(&states).await;
         let client = start(&url).await;
-        let visitors = 10_000;
         let mut inside = 0u64;
-        for i in 0..visitors {
-            let mut visitor = Visitor::browser();
+        for (i, (visitor, state)) in visitors.iter_mut().zip(&states).enumerate() {
             let first = visitor.get(&client, "/peek/tenth").await.body;
+            assert_eq!(
+                first == "on",
+                bucket("tenth", state.id()) < 10.0,
+                "visitor {i} enters exactly when their bucket is in the first 10%"
+            );
             if i % 10 == 0 {
                 // A sample comes back: same answer.
                 assert_eq!(visitor.get(&client, "/peek/tenth").await.body, first);
@@ -223,9 +234,9 @@ async fn percent_is_stable_per_visitor_and_close_to_its_target() {
             inside += u64::from(first == "on");
         }
         client.terminate().await;
-        let share = 100.0 * inside as f64 / f64::from(visitors);
+        let share = 100.0 * inside as f64 / visitors.len() as f64;
         assert!(
-            (8.0..=12.0).contains(&share),
+            (9.0..=11.0).contains(&share),
             "{share:.2}% entered, target 10%"
         );
         assert_eq!(totals(&store, "tenth").await["on"].0, inside);
