@@ -3,8 +3,10 @@
 //! database: every request is answered without waiting, and every count the visitors'
 //! cookies remember reaches the database once it is back.
 //!
-//! Who was counted is read from the site itself: `/all` lists the arms a visitor holds, and
-//! a visitor holds an arm of `headline` exactly when a request to `/` counted them.
+//! Who was counted is read from the visitors' own cookies, decrypted with the test key: a
+//! cookie that says its visitor saw (converted on) `headline` is one view (conversion) of
+//! that arm in the database, and the database holds no other. `/all` lists the arms a
+//! visitor holds, for the checks on each page.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -15,7 +17,7 @@ use std::time::Duration;
 use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::Store;
 use bandits::{Bandits, Flags};
-use bandits_integration_tests::browser::{totals, Visitor, SECRET_KEY};
+use bandits_integration_tests::browser::{remembered, totals, Visitor, SECRET_KEY};
 use bandits_integration_tests::proxy::{through, Proxy};
 use bandits_integration_tests::{each_database, eventually, on_postgres, postgres_server, routes};
 use rocket::figment::value::Value;
@@ -62,18 +64,40 @@ async fn start(url: &str) -> Client {
         .expect("the site ignites")
 }
 
-/// What the visitors' cookies say was counted: (views, conversions) per arm.
+/// (views, conversions) per arm of `headline`.
 #[derive(Default, Debug, Clone, PartialEq)]
 struct Ledger(HashMap<String, (u64, u64)>);
 
 impl Ledger {
-    fn merge(&mut self, other: Ledger) {
-        for (arm, (views, conversions)) in other.0 {
-            let entry = self.0.entry(arm).or_default();
-            entry.0 += views;
-            entry.1 += conversions;
+    /// What the visitors' cookies say was counted.
+    async fn of(visitors: &[Visitor]) -> Ledger {
+        let cookies: Vec<String> = visitors.iter().filter_map(|v| v.cookie.clone()).collect();
+        let mut ledger = Ledger::default();
+        for state in remembered(&cookies).await {
+            let state = state.expect("every visitor cookie the site set decrypts and parses");
+            if let Some(assigned) = state.get("headline") {
+                let entry = ledger.0.entry(assigned.arm.clone()).or_default();
+                entry.0 += u64::from(assigned.exposed);
+                entry.1 += u64::from(assigned.converted);
+            }
         }
+        ledger.0.retain(|_, counts| *counts != (0, 0));
+        ledger
     }
+}
+
+/// The database holds exactly what `visitors`' cookies say was counted, and someone was
+/// counted, as a view and as a conversion (an empty ledger would match an empty database
+/// and prove nothing).
+async fn assert_counted_as_remembered(store: &Store, visitors: &[Visitor]) {
+    let ledger = Ledger::of(visitors).await;
+    let (views, converted) = ledger
+        .0
+        .values()
+        .fold((0, 0), |(v, c), (views, conv)| (v + views, c + conv));
+    assert!(views > 0, "nobody was counted: {ledger:?}");
+    assert!(converted > 0, "no conversion was counted: {ledger:?}");
+    assert_eq!(stored(store).await, ledger);
 }
 
 /// The arm of `headline` the visitor holds, if any.
@@ -86,8 +110,9 @@ async fn held(visitor: &mut Visitor, client: &Client) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The visitor's view of `/`; counted in `ledger` if it gave them their arm.
-async fn view(visitor: &mut Visitor, client: &Client, ledger: &mut Ledger) {
+/// The visitor's view of `/`: the page shows the arm the visitor holds after it, or the
+/// control to a visitor without one.
+async fn view(visitor: &mut Visitor, client: &Client) {
     let before = held(visitor, client).await;
     let page = visitor.get(client, "/").await;
     assert_eq!(page.status, Status::Ok, "the page must never fail");
@@ -95,7 +120,6 @@ async fn view(visitor: &mut Visitor, client: &Client, ledger: &mut Ledger) {
     match (before, after) {
         (None, Some(arm)) => {
             assert_eq!(page.body, arm, "the page showed the arm the visitor holds");
-            ledger.0.entry(arm).or_default().0 += 1;
         }
         (None, None) => assert_eq!(page.body, "off", "unassigned visitors see the control"),
         (Some(before), Some(after)) => assert_eq!(before, after),
@@ -103,14 +127,10 @@ async fn view(visitor: &mut Visitor, client: &Client, ledger: &mut Ledger) {
     }
 }
 
-/// The visitor reaches the goal; counted in `ledger` if they hold an arm (once).
-async fn convert(visitor: &mut Visitor, client: &Client, ledger: &mut Ledger) {
-    let arm = held(visitor, client).await;
+/// The visitor reaches the goal.
+async fn convert(visitor: &mut Visitor, client: &Client) {
     let goal = visitor.get(client, "/contact").await;
     assert_eq!(goal.status, Status::Ok, "the goal page must never fail");
-    if let Some(arm) = arm {
-        ledger.0.entry(arm).or_default().1 += 1;
-    }
 }
 
 async fn stored(store: &Store) -> Ledger {
@@ -135,30 +155,33 @@ async fn assigns(client: &Client) -> bool {
 async fn requests_never_wait_for_a_locked_database() {
     each_database(|store, url| async move {
         let client = start(&url).await;
-        let mut ledger = Ledger::default();
         let mut early: Vec<Visitor> = Vec::new();
         for _ in 0..20 {
             let mut visitor = Visitor::browser();
-            view(&mut visitor, &client, &mut ledger).await;
+            view(&mut visitor, &client).await;
             early.push(visitor);
         }
+        let mut late: Vec<Visitor> = Vec::new();
         // Another connection takes the counters table and keeps it.
         let mut locker = bandits_integration_tests::lock_counters(&url, store.backend()).await;
         // Everything below is answered while the lock is held; a request waiting on the
         // database would hang here until the timeout.
         let served = tokio::time::timeout(Duration::from_secs(60), async {
             for visitor in early.iter_mut() {
-                convert(visitor, &client, &mut ledger).await;
+                convert(visitor, &client).await;
             }
             for _ in 0..20 {
-                view(&mut Visitor::browser(), &client, &mut ledger).await;
+                let mut visitor = Visitor::browser();
+                view(&mut visitor, &client).await;
+                late.push(visitor);
             }
         })
         .await;
         locker.execute("ROLLBACK").await.expect("the lock ends");
         assert!(served.is_ok(), "requests waited for the locked database");
         client.terminate().await;
-        assert_eq!(stored(&store).await, ledger);
+        early.append(&mut late);
+        assert_counted_as_remembered(&store, &early).await;
     })
     .await;
 }
@@ -187,13 +210,12 @@ async fn pulling_the_plug_keeps_the_site_serving_and_loses_no_count() {
     on_postgres(|store, url| async move {
         let proxy = Proxy::start(server_address(&url)).await;
         let client = start(&through(&url, proxy.port())).await;
-        let mut ledger = Ledger::default();
 
         // Before: visitors are assigned and counted.
         let mut before: Vec<Visitor> = Vec::new();
         for _ in 0..30 {
             let mut visitor = Visitor::browser();
-            view(&mut visitor, &client, &mut ledger).await;
+            view(&mut visitor, &client).await;
             before.push(visitor);
         }
 
@@ -206,12 +228,12 @@ async fn pulling_the_plug_keeps_the_site_serving_and_loses_no_count() {
         // memory); new visitors see the control and are not counted.
         let mut during: Vec<Visitor> = Vec::new();
         for visitor in before.iter_mut() {
-            convert(visitor, &client, &mut ledger).await;
-            view(visitor, &client, &mut ledger).await;
+            convert(visitor, &client).await;
+            view(visitor, &client).await;
         }
         for _ in 0..30 {
             let mut visitor = Visitor::browser();
-            view(&mut visitor, &client, &mut ledger).await;
+            view(&mut visitor, &client).await;
             during.push(visitor);
         }
 
@@ -222,12 +244,13 @@ async fn pulling_the_plug_keeps_the_site_serving_and_loses_no_count() {
         );
         // After: the visitors who came during the outage are assigned and counted now.
         for visitor in during.iter_mut() {
-            view(visitor, &client, &mut ledger).await;
-            convert(visitor, &client, &mut ledger).await;
+            view(visitor, &client).await;
+            convert(visitor, &client).await;
         }
         client.terminate().await;
         proxy.close().await;
-        assert_eq!(stored(&store).await, ledger);
+        before.append(&mut during);
+        assert_counted_as_remembered(&store, &before).await;
     })
     .await;
 }
@@ -279,25 +302,26 @@ async fn connections_killed_mid_load_lose_no_count() {
             let client = Arc::clone(&client);
             let killed = Arc::clone(&killed);
             tasks.push(tokio::spawn(async move {
-                let mut ledger = Ledger::default();
+                let mut visitors = Vec::new();
                 // Until enough connections died under the load (bounded either way).
                 for index in 0..400 {
                     if index >= 25 && killed.load(Ordering::Relaxed) >= 40 {
                         break;
                     }
                     let mut visitor = Visitor::browser();
-                    view(&mut visitor, &client, &mut ledger).await;
+                    view(&mut visitor, &client).await;
                     if (task + index) % 2 == 0 {
-                        convert(&mut visitor, &client, &mut ledger).await;
+                        convert(&mut visitor, &client).await;
                     }
-                    view(&mut visitor, &client, &mut ledger).await;
+                    view(&mut visitor, &client).await;
+                    visitors.push(visitor);
                 }
-                ledger
+                visitors
             }));
         }
-        let mut ledger = Ledger::default();
+        let mut visitors = Vec::new();
         for task in tasks {
-            ledger.merge(task.await.expect("a load task"));
+            visitors.extend(task.await.expect("a load task"));
         }
         stop.store(true, Ordering::Relaxed);
         killer.await.expect("the killer");
@@ -308,7 +332,7 @@ async fn connections_killed_mid_load_lose_no_count() {
         // The last flush needs the database; it is back.
         let client = Arc::try_unwrap(client).unwrap_or_else(|_| panic!("tasks are done"));
         client.terminate().await;
-        assert_eq!(stored(&store).await, ledger);
+        assert_counted_as_remembered(&store, &visitors).await;
     })
     .await;
 }
@@ -350,16 +374,15 @@ async fn without_require_database_the_site_starts_and_catches_up_on_sqlite() {
         eventually(|| async { assigns(&client).await }).await,
         "the plugin never reached the database"
     );
-    let mut ledger = Ledger::default();
-    view(&mut early, &client, &mut ledger).await;
-    convert(&mut early, &client, &mut ledger).await;
+    view(&mut early, &client).await;
+    convert(&mut early, &client).await;
     client.terminate().await;
     let store = Store::connect(&url).await.expect("the database now exists");
     assert!(
         store.flag("headline").await.is_ok(),
         "the code's flag was created"
     );
-    assert_eq!(stored(&store).await, ledger);
+    assert_counted_as_remembered(&store, &[early]).await;
 }
 
 #[tokio::test]
@@ -380,12 +403,11 @@ async fn without_require_database_the_site_starts_and_catches_up_on_postgres() {
             eventually(|| async { assigns(&client).await }).await,
             "the plugin never reached the database"
         );
-        let mut ledger = Ledger::default();
-        view(&mut early, &client, &mut ledger).await;
-        convert(&mut early, &client, &mut ledger).await;
+        view(&mut early, &client).await;
+        convert(&mut early, &client).await;
         client.terminate().await;
         proxy.close().await;
-        assert_eq!(stored(&store).await, ledger);
+        assert_counted_as_remembered(&store, &[early]).await;
     })
     .await;
 }
