@@ -23,13 +23,14 @@
 
 use rocket::data::{self, Data, FromData};
 use rocket::http::Status;
-use rocket::request::{FromRequest, Outcome, Request};
+use rocket::request::Request;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, delete, get, post, put, routes, Catcher, Route};
 
 use crate::database::BanditsDatabase;
-use crate::engine::FlagDefinition;
-use crate::runtime::Shared;
+use crate::engine::{FieldError, Rule};
+use crate::input::{parse_flag, store_status};
+use crate::runtime::{reload, Reloader};
 use crate::store::{StoreError, StoredFlag};
 
 /// Where the API is mounted.
@@ -82,14 +83,14 @@ fn failure(status: Status, message: impl Into<String>) -> Failure {
     )
 }
 
-fn invalid(errors: Vec<(String, String)>) -> Failure {
+fn invalid(errors: Vec<FieldError>) -> Failure {
     let fields: Vec<Value> = errors
         .iter()
-        .map(|(field, message)| json!({ "field": field, "message": message }))
+        .map(|error| json!({ "field": error.field, "message": error.rule.to_string() }))
         .collect();
     let summary = errors
         .iter()
-        .map(|(field, message)| format!("{field}: {message}"))
+        .map(FieldError::to_string)
         .collect::<Vec<_>>()
         .join("; ");
     (
@@ -98,23 +99,11 @@ fn invalid(errors: Vec<(String, String)>) -> Failure {
     )
 }
 
-/// The status of an answer to a request that failed in the store: the API's and the
-/// admin's one mapping. An unknown flag is 404, a name taken 409, an unknown arm 422; the
-/// rest means the database is away: 503.
-pub(crate) fn store_status(error: &StoreError) -> Status {
-    match error {
-        StoreError::NotFound(_) => Status::NotFound,
-        StoreError::AlreadyExists(_) => Status::Conflict,
-        StoreError::UnknownArm { .. } => Status::UnprocessableEntity,
-        _ => Status::ServiceUnavailable,
-    }
-}
-
 fn store_failure(error: StoreError) -> Failure {
     match &error {
-        StoreError::UnknownArm { arm, .. } => invalid(vec![(
-            "arm".to_string(),
-            format!("{arm:?} is not one of the flag's arms"),
+        StoreError::UnknownArm { arm, .. } => invalid(vec![FieldError::new(
+            "arm",
+            Rule::UnknownArm { name: arm.clone() },
         )]),
         StoreError::NotFound(name) => {
             failure(store_status(&error), format!("no flag named {name:?}"))
@@ -145,46 +134,6 @@ fn now() -> i64 {
     crate::clock::now_ms()
 }
 
-/// Problems with a flag's input: `(field, message)` pairs, fields named as in the JSON
-/// (`policy.epsilon`, `arms[1].name`).
-pub(crate) type FieldErrors = Vec<(String, String)>;
-
-/// Reads and validates a flag from its JSON definition, naming the field of every
-/// problem. `name_from_path` is the flag being replaced, if any (flags cannot be renamed).
-/// The API and the admin's forms both go through here.
-pub(crate) fn parse_flag(
-    body: Value,
-    name_from_path: Option<&str>,
-) -> Result<crate::engine::Flag, FieldErrors> {
-    let mut definition: FlagDefinition =
-        serde_path_to_error::deserialize(body).map_err(|error| {
-            let path = error.path().to_string();
-            let field = if path == "." {
-                "body".to_string()
-            } else {
-                path
-            };
-            vec![(field, error.inner().to_string())]
-        })?;
-    if let Some(name) = name_from_path {
-        if definition.name.is_empty() {
-            definition.name = name.to_string();
-        } else if definition.name != name {
-            return Err(vec![(
-                "name".to_string(),
-                format!("must be {name:?}, the flag in the path (flags cannot be renamed)"),
-            )]);
-        }
-    }
-    definition.validate().map_err(|invalid_flag| {
-        invalid_flag
-            .errors()
-            .iter()
-            .map(|e| (e.field.clone(), e.rule.to_string()))
-            .collect()
-    })
-}
-
 /// A stored flag as the API shows it: its definition, then its bookkeeping and counters.
 fn flag_json(stored: &StoredFlag) -> Value {
     let totals: Vec<Value> = stored
@@ -204,34 +153,6 @@ fn flag_json(stored: &StoredFlag) -> Value {
         "updated_at": stored.updated_at,
         "totals": totals,
     })
-}
-
-/// This instance's flags in memory, when the fairing is attached. (Not `&State`: the API
-/// also works mounted without the fairing, and `&State` would refuse to ignite then.)
-pub(crate) struct Reloader(Option<std::sync::Arc<crate::runtime::Runtime>>);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Reloader {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let runtime = request
-            .rocket()
-            .state::<Shared>()
-            .map(|Shared(runtime)| runtime.clone());
-        Outcome::Success(Reloader(runtime))
-    }
-}
-
-/// Makes this instance's requests see a change at once (other instances see it after
-/// their next flush). The change is saved either way; a failed reload is retried by the
-/// flush loop.
-pub(crate) async fn reload(live: Reloader) {
-    if let Some(runtime) = live.0 {
-        if let Err(error) = runtime.tracker.reload().await {
-            log::warn!("rocket-bandits: saved, but could not reload the flags: {error}");
-        }
-    }
 }
 
 /// This instance's side of the plugin, for monitoring: whether its last round with the
@@ -340,18 +261,7 @@ async fn reset(
 #[get("/flags/<name>/stats")]
 async fn stats(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
     let stored = db.store().flag(name).await.map_err(store_failure)?;
-    Ok(Json(json!(statistics(&stored))))
+    Ok(Json(json!(stored.statistics())))
 }
 
 pub use crate::engine::report::{ArmStatistics, Statistics, Winner};
-
-/// Computes a flag's [`Statistics`] from its stored counters
-/// ([`engine::report::statistics`](crate::engine::report::statistics)).
-pub fn statistics(stored: &StoredFlag) -> Statistics {
-    crate::engine::report::statistics(
-        &stored.flag,
-        stored.epoch,
-        &stored.totals,
-        stored.winner_locked_at,
-    )
-}

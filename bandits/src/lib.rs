@@ -20,14 +20,15 @@
 //!    the next flush.
 //! 5. [`config`] and [`database`]: the `bandits` and `databases.bandits` tables of
 //!    Rocket's configuration.
-//! 6. `runtime` (private): what requests share once the plugin has ignited, and the
-//!    flush loop's rounds.
+//! 6. `runtime` (private): what requests share once the plugin has ignited, the flush
+//!    loop's rounds, and the reload that makes a change seen at once.
 //! 7. `visit` (private): one request's facts and visitor cookie; every way of reading a
 //!    flag goes through it, and it asks the engine's decision.
 //! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses. The
 //!    Tera functions are in the `bandits-tera` crate.
-//! 9. `auth` (private): who may use the API and the admin ([`api::AdminCheck`], the
-//!    admin token).
+//! 9. `auth` and `input` (private): who may use the API and the admin
+//!    ([`api::AdminCheck`], the admin token), and what a change brings (a flag's
+//!    definition read field by field, the status of a change the store refused).
 //! 10. [`api`] (the JSON API under `/bandits/api`) and [`admin`] (the pages under
 //!     `/bandits/admin`).
 //! 11. [`fairing`] ([`Bandits`]): what a site attaches; it mounts the API and the admin.
@@ -66,6 +67,7 @@ pub mod database;
 pub mod engine;
 pub mod fairing;
 pub mod guard;
+mod input;
 mod runtime;
 mod secret;
 pub mod store;

@@ -170,3 +170,32 @@ pub(crate) async fn first_load(store: &Store, flags: &[Flag]) -> Result<Tracker,
     store.prepare(flags, now_ms()).await?;
     Tracker::start(store.clone()).await
 }
+
+/// This instance's runtime, when the fairing is attached: a request guard for the API and
+/// the admin, which make their changes seen at once. (Not `&State`: the API also works
+/// mounted without the fairing, and `&State` would refuse to ignite then.)
+pub(crate) struct Reloader(pub(crate) Option<Arc<Runtime>>);
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Reloader {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        let runtime = request
+            .rocket()
+            .state::<Shared>()
+            .map(|Shared(runtime)| Arc::clone(runtime));
+        rocket::request::Outcome::Success(Reloader(runtime))
+    }
+}
+
+/// Makes this instance's requests see a change at once (other instances see it after
+/// their next flush). The change is saved either way; a failed reload is retried by the
+/// flush loop.
+pub(crate) async fn reload(live: Reloader) {
+    if let Some(runtime) = live.0 {
+        if let Err(error) = runtime.tracker.reload().await {
+            log::warn!("rocket-bandits: saved, but could not reload the flags: {error}");
+        }
+    }
+}

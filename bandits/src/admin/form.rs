@@ -6,7 +6,7 @@ use rocket::serde::json::{json, Value};
 use serde_json::Map;
 
 use super::dates::datetime_local;
-use crate::api::FieldErrors;
+use crate::engine::{FieldError, Rule};
 use crate::engine::{FlagDefinition, Policy, WinnerRule};
 
 /// One arm's row.
@@ -181,8 +181,8 @@ impl FlagForm {
 
     /// The flag's JSON definition, as the API takes it, on top of `base` (the stored
     /// definition when editing, so fields the form does not show, like a rollout, stay).
-    pub(super) fn to_json(&self, base: Option<Value>) -> Result<Value, FieldErrors> {
-        let mut errors = FieldErrors::new();
+    pub(super) fn to_json(&self, base: Option<Value>) -> Result<Value, Vec<FieldError>> {
+        let mut errors = Vec::new();
         let mut body = match base {
             Some(Value::Object(map)) => map,
             _ => Map::new(),
@@ -191,7 +191,7 @@ impl FlagForm {
             let value = value.trim();
             (!value.is_empty()).then(|| Value::String(value.to_string()))
         };
-        let float = |field: &str, value: &str, errors: &mut FieldErrors| -> Option<Value> {
+        let float = |field: &str, value: &str, errors: &mut Vec<FieldError>| -> Option<Value> {
             let value = value.trim();
             if value.is_empty() {
                 return None;
@@ -199,9 +199,11 @@ impl FlagForm {
             match value.parse::<f64>() {
                 Ok(number) => Some(json!(number)),
                 Err(_) => {
-                    errors.push((
-                        field.to_string(),
-                        format!("must be a number, got {value:?}"),
+                    errors.push(FieldError::new(
+                        field,
+                        Rule::NotANumber {
+                            found: value.to_string(),
+                        },
                     ));
                     None
                 }
@@ -232,9 +234,11 @@ impl FlagForm {
                     Ok(payload) => {
                         arm.insert("payload".into(), payload);
                     }
-                    Err(error) => errors.push((
+                    Err(error) => errors.push(FieldError::new(
                         format!("arms[{i}].payload"),
-                        format!("is not valid JSON: {error}"),
+                        Rule::NotJson {
+                            message: error.to_string(),
+                        },
                     )),
                 }
             }
@@ -293,9 +297,11 @@ impl FlagForm {
                 Ok(views) => {
                     body.insert("min_views".into(), json!(views));
                 }
-                Err(_) => errors.push((
-                    "min_views".into(),
-                    format!("must be a whole number, 0 or more, got {text:?}"),
+                Err(_) => errors.push(FieldError::new(
+                    "min_views",
+                    Rule::NotACount {
+                        found: text.to_string(),
+                    },
                 )),
             },
         }
@@ -366,7 +372,7 @@ impl FlagForm {
 }
 
 /// A `datetime-local` value (`2026-11-21T09:30`, UTC) as milliseconds since the Unix epoch.
-fn parse_datetime(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i64> {
+fn parse_datetime(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
     use rocket::time::{Date, Month, PrimitiveDateTime, Time};
     let parsed = (|| {
         let (date, time) = text.split_once(['T', ' '])?;
@@ -385,9 +391,11 @@ fn parse_datetime(field: &str, text: &str, errors: &mut FieldErrors) -> Option<i
         )
     })();
     if parsed.is_none() {
-        errors.push((
-            field.to_string(),
-            format!("must be a date and time such as 2026-11-21T09:30 (UTC), got {text:?}"),
+        errors.push(FieldError::new(
+            field,
+            Rule::NotADateTime {
+                found: text.to_string(),
+            },
         ));
     }
     parsed
@@ -399,7 +407,7 @@ mod tests {
 
     #[test]
     fn datetimes_round_trip_through_the_form() {
-        let mut errors = FieldErrors::new();
+        let mut errors = Vec::new();
         let ms = parse_datetime("f", "2026-11-21T09:30", &mut errors).expect("parses");
         assert_eq!(datetime_local(ms), "2026-11-21T09:30");
         assert_eq!(ms, 1_795_253_400_000); // Python: datetime(2026, 11, 21, 9, 30, tzinfo=utc)

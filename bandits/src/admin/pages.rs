@@ -6,9 +6,10 @@ use maud::{html, Markup, DOCTYPE};
 use super::charts::{charts, interval_bar};
 use super::dates::date;
 use super::form::FlagForm;
-use crate::api::Statistics;
 use crate::config::Config;
+use crate::engine::report::Statistics;
 use crate::engine::ArmTotals;
+use crate::engine::{FieldError, Rule};
 use crate::store::{EventQuery, History, LoggedEvent, StoredFlag};
 
 /// The admin's stylesheet, in a file of its own.
@@ -338,23 +339,23 @@ impl Page<'_> {
         &self,
         csrf: &str,
         form: &FlagForm,
-        errors: &[(String, String)],
+        errors: &[FieldError],
         editing: bool,
     ) -> Markup {
         let error = |field: &str| -> Markup {
-            let messages: Vec<&str> = errors
+            let messages: Vec<&Rule> = errors
                 .iter()
-                .filter(|(f, _)| {
-                    f == field
-                        || f.starts_with(&format!("{field}."))
-                        || f.starts_with(&format!("{field}["))
+                .filter(|e| {
+                    e.field == field
+                        || e.field.starts_with(&format!("{field}."))
+                        || e.field.starts_with(&format!("{field}["))
                 })
-                .map(|(_, m)| m.as_str())
+                .map(|e| &e.rule)
                 .collect();
             html! { @for m in messages { span.error role="alert" { (m) } } }
         };
         let exact = |field: &str| -> Markup {
-            html! { @for (f, m) in errors { @if f == field { span.error role="alert" { (m) } } } }
+            html! { @for e in errors { @if e.field == field { span.error role="alert" { (e.rule) } } } }
         };
         let action = if editing {
             format!("{}/flags/{}/edit", self.prefix, form.name)
@@ -362,15 +363,15 @@ impl Page<'_> {
             format!("{}/new", self.prefix)
         };
         let selected = |value: &str, option: &str| value == option;
-        let general: Vec<&(String, String)> = errors
+        let general: Vec<&FieldError> = errors
             .iter()
-            .filter(|(f, _)| f == "body" || f == "arms")
+            .filter(|e| e.field == "body" || e.field == "arms")
             .collect();
         let body = html! {
             h1 { (self.title) }
             @if !errors.is_empty() {
                 p.error role="alert" { "Nothing was saved: " (errors.len()) " problem(s) below." }
-                @for (_, m) in general { p.error { (m) } }
+                @for e in general { p.error { (e.rule) } }
             }
             form.flag method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);

@@ -557,3 +557,13 @@ pub struct FieldError {
     /// The rule broken.
     pub rule: Rule,
 }
+
+impl FieldError {
+    /// `field` breaks `rule`.
+    pub fn new(field: impl Into<String>, rule: Rule) -> FieldError {
+        FieldError {
+            field: field.into(),
+            rule,
+        }
+    }
+}

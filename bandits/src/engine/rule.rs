@@ -1,5 +1,8 @@
 //! The rules a flag's fields must keep, each with what was found: the `rule` of every
-//! [`FieldError`](super::FieldError).
+//! [`FieldError`](super::FieldError). The first group is what validation checks; the
+//! second is what reading the input checks before (a number that is not one, JSON that
+//! does not parse), and what saving it found (a name already taken), so that the API, the
+//! admin's form and the command line report every problem in one shape.
 
 /// A validation rule, with what was found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -87,5 +90,53 @@ pub enum Rule {
     UnknownArm {
         /// The name given.
         name: String,
+    },
+    /// Input that could not be read as the field's type (the JSON reader's own words).
+    #[error("{message}")]
+    Unreadable {
+        /// What the reader said.
+        message: String,
+    },
+    /// Text where a number was expected.
+    #[error("must be a number, got {found:?}")]
+    NotANumber {
+        /// The text found.
+        found: String,
+    },
+    /// Text where a count (0 or more) was expected.
+    #[error("must be a whole number, 0 or more, got {found:?}")]
+    NotACount {
+        /// The text found.
+        found: String,
+    },
+    /// Text where JSON was expected.
+    #[error("is not valid JSON: {message}")]
+    NotJson {
+        /// What the JSON reader said.
+        message: String,
+    },
+    /// Text where a date and time was expected.
+    #[error("must be a date and time such as 2026-11-21T09:30 (UTC), got {found:?}")]
+    NotADateTime {
+        /// The text found.
+        found: String,
+    },
+    /// A definition whose name differs from the flag it replaces.
+    #[error("must be {name:?}, the flag in the path (flags cannot be renamed)")]
+    Renamed {
+        /// The flag being replaced.
+        name: String,
+    },
+    /// A new flag whose name another flag has.
+    #[error("a flag named {name:?} already exists")]
+    Taken {
+        /// The name.
+        name: String,
+    },
+    /// A valid definition the database could not save.
+    #[error("not saved: {message}")]
+    NotSaved {
+        /// Why.
+        message: String,
     },
 }

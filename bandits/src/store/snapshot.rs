@@ -22,6 +22,19 @@ pub struct StoredFlag {
     pub updated_at: i64,
 }
 
+impl StoredFlag {
+    /// The flag's rates, intervals, tests and winner from its stored counters, as the API
+    /// and the admin show them ([`report::statistics`](crate::engine::report::statistics)).
+    pub fn statistics(&self) -> crate::engine::report::Statistics {
+        crate::engine::report::statistics(
+            &self.flag,
+            self.epoch,
+            &self.totals,
+            self.winner_locked_at,
+        )
+    }
+}
+
 /// Everything the site needs in memory, read at one configuration version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
