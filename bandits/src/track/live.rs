@@ -3,20 +3,7 @@
 
 use std::sync::Arc;
 
-use rand::Rng;
-
 use crate::store::{Snapshot, StoredFlag};
-
-/// An arm chosen for a visitor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    /// The arm's index in the flag's arms.
-    pub arm: usize,
-    /// The arm's name.
-    pub arm_name: String,
-    /// The flag's epoch: the assignment is void once the flag is reset.
-    pub epoch: i64,
-}
 
 /// The flags and totals decisions read, indexed by name, by page and by goal event.
 ///
@@ -123,16 +110,5 @@ impl Live {
             .into_iter()
             .flatten()
             .map(|&i| &self.snapshot.flags[i])
-    }
-
-    /// An arm for a new visitor of `stored`: the locked winner, or the policy's choice on
-    /// the totals of the last refresh.
-    pub fn choose<R: Rng + ?Sized>(stored: &StoredFlag, rng: &mut R) -> Option<Assignment> {
-        let arm = stored.flag.choose_arm(&stored.totals, rng);
-        Some(Assignment {
-            arm,
-            arm_name: stored.flag.arms().get(arm)?.name.clone(),
-            epoch: stored.epoch,
-        })
     }
 }

@@ -21,9 +21,11 @@
 //!
 //! # async fn example(store: Store) -> Result<(), bandits::store::StoreError> {
 //! let tracker = Tracker::start(store).await?;
-//! let mut rng = rand::rng();
-//! if let Some(assignment) = tracker.choose("headline-flag", &mut rng) {
-//!     tracker.record(EventKind::Exposure, "headline-flag", assignment.epoch, &assignment.arm_name,
+//! let live = tracker.live();
+//! if let Some(stored) = live.flag("headline-flag") {
+//!     let arm = stored.flag.choose_arm(&stored.totals, &mut rand::rng());
+//!     let arm = &stored.flag.arms()[arm].name;
+//!     tracker.record(EventKind::Exposure, "headline-flag", stored.epoch, arm,
 //!                    "visitor-1", "/", 1_763_700_000_000);
 //! }
 //! tracker.tick(1_763_700_000_500).await?;
@@ -31,149 +33,27 @@
 //! # }
 //! ```
 
-use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
-use rand::Rng;
 
 mod live;
+mod pending;
 
-pub use live::{path_key, Assignment, Live, Page};
+pub use live::{path_key, Live, Page};
+use pending::{arms_counted, distinct_arms, Pending, PutBack};
+pub use pending::{
+    event_bytes, logged_path, DEFAULT_MAX_PENDING_EVENTS, DEFAULT_MAX_PENDING_EVENT_BYTES,
+    MAX_LOGGED_PATH, RECENT_COUNTS, TRUNCATED_MARK,
+};
 
 use crate::engine::ArmTotals;
 use crate::store::{
     Batch, ChangeMarks, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError,
     StoredFlag,
 };
-
-/// Activity-log entries kept in memory while the database cannot take them, by default.
-/// Counts are never capped (they are a few numbers per arm).
-pub const DEFAULT_MAX_PENDING_EVENTS: usize = 100_000;
-
-/// Bytes of activity-log entries kept in memory while the database cannot take them, by
-/// default: 16 MiB, whatever the entries hold (see [`event_bytes`]).
-pub const DEFAULT_MAX_PENDING_EVENT_BYTES: usize = 16 * 1024 * 1024;
-
-/// The longest path an activity-log entry keeps, in bytes; a longer one is cut at a
-/// character boundary and ends with [`TRUNCATED_MARK`].
-pub const MAX_LOGGED_PATH: usize = 512;
-
-/// What ends a path cut to [`MAX_LOGGED_PATH`].
-pub const TRUNCATED_MARK: &str = "…";
-
-/// `path` as the activity log keeps it: whole up to [`MAX_LOGGED_PATH`] bytes, otherwise
-/// its first bytes (cut at a character boundary) and [`TRUNCATED_MARK`], at most
-/// `MAX_LOGGED_PATH` bytes in all.
-pub fn logged_path(path: &str) -> String {
-    if path.len() <= MAX_LOGGED_PATH {
-        return path.to_string();
-    }
-    let mut end = MAX_LOGGED_PATH - TRUNCATED_MARK.len();
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{TRUNCATED_MARK}", &path[..end])
-}
-
-/// The memory an activity-log entry takes, as the pending log counts it: the entry itself
-/// and the text it holds.
-pub fn event_bytes(event: &Event) -> usize {
-    std::mem::size_of::<Event>()
-        + event.visitor.len()
-        + event.flag.len()
-        + event.arm.len()
-        + event.path.len()
-}
-
-/// A batch being written: kept, under its id, for the next flush when dropped unwritten.
-struct PutBack<'a> {
-    tracker: &'a Tracker,
-    id: String,
-    batch: Batch,
-    written: bool,
-}
-
-impl Drop for PutBack<'_> {
-    fn drop(&mut self) {
-        // Under the pending lock, so `Tracker::pending` sees the batch in one place or
-        // the other, or written.
-        let mut pending = self.tracker.lock_pending();
-        if !self.written {
-            let batch = std::mem::take(&mut self.batch);
-            pending.unconfirmed_bytes = batch.counted.iter().map(event_bytes).sum();
-            pending.unconfirmed = Some((std::mem::take(&mut self.id), batch));
-        }
-        self.tracker.writing.0.store(0, Ordering::Release);
-        self.tracker.writing.1.store(0, Ordering::Release);
-    }
-}
-
-/// Increments and log entries not yet written.
-#[derive(Default)]
-struct Pending {
-    /// Counts whose visitors could not be kept (the pending log was full): added as they
-    /// are.
-    counts: HashMap<(String, i64, String), ArmTotals>,
-    /// Counts with their visitors, each also a log entry: the database counts each once
-    /// per visitor ([`Batch::counted`]).
-    events: Vec<Event>,
-    /// The [`event_bytes`] of `events`.
-    events_bytes: usize,
-    dropped_events: u64,
-    /// The counts made lately, to refuse repeats.
-    recent: Recent,
-    /// A batch whose write failed, with its flush id. The failure may have been only the
-    /// lost reply of a commit, so it is retried as it is, under the same id (which the
-    /// database recognises), before anything newer, and never merged with newer counts.
-    unconfirmed: Option<(String, Batch)>,
-    /// The [`event_bytes`] of the unconfirmed batch's entries.
-    unconfirmed_bytes: usize,
-}
-
-/// How many counts [`Tracker::record`] remembers at least (and at most twice as many) to
-/// refuse repeats: 8 bytes each.
-pub const RECENT_COUNTS: usize = 100_000;
-
-/// Hashes of recent counts in two generations: when the newer is full it becomes the
-/// older and the oldest is forgotten, so memory stays bounded and the latest
-/// [`RECENT_COUNTS`] are always remembered.
-#[derive(Default)]
-struct Recent {
-    newer: HashSet<u64>,
-    older: HashSet<u64>,
-}
-
-impl Recent {
-    /// Remembers `key`; false if it was remembered already.
-    fn insert(&mut self, key: u64) -> bool {
-        if self.newer.contains(&key) || self.older.contains(&key) {
-            return false;
-        }
-        if self.newer.len() >= RECENT_COUNTS {
-            self.older = std::mem::take(&mut self.newer);
-        }
-        self.newer.insert(key)
-    }
-}
-
-impl Pending {
-    /// Activity-log entries held, in the unconfirmed batch and since.
-    fn events_held(&self) -> usize {
-        self.events.len()
-            + self
-                .unconfirmed
-                .as_ref()
-                .map_or(0, |(_, batch)| batch.counted.len())
-    }
-
-    /// The [`event_bytes`] of the entries [`events_held`](Self::events_held) counts.
-    fn event_bytes_held(&self) -> usize {
-        self.events_bytes + self.unconfirmed_bytes
-    }
-}
 
 /// The in-memory side of the plugin: a snapshot for decisions and the increments waiting
 /// for the next flush. Shared by every request (`Tracker` is `Send + Sync`).
@@ -317,12 +197,6 @@ impl Tracker {
     /// The flags and totals decisions currently read.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(self.live.load().snapshot())
-    }
-
-    /// An arm for a new visitor of flag `name`: the locked winner, or the policy's choice
-    /// on the totals of the last refresh. `None` for a flag the snapshot does not have.
-    pub fn choose<R: Rng + ?Sized>(&self, name: &str, rng: &mut R) -> Option<Assignment> {
-        Live::choose(self.live.load().flag(name)?, rng)
     }
 
     /// The current flags and totals with their indexes, for one request to read. A guard,
@@ -605,22 +479,6 @@ impl Tracker {
         // A panic while holding the lock leaves plain counters behind, still usable.
         lock_or_recover(&self.pending)
     }
-}
-
-/// The arms `batch` adds counts to.
-fn arms_counted(batch: &Batch) -> usize {
-    distinct_arms(
-        batch
-            .increments
-            .iter()
-            .map(|i| (i.flag.as_str(), i.epoch, i.arm.as_str()))
-            .chain(batch.counted.iter().map(Event::arm_key)),
-    )
-}
-
-/// How many different arms (flag, epoch, arm) `arms` names.
-fn distinct_arms<'a>(arms: impl Iterator<Item = (&'a str, i64, &'a str)>) -> usize {
-    arms.collect::<HashSet<_>>().len()
 }
 
 /// Locks `mutex`; a panic while it was held leaves its value behind, still usable (every
