@@ -12,6 +12,7 @@
 //! (BANDITS_TEST_POSTGRES_URL is unset): 12 tests of this binary ran on SQLite only and 3
 //! did not run".
 
+pub mod admin;
 pub mod browser;
 pub mod log_capture;
 pub mod proxy;

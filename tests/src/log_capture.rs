@@ -4,7 +4,7 @@
 
 use std::sync::{Mutex, Once};
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static LINES: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
 static INSTALLED: Once = Once::new();
 
 struct Capture;
@@ -15,13 +15,13 @@ impl log::Log for Capture {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        lines().push(record.args().to_string());
+        lines().push((record.level(), record.args().to_string()));
     }
 
     fn flush(&self) {}
 }
 
-fn lines() -> std::sync::MutexGuard<'static, Vec<String>> {
+fn lines() -> std::sync::MutexGuard<'static, Vec<(log::Level, String)>> {
     LINES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -41,13 +41,25 @@ pub fn clear() {
 /// What was logged since the last [`clear`] or `take`, and forgets it.
 pub fn take() -> Vec<String> {
     std::mem::take(&mut *lines())
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
+}
+
+/// The lines logged so far at `level` or more severe (`Warn`: warnings and errors).
+pub fn at_least(level: log::Level) -> Vec<String> {
+    lines()
+        .iter()
+        .filter(|(at, _)| *at <= level)
+        .map(|(_, line)| line.clone())
+        .collect()
 }
 
 /// The lines logged so far that contain `text`.
 pub fn containing(text: &str) -> Vec<String> {
     lines()
         .iter()
-        .filter(|line| line.contains(text))
-        .cloned()
+        .filter(|(_, line)| line.contains(text))
+        .map(|(_, line)| line.clone())
         .collect()
 }

@@ -15,3 +15,16 @@ pub fn home(flags: Flags<'_>) -> String {
 pub fn contact() -> &'static str {
     "contact"
 }
+
+/// The `headline` flag's arm, read on a page that is not its source: a probe that
+/// assigns without counting.
+#[get("/peek")]
+pub fn peek(flags: Flags<'_>) -> String {
+    flags.variant("headline").unwrap_or_default()
+}
+
+/// Every arm the visitor holds, as `flag:arm,...`.
+#[get("/all")]
+pub fn all(flags: Flags<'_>) -> String {
+    flags.to_string()
+}

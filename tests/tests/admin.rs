@@ -6,13 +6,13 @@ use bandits::api::AdminCheck;
 use bandits::engine::{ArmTotals, FlagDefinition};
 use bandits::store::{Batch, Increment, Store};
 use bandits::Bandits;
+use bandits_integration_tests::admin::{self, attempt, location, sign_in_form, ADMIN};
 use bandits_integration_tests::browser::{csrf, SECRET_KEY, TOKEN};
 use bandits_integration_tests::each_database;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 
 const PASSWORD: &str = "correct horse battery";
-const ADMIN: &str = "/bandits/admin";
 
 fn site(url: &str, site_check: bool) -> rocket::Rocket<rocket::Build> {
     let figment = rocket::Config::figment()
@@ -40,27 +40,8 @@ async fn client(url: &str, site_check: bool) -> Client {
 /// The address the admin's browser connects from.
 const ADDRESS: &str = "192.0.2.7:4000";
 
-fn location(response: &LocalResponse<'_>) -> Option<String> {
-    response.headers().get_one("Location").map(str::to_string)
-}
-
 async fn post_form<'c>(client: &'c Client, path: &str, body: String) -> LocalResponse<'c> {
-    post_form_from(client, ADDRESS, path, body).await
-}
-
-async fn post_form_from<'c>(
-    client: &'c Client,
-    address: &str,
-    path: &str,
-    body: String,
-) -> LocalResponse<'c> {
-    client
-        .post(format!("{ADMIN}{path}"))
-        .header(ContentType::Form)
-        .remote(address.parse().expect("an address"))
-        .body(body)
-        .dispatch()
-        .await
+    admin::post_form(client, ADDRESS, path, body, None, None).await
 }
 
 async fn sign_in<'c>(client: &'c Client, secret: &str) -> LocalResponse<'c> {
@@ -68,15 +49,8 @@ async fn sign_in<'c>(client: &'c Client, secret: &str) -> LocalResponse<'c> {
 }
 
 async fn sign_in_from<'c>(client: &'c Client, address: &str, secret: &str) -> LocalResponse<'c> {
-    let form = client.get(format!("{ADMIN}/login")).dispatch().await;
-    let token = csrf(&form.into_string().await.unwrap_or_default());
-    post_form_from(
-        client,
-        address,
-        "/login",
-        format!("secret={}&csrf={token}", secret.replace(' ', "+")),
-    )
-    .await
+    let form = sign_in_form(client).await;
+    attempt(client, &form, secret, address, None).await
 }
 
 #[tokio::test]

@@ -66,11 +66,6 @@ fn goal(flags: Flags<'_>, event: &str) -> String {
     flags.convert(event).to_string()
 }
 
-#[get("/all")]
-fn all(flags: Flags<'_>) -> String {
-    flags.to_string()
-}
-
 /// A page answering 404 itself (not through a catcher), setting a cookie of its own.
 #[get("/soft-404")]
 fn soft_404(jar: &rocket::http::CookieJar<'_>) -> rocket::response::status::NotFound<&'static str> {
@@ -176,7 +171,7 @@ fn site_with(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
             css,
             signup,
             goal,
-            all,
+            routes::all,
             broken,
             soft_404,
             account

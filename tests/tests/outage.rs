@@ -16,26 +16,15 @@ use std::time::Duration;
 
 use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::Store;
-use bandits::{Bandits, Flags};
+use bandits::Bandits;
 use bandits_integration_tests::browser::{remembered, totals, Visitor, SECRET_KEY};
 use bandits_integration_tests::proxy::{through, Proxy};
 use bandits_integration_tests::{each_database, eventually, on_postgres, postgres_server, routes};
 use rocket::figment::value::Value;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
-use rocket::{get, routes, Build, Rocket};
+use rocket::{routes, Build, Rocket};
 use sqlx::{AnyConnection, Connection, Executor};
-
-/// Reads the flag off its source path: assigns without counting, as a probe must.
-#[get("/peek")]
-fn peek(flags: Flags<'_>) -> String {
-    flags.variant("headline").unwrap_or_default()
-}
-
-#[get("/all")]
-fn all(flags: Flags<'_>) -> String {
-    flags.to_string()
-}
 
 fn site(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
     let mut figment = rocket::Config::figment()
@@ -55,7 +44,10 @@ fn site(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
         .expect("a valid flag");
     rocket::custom(figment)
         .attach(Bandits::fairing().with_flag(headline))
-        .mount("/", routes![routes::home, routes::contact, peek, all])
+        .mount(
+            "/",
+            routes![routes::home, routes::contact, routes::peek, routes::all],
+        )
 }
 
 async fn start(url: &str) -> Client {

@@ -2,50 +2,18 @@
 //! often the flush fails, and one line when the database answers again. In a test binary
 //! of its own, because it installs the process's logger before Rocket does.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bandits::engine::FlagDefinition;
-use bandits::{Bandits, Flags};
+use bandits::Bandits;
 use bandits_integration_tests::browser::{Visitor, SECRET_KEY};
+use bandits_integration_tests::{log_capture, routes};
 use rocket::local::asynchronous::Client;
-use rocket::{get, routes};
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let line = record.args().to_string();
-            if line.starts_with("rocket-bandits:") {
-                LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-#[get("/peek")]
-fn peek(flags: Flags<'_>) -> String {
-    flags.variant("headline").unwrap_or_default()
-}
-
-#[get("/all")]
-fn all(flags: Flags<'_>) -> String {
-    flags.to_string()
-}
+use rocket::routes;
 
 #[tokio::test]
 async fn an_outage_warns_once_per_interval_and_says_when_it_ends() {
-    log::set_logger(&Capture).expect("the first logger of this test binary");
-    log::set_max_level(log::LevelFilter::Warn);
+    log_capture::install();
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let later = dir.path().join("later");
@@ -62,7 +30,7 @@ async fn an_outage_warns_once_per_interval_and_says_when_it_ends() {
         .expect("a valid flag");
     let rocket = rocket::custom(figment)
         .attach(Bandits::fairing().with_flag(flag))
-        .mount("/", routes![peek, all]);
+        .mount("/", routes![routes::peek, routes::all]);
     let client = Client::untracked(rocket)
         .await
         .expect("ignites without the database");
@@ -85,7 +53,10 @@ async fn an_outage_warns_once_per_interval_and_says_when_it_ends() {
     assert!(back, "the plugin never reached the database");
     client.terminate().await;
 
-    let lines = LINES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let lines: Vec<String> = log_capture::at_least(log::Level::Warn)
+        .into_iter()
+        .filter(|line| line.starts_with("rocket-bandits:"))
+        .collect();
     let at_start = lines
         .iter()
         .filter(|l| l.contains("starting on the"))

@@ -9,7 +9,8 @@ use bandits::engine::FlagDefinition;
 use bandits::store::EventQuery;
 use bandits::track::{MAX_LOGGED_PATH, TRUNCATED_MARK};
 use bandits::{Bandits, Flags};
-use bandits_integration_tests::browser::{csrf, sum, Visitor, SECRET_KEY, TOKEN};
+use bandits_integration_tests::admin::{self, post_form, sign_in_form, signed_in, Session, ADMIN};
+use bandits_integration_tests::browser::{sum, Visitor, SECRET_KEY, TOKEN};
 use bandits_integration_tests::{each_database, routes};
 use rocket::figment::value::Value;
 use rocket::http::{ContentType, Cookie, Header, Status};
@@ -17,19 +18,12 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::serde::json::{json, Value as Json};
 use rocket::{get, post, routes, Build, Rocket};
 
-const ADMIN: &str = "/bandits/admin";
 const PASSWORD: &str = "correct horse battery";
 
 /// Reads a flag without a page of its own: the visitor is counted here, on any path.
 #[get("/read/<_rest..>")]
 fn read(flags: Flags<'_>, _rest: PathBuf) -> String {
     flags.variant("anywhere").unwrap_or_default()
-}
-
-/// Reads the headline without counting it (its page is `/`).
-#[get("/peek")]
-fn peek(flags: Flags<'_>) -> String {
-    flags.variant("headline").unwrap_or_default()
 }
 
 #[post("/goal")]
@@ -68,7 +62,7 @@ fn site(url: &str, extra: &[(&str, Value)]) -> Rocket<Build> {
         .fold(Bandits::fairing(), |fairing, flag| fairing.with_flag(flag));
     rocket::custom(figment).attach(fairing).mount(
         "/",
-        routes![routes::home, routes::contact, read, peek, goal],
+        routes![routes::home, routes::contact, read, routes::peek, goal],
     )
 }
 
@@ -163,37 +157,15 @@ async fn the_log_keeps_a_bounded_path_and_the_pending_log_bounded_bytes() {
     .await;
 }
 
-/// The admin's sign-in form's CSRF token, and the session cookie that goes with it.
-async fn sign_in_form(client: &Client) -> (String, Cookie<'static>) {
-    let form = client.get(format!("{ADMIN}/login")).dispatch().await;
-    let session = form
-        .cookies()
-        .get("bandits_admin")
-        .cloned()
-        .expect("a session cookie for the form");
-    let page = form.into_string().await.unwrap_or_default();
-    (csrf(&page), session)
-}
-
+/// A sign-in attempt from one connection whose `X-Real-IP` header says `real_ip`.
 async fn attempt<'c>(
     client: &'c Client,
-    form: &(String, Cookie<'static>),
+    form: &Session,
     secret: &str,
     real_ip: &str,
 ) -> LocalResponse<'c> {
-    client
-        .post(format!("{ADMIN}/login"))
-        .header(ContentType::Form)
-        .header(Header::new("X-Real-IP", real_ip.to_string()))
-        .remote("192.0.2.9:4000".parse().expect("an address"))
-        .cookie(form.1.clone())
-        .body(format!(
-            "secret={}&csrf={}",
-            secret.replace(' ', "+"),
-            form.0
-        ))
-        .dispatch()
-        .await
+    let header = Header::new("X-Real-IP", real_ip.to_string());
+    admin::attempt(client, form, secret, "192.0.2.9:4000", Some(header)).await
 }
 
 #[tokio::test]
@@ -240,37 +212,20 @@ async fn the_sign_in_limit_keys_on_the_connection_not_on_headers_it_sends() {
     .await;
 }
 
-/// Signs in with `secret`; the signed-in session cookie and its CSRF token.
-async fn signed_in(client: &Client, secret: &str) -> (String, Cookie<'static>) {
-    let form = sign_in_form(client).await;
-    let answer = attempt(client, &form, secret, "10.0.0.1").await;
-    assert_eq!(answer.status(), Status::SeeOther, "signed in");
-    let session = answer
-        .cookies()
-        .get("bandits_admin")
-        .cloned()
-        .expect("the signed-in session");
-    drop(answer);
-    let list = client
-        .get(format!("{ADMIN}/"))
-        .cookie(session.clone())
-        .dispatch()
-        .await;
-    assert_eq!(list.status(), Status::Ok);
-    let page = list.into_string().await.unwrap_or_default();
-    (csrf(&page), session)
-}
-
 /// Posts a reset of `flag` with `session`; the answer's status.
-async fn reset_with(client: &Client, session: &(String, Cookie<'static>), flag: &str) -> Status {
-    client
-        .post(format!("{ADMIN}/flags/{flag}/reset"))
-        .header(ContentType::Form)
-        .cookie(session.1.clone())
-        .body(format!("csrf={}", session.0))
-        .dispatch()
-        .await
-        .status()
+async fn reset_with(client: &Client, session: &Session, flag: &str) -> Status {
+    let body = format!("csrf={}", session.0);
+    let path = format!("/flags/{flag}/reset");
+    post_form(
+        client,
+        "192.0.2.9:4000",
+        &path,
+        body,
+        Some(&session.1),
+        None,
+    )
+    .await
+    .status()
 }
 
 async fn opens_admin(client: &Client, session: &Cookie<'static>) -> bool {

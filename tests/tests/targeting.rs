@@ -9,7 +9,7 @@ use bandits::engine::{Flag, FlagDefinition, Policy};
 use bandits::Bandits;
 use bandits::Flags;
 use bandits_integration_tests::browser::{holding, sum, totals, Visitor, SECRET_KEY};
-use bandits_integration_tests::each_database;
+use bandits_integration_tests::{each_database, routes};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rocket::local::asynchronous::Client;
@@ -19,11 +19,6 @@ use rocket::{get, routes};
 #[get("/peek/<name>")]
 fn peek(flags: Flags<'_>, name: &str) -> String {
     flags.variant(name).unwrap_or_else(|| "none".into())
-}
-
-#[get("/all")]
-fn all(flags: Flags<'_>) -> String {
-    flags.to_string()
 }
 
 fn flag(name: &str, targeting: Targeting) -> Flag {
@@ -138,7 +133,7 @@ async fn start(url: &str) -> Client {
         .privileged(|request| request.headers().get_one("X-QA") == Some("yes"));
     let rocket = rocket::custom(figment)
         .attach(fairing)
-        .mount("/", routes![peek, all]);
+        .mount("/", routes![peek, routes::all]);
     Client::untracked(rocket).await.expect("the site ignites")
 }
 
