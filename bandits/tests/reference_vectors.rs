@@ -62,6 +62,17 @@ fn count(entry: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} is a count"))
 }
 
+/// The fields of an entry that holds two arms.
+const PAIR_FIELDS: &[&str] = &["views_a", "conversions_a", "views_b", "conversions_b"];
+
+/// The two arms of an entry.
+fn pair(entry: &Value) -> (ArmTotals, ArmTotals) {
+    (
+        ArmTotals::new(count(entry, "views_a"), count(entry, "conversions_a")),
+        ArmTotals::new(count(entry, "views_b"), count(entry, "conversions_b")),
+    )
+}
+
 fn arm(entry: &Value) -> ArmTotals {
     ArmTotals::new(count(entry, "views"), count(entry, "conversions"))
 }
@@ -134,36 +145,32 @@ fn section_of(all: &Value, name: &str) -> Vec<Value> {
     entries.clone()
 }
 
-#[test]
-fn the_file_has_no_section_we_do_not_test() {
-    let all = vectors();
-    let sections: BTreeSet<&str> = all
-        .as_object()
-        .unwrap()
+/// The names of a reference file's sections.
+fn sections(all: &Value) -> BTreeSet<String> {
+    all.as_object()
+        .expect("an object")
         .keys()
-        .map(|k| k.as_str())
-        .collect();
-    let tested = BTreeSet::from(["generator", "two_sample", "intervals", "k_arm", "beta_best"]);
-    assert_eq!(sections, tested);
+        .cloned()
+        .collect()
+}
 
-    let all = sequential_vectors();
-    let sections: BTreeSet<&str> = all
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
+#[test]
+fn the_files_have_no_section_we_do_not_test() {
+    let tested = |names: &[&str]| names.iter().map(|name| name.to_string()).collect();
     assert_eq!(
-        sections,
-        BTreeSet::from(["generator", "msprt", "sample_ratio"])
+        sections(&vectors()),
+        tested(&["generator", "two_sample", "intervals", "k_arm", "beta_best"])
+    );
+    assert_eq!(
+        sections(&sequential_vectors()),
+        tested(&["generator", "msprt", "sample_ratio"])
     );
 }
 
 #[test]
 fn the_sequential_test_matches_numerical_integration() {
     for entry in section_of(&sequential_vectors(), "msprt") {
-        let a = ArmTotals::new(count(&entry, "views_a"), count(&entry, "conversions_a"));
-        let b = ArmTotals::new(count(&entry, "views_b"), count(&entry, "conversions_b"));
+        let (a, b) = pair(&entry);
         let width = number(&entry, "mixture_sd").expect("a mixture width");
         let what = format!("{a:?} vs {b:?}, mixture_sd {width}");
         let evidence = msprt_log_likelihood_ratio(a, b, width)
@@ -188,14 +195,10 @@ fn the_sequential_test_matches_numerical_integration() {
         assert_all_checked(
             &entry,
             &[
-                "views_a",
-                "conversions_a",
-                "views_b",
-                "conversions_b",
-                "mixture_sd",
-                "log_likelihood_ratio",
-                "p_value",
-            ],
+                PAIR_FIELDS,
+                &["mixture_sd", "log_likelihood_ratio", "p_value"],
+            ]
+            .concat(),
         );
     }
 }
@@ -236,8 +239,7 @@ fn the_sample_ratio_check_matches_scipy() {
 #[test]
 fn two_sample_tests_match_scipy() {
     for entry in section("two_sample") {
-        let a = ArmTotals::new(count(&entry, "views_a"), count(&entry, "conversions_a"));
-        let b = ArmTotals::new(count(&entry, "views_b"), count(&entry, "conversions_b"));
+        let (a, b) = pair(&entry);
         let what = format!("{a:?} vs {b:?}");
         assert_test(
             student_t_test(a, b),
@@ -257,17 +259,17 @@ fn two_sample_tests_match_scipy() {
         assert_all_checked(
             &entry,
             &[
-                "views_a",
-                "conversions_a",
-                "views_b",
-                "conversions_b",
-                "student_t",
-                "student_p",
-                "welch_t",
-                "welch_p",
-                "pooled_z",
-                "pooled_z_p",
-            ],
+                PAIR_FIELDS,
+                &[
+                    "student_t",
+                    "student_p",
+                    "welch_t",
+                    "welch_p",
+                    "pooled_z",
+                    "pooled_z_p",
+                ],
+            ]
+            .concat(),
         );
     }
 }

@@ -25,7 +25,8 @@ mod session;
 
 use rocket::form::FromForm;
 use rocket::http::Status;
-use rocket::request::Request;
+use rocket::outcome::try_outcome;
+use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::Redirect;
 use rocket::{catch, catchers, get, post, routes, Catcher, Route, State};
 
@@ -201,14 +202,90 @@ async fn sign_out(
     Ok(Redirect::to(format!("{}/login", config.admin_prefix())))
 }
 
-#[get("/?<q>")]
-async fn flags(
+/// What every page past sign-in needs: access (without it, 401, which sends to the
+/// sign-in page), the configuration and the database.
+struct Admin<'r> {
     access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
-    q: Option<&str>,
-) -> Result<maud::Markup, Status> {
-    let snapshot = db
+    config: &'r Config,
+    db: &'r BanditsDatabase,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Admin<'r> {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ()> {
+        let access = try_outcome!(request.guard::<AdminAccess>().await);
+        let config = try_outcome!(request
+            .guard::<&State<Config>>()
+            .await
+            .map_error(|(status, _)| (status, ())));
+        let db = try_outcome!(request
+            .guard::<&BanditsDatabase>()
+            .await
+            .map_error(|(status, _)| (status, ())));
+        Outcome::Success(Admin {
+            access,
+            config: config.inner(),
+            db,
+        })
+    }
+}
+
+impl Admin<'_> {
+    /// A page of the admin titled `title`.
+    fn page<'a>(&'a self, title: &'a str) -> Page<'a> {
+        Page::new(self.config, title)
+    }
+
+    /// The CSRF token of this admin's forms.
+    fn csrf(&self) -> &str {
+        &self.access.csrf
+    }
+
+    fn store(&self) -> &crate::store::Store {
+        self.db.store()
+    }
+
+    /// Flag `name` as stored; 404 when there is none.
+    async fn stored(&self, name: &str) -> Result<crate::store::StoredFlag, Status> {
+        self.store()
+            .flag(name)
+            .await
+            .map_err(|error| store_status(&error))
+    }
+
+    /// After a change the store made (or refused): this instance reloads its flags, and
+    /// the browser goes to `path` under the admin.
+    async fn changed<T>(
+        &self,
+        result: Result<T, crate::store::StoreError>,
+        live: Reloader,
+        path: &str,
+    ) -> Result<Redirect, Status> {
+        result.map_err(|error| store_status(&error))?;
+        reload(live).await;
+        Ok(Redirect::to(format!(
+            "{}{path}",
+            self.config.admin_prefix()
+        )))
+    }
+
+    /// The page asking to confirm `button` on flag `name`, posting to `/flags/{name}/{action}`.
+    fn confirm(&self, name: &str, action: &str, button: &str, text: &str) -> maud::Markup {
+        self.page(button).confirm(
+            self.csrf(),
+            text,
+            &format!("/flags/{name}/{action}"),
+            button,
+            &format!("/flags/{name}"),
+        )
+    }
+}
+
+#[get("/?<q>")]
+async fn flags(admin: Admin<'_>, q: Option<&str>) -> Result<maud::Markup, Status> {
+    let snapshot = admin
         .store()
         .snapshot()
         .await
@@ -223,124 +300,80 @@ async fn flags(
                 || stored.flag.note().to_lowercase().contains(&query)
         })
         .collect();
-    Ok(Page::new(config, "Flags").flags(&access.csrf, &query, &shown, snapshot.flags.len()))
-}
-
-async fn stored(db: &BanditsDatabase, name: &str) -> Result<crate::store::StoredFlag, Status> {
-    db.store()
-        .flag(name)
-        .await
-        .map_err(|error| store_status(&error))
+    let total = snapshot.flags.len();
+    Ok(admin
+        .page("Flags")
+        .flags(admin.csrf(), &query, &shown, total))
 }
 
 #[get("/flags/<name>")]
-async fn flag_page(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
-    name: &str,
-) -> Result<maud::Markup, Status> {
-    let stored = stored(db, name).await?;
+async fn flag_page(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+    let stored = admin.stored(name).await?;
     let statistics = stored.statistics();
-    let history = db
+    let history = admin
         .store()
         .history(name, stored.epoch, CHART_BUCKETS)
         .await
         .map_err(|_| Status::ServiceUnavailable)?;
-    Ok(Page::new(config, name).flag(&access.csrf, &stored, &statistics, &history))
+    Ok(admin
+        .page(name)
+        .flag(admin.csrf(), &stored, &statistics, &history))
 }
 
 #[get("/flags/<name>/reset")]
-async fn confirm_reset(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
-    name: &str,
-) -> Result<maud::Markup, Status> {
-    let stored = stored(db, name).await?;
+async fn confirm_reset(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+    let stored = admin.stored(name).await?;
     let visitors: u64 = stored.totals.iter().map(|t| t.views).sum();
     let text = format!(
         "Reset the statistics of {name}? Its {visitors} visitors and their conversions are \
          set aside, the winner (if any) is unlocked, and every visitor gets a fresh arm."
     );
-    Ok(Page::new(config, "Reset statistics").confirm(
-        &access.csrf,
-        &text,
-        &format!("/flags/{name}/reset"),
-        "Reset statistics",
-        &format!("/flags/{name}"),
-    ))
+    Ok(admin.confirm(name, "reset", "Reset statistics", &text))
 }
 
 #[post("/flags/<name>/reset", data = "<_form>")]
 async fn reset(
-    _access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
+    admin: Admin<'_>,
     live: Reloader,
     name: &str,
     _form: Checked<CsrfOnly<'_>>,
 ) -> Result<Redirect, Status> {
-    db.store()
-        .reset_flag(name, now_ms())
-        .await
-        .map_err(|error| store_status(&error))?;
-    reload(live).await;
-    Ok(Redirect::to(format!(
-        "{}/flags/{name}",
-        config.admin_prefix()
-    )))
+    let result = admin.store().reset_flag(name, now_ms()).await;
+    admin.changed(result, live, &format!("/flags/{name}")).await
 }
 
 #[get("/flags/<name>/delete")]
-async fn confirm_delete(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
-    name: &str,
-) -> Result<maud::Markup, Status> {
-    stored(db, name).await?;
+async fn confirm_delete(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+    admin.stored(name).await?;
     let text = format!(
         "Delete {name} with its counters and activity log? This cannot be undone; code that \
          reads the flag will see it as inactive."
     );
-    Ok(Page::new(config, "Delete flag").confirm(
-        &access.csrf,
-        &text,
-        &format!("/flags/{name}/delete"),
-        "Delete flag",
-        &format!("/flags/{name}"),
-    ))
+    Ok(admin.confirm(name, "delete", "Delete flag", &text))
 }
 
 #[post("/flags/<name>/delete", data = "<_form>")]
 async fn delete(
-    _access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
+    admin: Admin<'_>,
     live: Reloader,
     name: &str,
     _form: Checked<CsrfOnly<'_>>,
 ) -> Result<Redirect, Status> {
-    db.store()
-        .delete_flag(name)
-        .await
-        .map_err(|error| store_status(&error))?;
-    reload(live).await;
-    Ok(Redirect::to(format!("{}/", config.admin_prefix())))
+    let result = admin.store().delete_flag(name).await;
+    admin.changed(result, live, "/").await
 }
 
 #[get("/new")]
-fn new_form(access: AdminAccess, config: &State<Config>) -> maud::Markup {
+fn new_form(admin: Admin<'_>) -> maud::Markup {
     let form = FlagForm::from_definition(&crate::engine::FlagDefinition::default());
-    Page::new(config, "New flag").flag_form(&access.csrf, &form, &[], false)
+    admin
+        .page("New flag")
+        .flag_form(admin.csrf(), &form, &[], false)
 }
 
 /// Saves `form` (new, or replacing `editing`), or shows it again with its problems.
 async fn save(
-    access: &AdminAccess,
-    config: &Config,
-    db: &BanditsDatabase,
+    admin: &Admin<'_>,
     live: Reloader,
     mut form: FlagForm,
     editing: Option<&str>,
@@ -350,10 +383,11 @@ async fn save(
     } else {
         "New flag"
     };
-    let page = Page::new(config, title);
+    let page = admin.page(title);
     let base = match editing {
         Some(name) => {
-            let stored = stored(db, name)
+            let stored = admin
+                .stored(name)
                 .await
                 .map_err(|status| (status, page.message("No such flag.")))?;
             form.name = name.to_string();
@@ -368,14 +402,13 @@ async fn save(
         form.pad_arms();
         (
             Status::UnprocessableEntity,
-            page.flag_form(&access.csrf, &form, &errors, editing.is_some()),
+            page.flag_form(admin.csrf(), &form, &errors, editing.is_some()),
         )
     };
     let flag = parsed.map_err(&mut again)?;
-    let store = db.store();
     let saved = match editing {
-        Some(_) => store.update_flag(&flag, now_ms()).await,
-        None => store.create_flag(&flag, now_ms()).await,
+        Some(_) => admin.store().update_flag(&flag, now_ms()).await,
+        None => admin.store().create_flag(&flag, now_ms()).await,
     };
     match saved {
         Ok(_) => {}
@@ -394,44 +427,37 @@ async fn save(
     reload(live).await;
     Ok(Redirect::to(format!(
         "{}/flags/{}",
-        config.admin_prefix(),
+        admin.config.admin_prefix(),
         flag.name()
     )))
 }
 
 #[post("/new", data = "<form>")]
 async fn create(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
+    admin: Admin<'_>,
     live: Reloader,
     form: Checked<FlagForm>,
 ) -> Result<Redirect, (Status, maud::Markup)> {
-    save(&access, config, db, live, form.0, None).await
+    save(&admin, live, form.0, None).await
 }
 
 #[get("/flags/<name>/edit")]
-async fn edit_form(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
-    name: &str,
-) -> Result<maud::Markup, Status> {
-    let stored = stored(db, name).await?;
+async fn edit_form(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+    let stored = admin.stored(name).await?;
     let form = FlagForm::from_definition(stored.flag.definition());
-    Ok(Page::new(config, "Edit flag").flag_form(&access.csrf, &form, &[], true))
+    Ok(admin
+        .page("Edit flag")
+        .flag_form(admin.csrf(), &form, &[], true))
 }
 
 #[post("/flags/<name>/edit", data = "<form>")]
 async fn update(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
+    admin: Admin<'_>,
     live: Reloader,
     name: &str,
     form: Checked<FlagForm>,
 ) -> Result<Redirect, (Status, maud::Markup)> {
-    save(&access, config, db, live, form.0, Some(name)).await
+    save(&admin, live, form.0, Some(name)).await
 }
 
 /// About how many points the charts have.
@@ -442,9 +468,7 @@ const LOG_PAGE: u32 = 50;
 
 #[get("/activity?<visitor>&<flag>&<path>&<before>")]
 async fn activity(
-    access: AdminAccess,
-    config: &State<Config>,
-    db: &BanditsDatabase,
+    admin: Admin<'_>,
     visitor: Option<&str>,
     flag: Option<&str>,
     path: Option<&str>,
@@ -463,10 +487,12 @@ async fn activity(
         before,
         limit: LOG_PAGE,
     };
-    let events = db
+    let events = admin
         .store()
         .events(&query)
         .await
         .map_err(|_| Status::ServiceUnavailable)?;
-    Ok(Page::new(config, "Activity").activity(&access.csrf, &query, &events, LOG_PAGE))
+    Ok(admin
+        .page("Activity")
+        .activity(admin.csrf(), &query, &events, LOG_PAGE))
 }
