@@ -28,6 +28,13 @@
 # INSTR_FLAGS=N runs the attached site with N flags instead of the three experiments
 # (EXAMPLE_SITE_FLAGS of the example site: `headline-flag` on `/`, the others on pages of
 # their own), as scripts/bench.sh's "1 flag" and "1,000 flags" setups do.
+# The site runs one worker thread (INSTR_WORKERS, default 1). Each worker keeps its own
+# cache of decoded visitor cookies, and the warm-up and the counted requests come over two
+# connections: with two workers tokio may serve the counted connection on the thread the
+# warm-up did not reach, which then decodes every visitor's cookie once inside the counted
+# window (some 2,300 instructions a request), or may not, depending on the run. One worker
+# makes the counted requests meet a warm cache every time. Under callgrind the threads run
+# one at a time anyway.
 # INSTR_OUT=dir keeps the two counted dumps there (attached.callgrind, detached.callgrind),
 # for `callgrind_annotate --inclusive=yes dir/attached.callgrind` or KCachegrind. Nothing
 # listens beyond 127.0.0.1; every process started is stopped.
@@ -44,6 +51,7 @@ for tool in valgrind callgrind_control; do
 done
 
 needs_wrk=no
+export ROCKET_WORKERS=${INSTR_WORKERS:-1}
 # Rocket starts and migrates its database about fifty times slower under callgrind.
 start_tries=3000
 bandits_config="flush_interval_ms=60000"
@@ -141,7 +149,7 @@ read -r d_ir d_l1 d_ll d_cycles <"$work/detached"
 echo "## Instructions per request ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD))"
 echo
 echo "callgrind's counts over $requests requests of the example site (${flags:+$flags flags, }attached and detached)"
-echo "after $warmup to warm up (seed $seed); simulated caches: $caches."
+echo "after $warmup to warm up (seed $seed), $ROCKET_WORKERS worker thread(s); simulated caches: $caches."
 echo
 echo "| | instructions | first-level misses | last-level misses | estimated cycles |"
 echo "|---|---:|---:|---:|---:|"
