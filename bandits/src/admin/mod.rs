@@ -54,10 +54,8 @@ pub fn routes() -> Vec<Route> {
         sign_out,
         flags,
         flag_page,
-        confirm_reset,
-        reset,
-        confirm_delete,
-        delete,
+        confirm,
+        act,
         activity,
         new_form,
         create,
@@ -271,17 +269,6 @@ impl Admin<'_> {
             self.config.admin_prefix()
         )))
     }
-
-    /// The page asking to confirm `button` on flag `name`, posting to `/flags/{name}/{action}`.
-    fn confirm(&self, name: &str, action: &str, button: &str, text: &str) -> maud::Markup {
-        self.page(button).confirm(
-            self.csrf(),
-            text,
-            &format!("/flags/{name}/{action}"),
-            button,
-            &format!("/flags/{name}"),
-        )
-    }
 }
 
 #[get("/?<q>")]
@@ -321,47 +308,96 @@ async fn flag_page(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status>
         .flag(admin.csrf(), &stored, &statistics, &history))
 }
 
-#[get("/flags/<name>/reset")]
-async fn confirm_reset(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+/// What a flag's page can do after a confirmation: `/flags/<name>/reset` and
+/// `/flags/<name>/delete`.
+#[derive(Clone, Copy)]
+enum Action {
+    Reset,
+    Delete,
+}
+
+impl<'a> rocket::request::FromParam<'a> for Action {
+    type Error = &'a str;
+
+    fn from_param(param: &'a str) -> Result<Self, Self::Error> {
+        match param {
+            "reset" => Ok(Action::Reset),
+            "delete" => Ok(Action::Delete),
+            other => Err(other),
+        }
+    }
+}
+
+impl Action {
+    fn path(self) -> &'static str {
+        match self {
+            Action::Reset => "reset",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn button(self) -> &'static str {
+        match self {
+            Action::Reset => "Reset statistics",
+            Action::Delete => "Delete flag",
+        }
+    }
+
+    /// What the confirmation page says the action does to `stored`.
+    fn consequences(self, stored: &crate::store::StoredFlag) -> String {
+        let name = stored.flag.name();
+        match self {
+            Action::Reset => {
+                let visitors: u64 = stored.totals.iter().map(|t| t.views).sum();
+                format!(
+                    "Reset the statistics of {name}? Its {visitors} visitors and their \
+                     conversions are set aside, the winner (if any) is unlocked, and every \
+                     visitor gets a fresh arm."
+                )
+            }
+            Action::Delete => format!(
+                "Delete {name} with its counters and activity log? This cannot be undone; \
+                 code that reads the flag will see it as inactive."
+            ),
+        }
+    }
+}
+
+/// The page asking to confirm `action` on flag `name`.
+#[get("/flags/<name>/<action>", rank = 2)]
+async fn confirm(admin: Admin<'_>, name: &str, action: Action) -> Result<maud::Markup, Status> {
     let stored = admin.stored(name).await?;
-    let visitors: u64 = stored.totals.iter().map(|t| t.views).sum();
-    let text = format!(
-        "Reset the statistics of {name}? Its {visitors} visitors and their conversions are \
-         set aside, the winner (if any) is unlocked, and every visitor gets a fresh arm."
-    );
-    Ok(admin.confirm(name, "reset", "Reset statistics", &text))
+    Ok(admin.page(action.button()).confirm(
+        admin.csrf(),
+        &action.consequences(&stored),
+        &format!("/flags/{name}/{}", action.path()),
+        action.button(),
+        &format!("/flags/{name}"),
+    ))
 }
 
-#[post("/flags/<name>/reset", data = "<_form>")]
-async fn reset(
+/// `action` on flag `name`, confirmed: back to the flag's page after a reset, to the list
+/// after a deletion.
+#[post("/flags/<name>/<action>", data = "<_form>", rank = 2)]
+async fn act(
     admin: Admin<'_>,
     live: Reloader,
     name: &str,
+    action: Action,
     _form: Checked<CsrfOnly<'_>>,
 ) -> Result<Redirect, Status> {
-    let result = admin.store().reset_flag(name, now_ms()).await;
-    admin.changed(result, live, &format!("/flags/{name}")).await
-}
-
-#[get("/flags/<name>/delete")]
-async fn confirm_delete(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
-    admin.stored(name).await?;
-    let text = format!(
-        "Delete {name} with its counters and activity log? This cannot be undone; code that \
-         reads the flag will see it as inactive."
-    );
-    Ok(admin.confirm(name, "delete", "Delete flag", &text))
-}
-
-#[post("/flags/<name>/delete", data = "<_form>")]
-async fn delete(
-    admin: Admin<'_>,
-    live: Reloader,
-    name: &str,
-    _form: Checked<CsrfOnly<'_>>,
-) -> Result<Redirect, Status> {
-    let result = admin.store().delete_flag(name).await;
-    admin.changed(result, live, "/").await
+    let store = admin.store();
+    match action {
+        Action::Reset => {
+            let result = store.reset_flag(name, now_ms()).await;
+            admin.changed(result, live, &format!("/flags/{name}")).await
+        }
+        Action::Delete => {
+            admin
+                .changed(store.delete_flag(name).await, live, "/")
+                .await
+        }
+    }
 }
 
 #[get("/new")]
