@@ -10,6 +10,7 @@ pub const ADMIN_SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 impl Store {
     /// Opens a signed-in admin session: remembers `id_digest` (the SHA-256 of the
     /// session's id, never the id) until `expires_at`, and forgets sessions that expired.
+    #[doc(hidden)] // The admin's own, public for the integration tests.
     pub async fn open_admin_session(
         &self,
         id_digest: &str,
@@ -35,6 +36,7 @@ impl Store {
 
     /// Whether the admin session of `id_digest` is open at `now`: opened, not ended, not
     /// expired.
+    #[doc(hidden)] // The admin's own, public for the integration tests.
     pub async fn admin_session_open(&self, id_digest: &str, now: i64) -> Result<bool, StoreError> {
         let found =
             sqlx::query("SELECT 1 FROM bandits_admin_sessions WHERE id = $1 AND expires_at > $2")
@@ -46,6 +48,7 @@ impl Store {
     }
 
     /// Ends the admin session of `id_digest`, for every instance sharing the database.
+    #[doc(hidden)] // The admin's own, public for the integration tests.
     pub async fn end_admin_session(&self, id_digest: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM bandits_admin_sessions WHERE id = $1")
             .bind(id_digest)
