@@ -12,6 +12,7 @@
 //! exclude_bots = true                           # the default
 //! flush_interval_ms = 500                       # the default; 10 to 60000
 //! cookie_name = "bandits"                       # the default
+//! cookie_max_age_days = 365                     # the default; 1 to 3650: how long a browser keeps it
 //! secure_cookie = true                          # default: only when Rocket serves TLS
 //! require_database = false                      # default true: no database, no launch
 //! max_pending_events = 100000                   # the default; log entries kept during an outage
@@ -69,6 +70,9 @@ pub const FLUSH_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 
 /// The outage warning interval's allowed range, in milliseconds.
 pub const WARNING_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
+/// The days a visitor cookie may be kept for (`bandits.cookie_max_age_days`): a day to
+/// ten years.
+pub const COOKIE_MAX_AGE_DAYS: std::ops::RangeInclusive<u32> = 1..=3_650;
 
 /// Markers of automated clients in a User-Agent, compared without case.
 const BOT_MARKERS: &[&str] = &[
@@ -110,6 +114,7 @@ struct RawConfig {
     exclude_bots: bool,
     flush_interval_ms: u64,
     cookie_name: String,
+    cookie_max_age_days: u32,
     secure_cookie: Option<bool>,
     require_database: bool,
     max_pending_events: usize,
@@ -129,6 +134,7 @@ impl Default for RawConfig {
             exclude_bots: true,
             flush_interval_ms: 500,
             cookie_name: "bandits".to_string(),
+            cookie_max_age_days: 365,
             secure_cookie: None,
             require_database: true,
             max_pending_events: crate::track::DEFAULT_MAX_PENDING_EVENTS,
@@ -186,6 +192,7 @@ pub struct Config {
     exclude_bots: bool,
     flush_interval: Duration,
     cookie_name: String,
+    cookie_max_age_days: u32,
     secure_cookie: Option<bool>,
     require_database: bool,
     max_pending_events: usize,
@@ -318,6 +325,17 @@ impl Config {
                 ),
             ));
         }
+        if !COOKIE_MAX_AGE_DAYS.contains(&raw.cookie_max_age_days) {
+            return Err(ConfigError::new(
+                "cookie_max_age_days",
+                format!(
+                    "must be between {} and {} days, got {}",
+                    COOKIE_MAX_AGE_DAYS.start(),
+                    COOKIE_MAX_AGE_DAYS.end(),
+                    raw.cookie_max_age_days
+                ),
+            ));
+        }
         let admin_client_ip_header = match raw.admin_client_ip_header {
             None => None,
             Some(name) if !name.is_empty() && name.chars().all(is_cookie_name_char) => Some(name),
@@ -337,6 +355,7 @@ impl Config {
             exclude_bots: raw.exclude_bots,
             flush_interval: Duration::from_millis(raw.flush_interval_ms),
             cookie_name: raw.cookie_name,
+            cookie_max_age_days: raw.cookie_max_age_days,
             secure_cookie: raw.secure_cookie,
             require_database: raw.require_database,
             max_pending_events: raw.max_pending_events,
@@ -369,6 +388,12 @@ impl Config {
     /// The visitor cookie's name.
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
+    }
+
+    /// How long a browser keeps the visitor cookie (`Max-Age` and `Expires`): a visitor who
+    /// returns later is a new visitor.
+    pub fn cookie_max_age(&self) -> rocket::time::Duration {
+        rocket::time::Duration::days(i64::from(self.cookie_max_age_days))
     }
 
     /// Whether ignition fails when the database cannot be reached (the default). When

@@ -31,9 +31,6 @@ pub const QUERY_PREFIX: &str = "bandits_";
 /// `?bandits_force=<flag>:<arm>,...` forces arms for a privileged request.
 const FORCE_KEY: &str = "force";
 
-/// How long a visitor cookie lasts in the browser.
-const COOKIE_DAYS: i64 = 365;
-
 /// A count settled when the response leaves.
 pub(crate) struct PendingEvent {
     pub(crate) kind: EventKind,
@@ -303,6 +300,7 @@ impl Visit {
             return;
         }
         inner.dirty = false;
+        let max_age = self.runtime.config.cookie_max_age();
         let cookie = Cookie::build((
             self.runtime.config.cookie_name().to_string(),
             inner.visitor.encode(),
@@ -311,12 +309,10 @@ impl Visit {
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(self.runtime.secure)
-        .max_age(rocket::time::Duration::days(COOKIE_DAYS))
+        .max_age(max_age)
         // Rocket gives private cookies without an expiry date one week; browsers that
         // read Expires rather than Max-Age would forget the visitor after it.
-        .expires(
-            rocket::time::OffsetDateTime::now_utc() + rocket::time::Duration::days(COOKIE_DAYS),
-        );
+        .expires(rocket::time::OffsetDateTime::now_utc() + max_age);
         jar.add_private(cookie);
     }
 }

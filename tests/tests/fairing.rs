@@ -508,6 +508,48 @@ async fn the_visitor_cookie_is_private_http_only_and_lax() {
 }
 
 #[tokio::test]
+async fn the_visitor_cookie_lasts_365_days_or_as_configured() {
+    each_database(|_store, url| async move {
+        for (configured, days) in [(None, 365), (Some(30), 30)] {
+            let extra: Vec<(&str, Value)> = configured
+                .map(|days: u32| ("bandits.cookie_max_age_days", Value::from(days)))
+                .into_iter()
+                .collect();
+            let client = Client::untracked(site_with(&url, &extra))
+                .await
+                .expect("the site ignites");
+            let cookie = Visitor::browser()
+                .get(&client, "/")
+                .await
+                .set_cookie
+                .expect("a cookie is set");
+            assert_eq!(
+                cookie.max_age(),
+                Some(rocket::time::Duration::days(days)),
+                "{configured:?}"
+            );
+            let expires = cookie.expires_datetime().expect("an expiry date");
+            let left = expires - rocket::time::OffsetDateTime::now_utc();
+            assert!(
+                (days - 1..=days).contains(&left.whole_days()),
+                "{configured:?}: expires in {left}"
+            );
+            client.terminate().await;
+        }
+        // A lifetime out of range stops ignition, naming the key.
+        let wrong = [("bandits.cookie_max_age_days", Value::from(0))];
+        match Client::untracked(site_with(&url, &wrong)).await {
+            Ok(_) => panic!("a cookie lifetime of 0 days must be refused"),
+            Err(error) => assert!(
+                matches!(error.kind(), rocket::error::ErrorKind::FailedFairings(_)),
+                "{error:?}"
+            ),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn guard_reads_assign_lazily_and_stick_without_counting() {
     each_database(|store, url| async move {
         let client = start(&url).await;

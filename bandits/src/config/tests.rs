@@ -12,8 +12,10 @@ fn defaults_without_a_table() {
     assert_eq!(config.flush_interval(), Duration::from_millis(500));
     assert_eq!(config.cookie_name(), "bandits");
     assert!(config.is_excluded_user_agent(Some("Googlebot/2.1")));
+    assert_eq!(config.cookie_max_age(), rocket::time::Duration::days(365));
     let default = Config::default();
     assert_eq!(default.cookie_name(), config.cookie_name());
+    assert_eq!(default.cookie_max_age(), config.cookie_max_age());
     assert_eq!(default.flush_interval(), config.flush_interval());
 }
 
@@ -28,6 +30,7 @@ fn every_key_is_read() {
         exclude_bots = false
         flush_interval_ms = 100
         cookie_name = "ab_visitor"
+        cookie_max_age_days = 30
         "#,
     )
     .unwrap();
@@ -42,6 +45,7 @@ fn every_key_is_read() {
     assert!(!format!("{config:?}").contains("secret"));
     assert_eq!(config.flush_interval(), Duration::from_millis(100));
     assert_eq!(config.cookie_name(), "ab_visitor");
+    assert_eq!(config.cookie_max_age(), rocket::time::Duration::days(30));
     assert!(!config.is_excluded_user_agent(Some("Googlebot/2.1")));
     assert!(!config.is_excluded_user_agent(None));
     for path in [
@@ -72,6 +76,9 @@ fn wrong_values_name_their_key() {
         ("flush_interval_ms = 600000", "bandits.flush_interval_ms"),
         ("cookie_name = \"a b\"", "bandits.cookie_name"),
         ("cookie_name = \"\"", "bandits.cookie_name"),
+        ("cookie_max_age_days = 0", "bandits.cookie_max_age_days"),
+        ("cookie_max_age_days = 3651", "bandits.cookie_max_age_days"),
+        ("cookie_max_age_days = -1", "bandits.cookie_max_age_days"),
         ("flush_interval_ms = \"soon\"", "bandits.flush_interval_ms"),
         ("exclude_bots = \"yes\"", "bandits.exclude_bots"),
         (
