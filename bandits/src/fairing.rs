@@ -248,7 +248,8 @@ impl Fairing for Bandits {
             ));
             // A second ignition of the same fairing value keeps the first runtime.
             let runtime = Arc::clone(slot.get_or_init(|| runtime));
-            Ok(rocket.manage(Shared(runtime)))
+            let handle = crate::switches::FlagsHandle::new(Arc::clone(&runtime));
+            Ok(rocket.manage(Shared(runtime)).manage(handle))
         });
         let admin_prefix = config_prefix(&rocket);
         Ok(rocket

@@ -24,7 +24,8 @@
 //!    loop's rounds, and the reload that makes a change seen at once.
 //! 7. `visit` (private): one request's facts and visitor cookie; every way of reading a
 //!    flag goes through it, and it asks the engine's decision.
-//! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses. The
+//! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses;
+//!    [`switches`] ([`FlagsHandle`]): switches and samples for code outside a request. The
 //!    Tera functions are in the `bandits-tera` crate.
 //! 9. `auth` and `input` (private): who may use the API and the admin
 //!    ([`api::AdminCheck`], the admin token), and what a change brings (a flag's
@@ -71,9 +72,11 @@ mod input;
 mod runtime;
 mod secret;
 pub mod store;
+pub mod switches;
 pub mod track;
 mod visit;
 
 pub use bandits_macros::flag_variant;
 pub use fairing::Bandits;
 pub use guard::{Flags, VisitorFlags};
+pub use switches::FlagsHandle;
