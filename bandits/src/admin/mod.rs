@@ -203,14 +203,14 @@ async fn sign_out(
 
 /// What every page past sign-in needs: access (without it, 401, which sends to the
 /// sign-in page), the configuration and the database.
-struct Admin<'r> {
+struct AdminPage<'r> {
     access: AdminAccess,
     config: &'r Config,
     db: &'r BanditsDatabase,
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Admin<'r> {
+impl<'r> FromRequest<'r> for AdminPage<'r> {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ()> {
@@ -223,7 +223,7 @@ impl<'r> FromRequest<'r> for Admin<'r> {
             .guard::<&BanditsDatabase>()
             .await
             .map_error(|(status, _)| (status, ())));
-        Outcome::Success(Admin {
+        Outcome::Success(AdminPage {
             access,
             config: config.inner(),
             db,
@@ -231,7 +231,7 @@ impl<'r> FromRequest<'r> for Admin<'r> {
     }
 }
 
-impl Admin<'_> {
+impl AdminPage<'_> {
     /// A page of the admin titled `title`.
     fn page<'a>(&'a self, title: &'a str) -> Page<'a> {
         Page::new(self.config, title)
@@ -272,7 +272,7 @@ impl Admin<'_> {
 }
 
 #[get("/?<q>")]
-async fn flags(admin: Admin<'_>, q: Option<&str>) -> Result<maud::Markup, Status> {
+async fn flags(admin: AdminPage<'_>, q: Option<&str>) -> Result<maud::Markup, Status> {
     let snapshot = admin
         .store()
         .snapshot()
@@ -295,7 +295,7 @@ async fn flags(admin: Admin<'_>, q: Option<&str>) -> Result<maud::Markup, Status
 }
 
 #[get("/flags/<name>")]
-async fn flag_page(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+async fn flag_page(admin: AdminPage<'_>, name: &str) -> Result<maud::Markup, Status> {
     let stored = admin.stored(name).await?;
     let statistics = stored.statistics();
     let history = admin
@@ -365,7 +365,7 @@ impl Action {
 
 /// The page asking to confirm `action` on flag `name`.
 #[get("/flags/<name>/<action>", rank = 2)]
-async fn confirm(admin: Admin<'_>, name: &str, action: Action) -> Result<maud::Markup, Status> {
+async fn confirm(admin: AdminPage<'_>, name: &str, action: Action) -> Result<maud::Markup, Status> {
     let stored = admin.stored(name).await?;
     Ok(admin.page(action.button()).confirm(
         admin.csrf(),
@@ -380,7 +380,7 @@ async fn confirm(admin: Admin<'_>, name: &str, action: Action) -> Result<maud::M
 /// after a deletion.
 #[post("/flags/<name>/<action>", data = "<_form>", rank = 2)]
 async fn act(
-    admin: Admin<'_>,
+    admin: AdminPage<'_>,
     live: Reloader,
     name: &str,
     action: Action,
@@ -401,7 +401,7 @@ async fn act(
 }
 
 #[get("/new")]
-fn new_form(admin: Admin<'_>) -> maud::Markup {
+fn new_form(admin: AdminPage<'_>) -> maud::Markup {
     let form = FlagForm::from_definition(&crate::engine::FlagDefinition::default());
     admin
         .page("New flag")
@@ -410,7 +410,7 @@ fn new_form(admin: Admin<'_>) -> maud::Markup {
 
 /// Saves `form` (new, or replacing `editing`), or shows it again with its problems.
 async fn save(
-    admin: &Admin<'_>,
+    admin: &AdminPage<'_>,
     live: Reloader,
     mut form: FlagForm,
     editing: Option<&str>,
@@ -471,7 +471,7 @@ async fn save(
 
 #[post("/new", data = "<form>")]
 async fn create(
-    admin: Admin<'_>,
+    admin: AdminPage<'_>,
     live: Reloader,
     form: Checked<FlagForm>,
 ) -> Result<Redirect, (Status, maud::Markup)> {
@@ -479,7 +479,7 @@ async fn create(
 }
 
 #[get("/flags/<name>/edit")]
-async fn edit_form(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status> {
+async fn edit_form(admin: AdminPage<'_>, name: &str) -> Result<maud::Markup, Status> {
     let stored = admin.stored(name).await?;
     let form = FlagForm::from_definition(stored.flag.definition());
     Ok(admin
@@ -489,7 +489,7 @@ async fn edit_form(admin: Admin<'_>, name: &str) -> Result<maud::Markup, Status>
 
 #[post("/flags/<name>/edit", data = "<form>")]
 async fn update(
-    admin: Admin<'_>,
+    admin: AdminPage<'_>,
     live: Reloader,
     name: &str,
     form: Checked<FlagForm>,
@@ -505,7 +505,7 @@ const LOG_PAGE: u32 = 50;
 
 #[get("/activity?<visitor>&<flag>&<path>&<before>")]
 async fn activity(
-    admin: Admin<'_>,
+    admin: AdminPage<'_>,
     visitor: Option<&str>,
     flag: Option<&str>,
     path: Option<&str>,
