@@ -12,10 +12,21 @@ use crate::store::StoreError;
 
 /// Reads and validates a flag from its JSON definition, naming the field of every
 /// problem. `name_from_path` is the flag being replaced, if any (flags cannot be renamed).
+///
+/// A body with a `percentage` field is a percentage flag
+/// ([`FlagDefinition::percentage`]): `{"name": "new-checkout", "percentage": 10}`; its
+/// policy, winner rule and `targeting.percent` come from it and may not be given too.
 pub(crate) fn parse_flag(
-    body: Value,
+    mut body: Value,
     name_from_path: Option<&str>,
 ) -> Result<Flag, Vec<FieldError>> {
+    let percentage = match body
+        .as_object_mut()
+        .and_then(|map| map.remove("percentage"))
+    {
+        None => None,
+        Some(value) => Some(percentage_of(&value, &body)?),
+    };
     let mut definition: FlagDefinition =
         serde_path_to_error::deserialize(body).map_err(|error| {
             let path = error.path().to_string();
@@ -43,9 +54,57 @@ pub(crate) fn parse_flag(
             )]);
         }
     }
+    if let Some(percent) = percentage {
+        let named = FlagDefinition::percentage(std::mem::take(&mut definition.name), percent);
+        definition = FlagDefinition {
+            policy: named.policy,
+            winner_rule: named.winner_rule,
+            targeting: crate::engine::targeting::Targeting {
+                percent: named.targeting.percent,
+                ..definition.targeting
+            },
+            name: named.name,
+            ..definition
+        };
+    }
     definition
         .validate()
         .map_err(|invalid| invalid.errors().to_vec())
+}
+
+/// The percent of a body's `percentage` field, refused when it is not a number or when the
+/// body also sets what it decides (the policy, the winner rule, `targeting.percent`).
+fn percentage_of(value: &Value, body: &Value) -> Result<f64, Vec<FieldError>> {
+    let Some(percent) = value.as_f64() else {
+        return Err(vec![FieldError::new(
+            "percentage",
+            Rule::NotANumber {
+                found: value.to_string(),
+            },
+        )]);
+    };
+    let clashes: Vec<FieldError> = ["policy", "winner_rule"]
+        .into_iter()
+        .filter(|key| body.get(key).is_some())
+        .map(|key| key.to_string())
+        .chain(
+            body.pointer("/targeting/percent")
+                .map(|_| "targeting.percent".to_string()),
+        )
+        .map(|field| {
+            FieldError::new(
+                field,
+                Rule::Unreadable {
+                    message: "a percentage flag sets this itself: leave it out".into(),
+                },
+            )
+        })
+        .collect();
+    if clashes.is_empty() {
+        Ok(percent)
+    } else {
+        Err(clashes)
+    }
 }
 
 /// The status of an answer to a change the store refused, for the API and the admin
@@ -91,5 +150,35 @@ mod tests {
 
         let named_by_path = parse_flag(json!({}), Some("promo")).expect("valid");
         assert_eq!(named_by_path.name(), "promo");
+    }
+
+    #[test]
+    fn a_percentage_field_makes_a_percentage_flag() {
+        let flag = parse_flag(
+            json!({ "name": "new-checkout", "percentage": 10, "note": "kept" }),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(flag.definition().as_percentage(), Some(10.0));
+        assert_eq!(flag.note(), "kept");
+        let built = FlagDefinition {
+            note: "kept".into(),
+            ..FlagDefinition::percentage("new-checkout", 10.0)
+        }
+        .validate()
+        .expect("valid");
+        assert_eq!(flag.definition(), built.definition());
+
+        let out_of_range = parse_flag(json!({ "name": "x", "percentage": 120 }), None).unwrap_err();
+        assert_eq!(out_of_range[0].field, "targeting.percent");
+        let not_a_number =
+            parse_flag(json!({ "name": "x", "percentage": "ten" }), None).unwrap_err();
+        assert_eq!(not_a_number[0].field, "percentage");
+        let clash = parse_flag(
+            json!({ "name": "x", "percentage": 10, "winner_rule": {"kind": "t_test"} }),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(clash[0].field, "winner_rule");
     }
 }

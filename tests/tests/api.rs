@@ -316,3 +316,22 @@ async fn the_sites_own_admin_check_opens_the_api_too() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_percentage_flag_is_one_field() {
+    each_database(|_store: Store, url| async move {
+        let client = client(&url).await;
+        let body = json!({ "name": "new-checkout", "percentage": 10 });
+        let (status, created) = send(&client, "POST", "/flags", Some(body)).await;
+        assert_eq!(status, Status::Created, "{created}");
+        assert_eq!(created["flag"]["targeting"]["percent"], 10.0);
+        assert_eq!(created["flag"]["policy"]["kind"], "split");
+        assert_eq!(created["flag"]["winner_rule"]["kind"], "manual");
+
+        let wrong = json!({ "name": "other", "percentage": 150 });
+        let (status, refused) = send(&client, "POST", "/flags", Some(wrong)).await;
+        assert_eq!(status, Status::UnprocessableEntity);
+        assert_eq!(refused["errors"][0]["field"], "targeting.percent", "{refused}");
+    })
+    .await;
+}

@@ -9,7 +9,7 @@ use bandits::engine::{Flag, FlagDefinition, Policy};
 use bandits::Bandits;
 use bandits::Flags;
 use bandits_integration_tests::browser::{holding, sum, totals, Visitor, SECRET_KEY};
-use bandits_integration_tests::{each_database, routes};
+use bandits_integration_tests::{each_database, eventually, routes};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rocket::local::asynchronous::Client;
@@ -385,6 +385,80 @@ async fn a_feature_reaches_ten_percent_of_signed_in_staff_and_nobody_else() {
             "{share:.2}% of staff entered, target 10%"
         );
         assert_eq!(sum(&store, "staff-tenth").await, (staff_in, 0));
+    })
+    .await;
+}
+
+/// waffle's percentage flag (`FlagDefinition::percentage`): a share of visitors see `on`,
+/// each keeps it, and raising the share only adds visitors.
+#[tokio::test]
+async fn a_percentage_flag_shows_on_to_its_share_and_raising_it_only_adds_visitors() {
+    each_database(|store, url| async move {
+        let figment = rocket::Config::figment()
+            .merge(("databases.bandits.url", url.as_str()))
+            .merge(("bandits.flush_interval_ms", 25))
+            .merge(("secret_key", SECRET_KEY))
+            .merge(("log_level", "off"));
+        let flag = FlagDefinition::percentage("share", 10.0)
+            .validate()
+            .expect("a valid flag");
+        let rocket = rocket::custom(figment)
+            .attach(Bandits::fairing().with_flag(flag))
+            .mount("/", routes![peek]);
+        let client = Client::untracked(rocket).await.expect("the site ignites");
+        // Visitors with ids from a fixed seed: the shares below are the same on every run.
+        let mut rng = StdRng::seed_from_u64(11);
+        let states: Vec<VisitorState> = (0..10_000).map(|_| VisitorState::new(&mut rng)).collect();
+        let mut visitors = holding(&states).await;
+        let mut on_at_ten = Vec::new();
+        for (i, visitor) in visitors.iter_mut().enumerate() {
+            let first = visitor.get(&client, "/peek/share").await.body;
+            if i % 10 == 0 {
+                assert_eq!(
+                    visitor.get(&client, "/peek/share").await.body,
+                    first,
+                    "sticky"
+                );
+            }
+            on_at_ten.push(first == "on");
+        }
+        let inside = on_at_ten.iter().filter(|on| **on).count();
+        // Tolerance: within 1 point of 10% (for these 10,000 seeded visitors).
+        assert!((900..=1_100).contains(&inside), "{inside} of 10,000 at 10%");
+
+        // Raised to 20% (as the admin or the API would): everyone in stays in.
+        let raised = FlagDefinition::percentage("share", 20.0)
+            .validate()
+            .expect("valid");
+        store.update_flag(&raised, 1).await.expect("saved");
+        let flags = client
+            .rocket()
+            .state::<bandits::FlagsHandle>()
+            .cloned()
+            .expect("the plugin ignited");
+        let raised_seen = eventually(|| async {
+            flags
+                .definition("share")
+                .is_some_and(|definition| definition.targeting.percent == Some(20.0))
+        })
+        .await;
+        assert!(raised_seen, "the instance never saw the new percent");
+        let mut at_twenty = 0;
+        for (visitor, was_on) in visitors.iter_mut().zip(&on_at_ten) {
+            let now_on = visitor.get(&client, "/peek/share").await.body == "on";
+            if *was_on {
+                assert!(now_on, "a visitor in at 10% is in at 20%");
+            }
+            at_twenty += usize::from(now_on);
+        }
+        assert!(
+            (1_900..=2_100).contains(&at_twenty),
+            "{at_twenty} of 10,000 at 20%"
+        );
+        client.terminate().await;
+        // Each visitor who saw `on` is one view of it; the control is never counted.
+        assert_eq!(totals(&store, "share").await["on"].0, at_twenty as u64);
+        assert_eq!(totals(&store, "share").await["off"].0, 0);
     })
     .await;
 }

@@ -144,6 +144,48 @@ impl FlagDefinition {
         }
     }
 
+    /// django-waffle's percentage flag: `percent`% of visitors (0 to 100) see the first arm
+    /// after the control (`on`), the others the control (`off`). Each visitor keeps their
+    /// answer (a bucket fixed by the visitor and the flag), no bandit moves the split, and
+    /// no winner is ever locked. Raising the percent later only adds visitors: those in
+    /// stay in. Those who see `on` are counted; the others are not.
+    ///
+    /// It is a plain definition (a 0:100 split, `targeting.percent`, the manual winner
+    /// rule), so it can be edited like any other; the API takes it as
+    /// `{"name": "...", "percentage": 10}`.
+    ///
+    /// ```
+    /// use bandits::engine::FlagDefinition;
+    ///
+    /// let flag = FlagDefinition::percentage("new-checkout", 10.0).validate()?;
+    /// assert_eq!(flag.definition().as_percentage(), Some(10.0));
+    /// assert_eq!(FlagDefinition::new("other").as_percentage(), None);
+    /// # Ok::<(), bandits::engine::InvalidFlag>(())
+    /// ```
+    pub fn percentage(name: impl Into<String>, percent: f64) -> Self {
+        FlagDefinition {
+            policy: Policy::Split {
+                weights: vec![0.0, 1.0],
+            },
+            winner_rule: WinnerRule::Manual,
+            targeting: Targeting {
+                percent: Some(percent),
+                ..Targeting::default()
+            },
+            ..FlagDefinition::new(name)
+        }
+    }
+
+    /// The percent of a [`percentage`](Self::percentage) flag: two arms, everyone who
+    /// enters sees the second, the manual rule, and a percent. `None` for any other flag.
+    pub fn as_percentage(&self) -> Option<f64> {
+        let splits_all_to_on = matches!(&self.policy, Policy::Split { weights }
+            if weights.len() == 2 && weights[0] == 0.0 && weights[1] > 0.0);
+        (self.arms.len() == 2 && splits_all_to_on && self.winner_rule == WinnerRule::Manual)
+            .then_some(self.targeting.percent)
+            .flatten()
+    }
+
     /// Replaces the arms by payload-less arms with these names, the first being the control.
     pub fn with_arms<I, S>(mut self, names: I) -> Self
     where
