@@ -331,7 +331,10 @@ async fn a_percentage_flag_is_one_field() {
         let wrong = json!({ "name": "other", "percentage": 150 });
         let (status, refused) = send(&client, "POST", "/flags", Some(wrong)).await;
         assert_eq!(status, Status::UnprocessableEntity);
-        assert_eq!(refused["errors"][0]["field"], "targeting.percent", "{refused}");
+        assert_eq!(
+            refused["errors"][0]["field"], "targeting.percent",
+            "{refused}"
+        );
     })
     .await;
 }
