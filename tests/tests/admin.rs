@@ -797,3 +797,45 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_percentage_flag_is_one_choice_in_the_form() {
+    each_database(|store, url| async move {
+        let client = client(&url, false).await;
+        let signed_in = sign_in(&client, TOKEN).await;
+        assert_eq!(signed_in.status(), Status::SeeOther);
+        drop(signed_in);
+        let page = client.get(format!("{ADMIN}/new")).dispatch().await;
+        let token = csrf(&page.into_string().await.unwrap_or_default());
+        let fields = |percent: &'static str| {
+            body(&[
+                ("csrf", &token),
+                ("name", "new-checkout"),
+                ("arms[0].name", "off"),
+                ("arms[1].name", "on"),
+                ("policy", "percentage"),
+                ("percent", percent),
+            ])
+        };
+        // The percent is what the choice needs.
+        let missing = post_form(&client, "/new", fields("")).await;
+        assert_eq!(missing.status(), Status::UnprocessableEntity);
+        drop(missing);
+        let created = post_form(&client, "/new", fields("10")).await;
+        assert_eq!(created.status(), Status::SeeOther);
+        drop(created);
+        let stored = store.flag("new-checkout").await.expect("saved");
+        assert_eq!(stored.flag.definition().as_percentage(), Some(10.0));
+        // Shown as the same choice when edited.
+        let edit = client
+            .get(format!("{ADMIN}/flags/new-checkout/edit"))
+            .dispatch()
+            .await;
+        let page = edit.into_string().await.unwrap_or_default();
+        assert!(
+            page.contains(r#"<option value="percentage" selected>"#),
+            "{page}"
+        );
+    })
+    .await;
+}

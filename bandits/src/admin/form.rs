@@ -139,6 +139,9 @@ impl FlagForm {
                     .join(", ");
             }
         }
+        if definition.as_percentage().is_some() {
+            form.policy = "percentage".into();
+        }
         match &definition.winner_rule {
             WinnerRule::TTest => form.winner_rule = "t_test".into(),
             WinnerRule::Sequential { mixture_sd } => {
@@ -360,6 +363,23 @@ impl FlagForm {
             ("languages", &self.languages),
         ] {
             targeting.insert(key.into(), Value::Array(names(value)));
+        }
+        if kind == "percentage" {
+            // waffle's percentage flag: the API's one field decides the split, the winner
+            // rule and the percent (the form's percent field holds it).
+            body.remove("policy");
+            body.remove("winner_rule");
+            match targeting.remove("percent") {
+                Some(percent) => {
+                    body.insert("percentage".into(), percent);
+                }
+                None => errors.push(FieldError::new(
+                    "targeting.percent",
+                    Rule::NotANumber {
+                        found: self.percent.trim().to_string(),
+                    },
+                )),
+            }
         }
         body.insert("targeting".into(), Value::Object(targeting));
 

@@ -402,7 +402,7 @@ impl Page<'_> {
                 fieldset {
                     legend { "Policy" }
                     label { "Policy" select name="policy" {
-                        @for (value, label) in [("epsilon_greedy", "epsilon-greedy"), ("epsilon_decay", "epsilon-decay"), ("ucb1", "UCB1"), ("thompson", "Thompson sampling"), ("split", "fixed split")] {
+                        @for (value, label) in [("epsilon_greedy", "epsilon-greedy"), ("epsilon_decay", "epsilon-decay"), ("ucb1", "UCB1"), ("thompson", "Thompson sampling"), ("split", "fixed split"), ("percentage", "percentage (waffle: the percent below see the second arm, no bandit)")] {
                             option value=(value) selected[selected(&form.policy, value)] { (label) }
                         }
                     } }
