@@ -55,17 +55,11 @@ pub(crate) fn parse_flag(
         }
     }
     if let Some(percent) = percentage {
-        let named = FlagDefinition::percentage(std::mem::take(&mut definition.name), percent);
-        definition = FlagDefinition {
-            policy: named.policy,
-            winner_rule: named.winner_rule,
-            targeting: crate::engine::targeting::Targeting {
-                percent: named.targeting.percent,
-                ..definition.targeting
-            },
-            name: named.name,
-            ..definition
-        };
+        // What the constructor decides; the body gave the rest.
+        let shape = FlagDefinition::percentage(String::new(), percent);
+        definition.policy = shape.policy;
+        definition.winner_rule = shape.winner_rule;
+        definition.targeting.percent = shape.targeting.percent;
     }
     definition
         .validate()

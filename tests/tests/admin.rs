@@ -48,6 +48,12 @@ async fn sign_in<'c>(client: &'c Client, secret: &str) -> LocalResponse<'c> {
     sign_in_from(client, ADDRESS, secret).await
 }
 
+/// Signs the browser in with the token; the sign-in must succeed.
+async fn sign_in_ok(client: &Client) {
+    let signed_in = sign_in(client, TOKEN).await;
+    assert_eq!(signed_in.status(), Status::SeeOther);
+}
+
 async fn sign_in_from<'c>(client: &'c Client, address: &str, secret: &str) -> LocalResponse<'c> {
     let form = sign_in_form(client).await;
     attempt(client, &form, secret, address, None).await
@@ -144,9 +150,7 @@ async fn forms_without_the_right_csrf_token_are_refused_with_403() {
         assert_eq!(wrong.status(), Status::Forbidden);
         drop(wrong);
 
-        let signed_in = sign_in(&client, TOKEN).await;
-        assert_eq!(signed_in.status(), Status::SeeOther);
-        drop(signed_in);
+        sign_in_ok(&client).await;
         for body in [
             String::new(),
             "csrf=".into(),
@@ -197,9 +201,7 @@ async fn failed_sign_ins_are_limited_per_client_address() {
 async fn a_session_older_than_its_lifetime_is_refused() {
     each_database(|_store, url| async move {
         let client = client(&url, false).await;
-        let signed_in = sign_in(&client, TOKEN).await;
-        assert_eq!(signed_in.status(), Status::SeeOther);
-        drop(signed_in);
+        sign_in_ok(&client).await;
         let cookie = client
             .cookies()
             .get_private(SESSION_COOKIE)
@@ -311,9 +313,7 @@ async fn the_list_shows_each_flag_escaped_and_searchable() {
         )
         .await;
         let client = client(&url, false).await;
-        let signed_in = sign_in(&client, TOKEN).await;
-        assert_eq!(signed_in.status(), Status::SeeOther);
-        drop(signed_in);
+        sign_in_ok(&client).await;
 
         let page = client.get(format!("{ADMIN}/")).dispatch().await;
         let page = page.into_string().await.unwrap_or_default();
@@ -349,9 +349,7 @@ async fn reset_and_delete_take_a_confirmation_step_and_the_csrf_token() {
     each_database(|store, url| async move {
         store_flag(&store, "headline-flag", "", [(50, 5), (50, 9)]).await;
         let client = client(&url, false).await;
-        let signed_in = sign_in(&client, TOKEN).await;
-        assert_eq!(signed_in.status(), Status::SeeOther);
-        drop(signed_in);
+        sign_in_ok(&client).await;
 
         // The confirmation page changes nothing.
         let confirm = client
@@ -592,9 +590,7 @@ fn body(fields: &[(&str, &str)]) -> String {
 async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field() {
     each_database(|store, url| async move {
         let client = client(&url, false).await;
-        let signed_in = sign_in(&client, TOKEN).await;
-        assert_eq!(signed_in.status(), Status::SeeOther);
-        drop(signed_in);
+        sign_in_ok(&client).await;
         let page = client.get(format!("{ADMIN}/new")).dispatch().await;
         assert_eq!(page.status(), Status::Ok);
         let token = csrf(&page.into_string().await.unwrap_or_default());
@@ -802,9 +798,7 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
 async fn a_percentage_flag_is_one_choice_in_the_form() {
     each_database(|store, url| async move {
         let client = client(&url, false).await;
-        let signed_in = sign_in(&client, TOKEN).await;
-        assert_eq!(signed_in.status(), Status::SeeOther);
-        drop(signed_in);
+        sign_in_ok(&client).await;
         let page = client.get(format!("{ADMIN}/new")).dispatch().await;
         let token = csrf(&page.into_string().await.unwrap_or_default());
         let fields = |percent: &'static str| {
