@@ -1,9 +1,9 @@
-//! rocket-bandits in Tera templates: `flag(name="...")`, `variant(name="...")`,
-//! `payload(name="...")` and a block form.
+//! rocket-bandits in Tera templates: waffle's `{% flag %}` tag, `flag("x")`, `variant("x")`
+//! and `payload("x")`.
 //!
-//! Two lines of set-up: attach [`fairing()`] instead of `Template::fairing()` (or call
-//! [`register`] inside your own `Template::custom`), and answer with [`FlagTemplate`]
-//! instead of `Template`, so the functions know whose page they render:
+//! Two lines of set-up: attach [`fairing()`] instead of `Template::fairing()` (or
+//! [`custom`] instead of `Template::custom`), and answer with [`FlagTemplate`] instead of
+//! `Template`, so the functions know whose page they render:
 //!
 //! ```no_run
 //! use bandits_tera::FlagTemplate;
@@ -24,42 +24,64 @@
 //! }
 //! ```
 //!
-//! In `templates/index.html.tera`:
+//! In `templates/index.html.tera`, as django-waffle writes it:
 //!
 //! ```text
-//! {% if flag(name="headline-flag") %}
+//! {% flag "headline-flag" %}
 //!   <h1>This is my test headline: flag is active</h1>
 //! {% else %}
 //!   <h1>This is my base headline: flag is inactive</h1>
-//! {% endif %}
+//! {% endflag %}
 //!
-//! {% filter flag(name="signup-cta") %}<a href="/signup">Sign up</a>{% endfilter %}
-//! {% filter flag(name="signup-cta", active=false) %}<a href="/signup">Join</a>{% endfilter %}
+//! {% flag "signup-cta" %}<a href="/signup">Sign up</a>{% endflag %}
 //!
-//! <p class="{{ variant(name="checkout-flow") }}">
-//!   {{ payload(name="signup-cta", key="label", default="Sign up") }}
+//! <p class="{{ variant("checkout-flow") }}">
+//!   {{ payload("signup-cta", "label") }}
 //! </p>
+//!
+//! <% if flag("headline-flag") %>Bold<% else %>Plain<% endif %>
 //! ```
 //!
-//! | django-waffle | Tera with bandits-tera |
-//! |---|---|
-//! | `{% flag "x" %}A{% else %}B{% endflag %}` | `{% if flag(name="x") %}A{% else %}B{% endif %}` |
-//! | (block form) | `{% filter flag(name="x") %}A{% endfilter %}`, and `active=false` for the else part |
-//! | `{% switch "x" %}`, `{% sample "x" %}` | a flag with `everyone` or `percent` targeting, then `flag(name="x")` |
+//! Every form, and what it is in plain Tera (which works too):
 //!
-//! Tera takes keyword arguments only: `flag(name="x")`, never `flag("x")`.
+//! | django-waffle and friends | plain Tera |
+//! |---|---|
+//! | `{% flag "x" %}A{% else %}B{% endflag %}` (the `{% else %}` optional) | `{% if flag(name="x") %}A{% else %}B{% endif %}` |
+//! | `<% if flag("x") %>A<% else %>B<% endif %>` (also `<% elif ... %>`) | the same with `{%` and `%}` |
+//! | `flag("x")`, `variant("x")`, `payload("x")` in `{{ }}` and `{% %}` | `flag(name="x")`, `variant(name="x")`, `payload(name="x")` |
+//! | `payload("x", "label")` | `payload(name="x", key="label")` |
+//! | `{% switch "x" %}`, `{% sample "x" %}` | a flag with `everyone` or `percent` targeting, then `{% flag "x" %}` |
 //!
 //! `flag` is true when the visitor's arm is not the control; `variant` gives the arm's name;
-//! `payload` the arm's JSON payload, or null. `payload(name="x", key="label")` gives one
-//! member of an object payload, and `default="..."` what to give instead of null (the arm
-//! has no payload or no such member, the flag does not exist). Reading a member this way
-//! copies only that member, where `{% set p = payload(name="x") %}{{ p.label }}` copies the
-//! whole payload and then looks the member up by its path: prefer it on busy pages.
+//! `payload` the arm's JSON payload, or null. `payload("x", "label")` gives one member of an
+//! object payload, and `default="..."` what to give instead of null (the arm has no payload
+//! or no such member, the flag does not exist). Reading a member this way copies only that
+//! member, where `{% set p = payload("x") %}{{ p.label }}` copies the whole payload and
+//! then looks the member up by its path: prefer it on busy pages.
+//!
+//! The branch not taken is never rendered, so a flag read only inside it gives the visitor
+//! no arm and counts nothing.
 //!
 //! A flag first read in a template gives the visitor an arm that sticks, the same one the
 //! `Flags` guard and the counters see. An unknown flag is false (null for `variant` and
 //! `payload`), with one warning per name. A page rendered with a plain `Template` (the
 //! set-up forgotten) reads every flag as false, with one warning, never an error page.
+//!
+//! ## How the tag works
+//!
+//! Tera has no way to add tags, delimiters or positional arguments, so at ignition the
+//! fairing rewrites each `*.tera` file of `template_dir` into plain Tera ([`rewrite`]), in
+//! a directory of its own that `rocket_dyn_templates` then loads (and removes it when the
+//! site stops). Only the forms above change: text, comments, `{% raw %}` blocks and other
+//! `<%` text such as `<%= name %>` stay byte for byte, and no line moves, so a mistake
+//! stops the launch with the author's file and line:
+//!
+//! ```text
+//! rocket-bandits: template templates/index.html.tera: line 9: `{% flag %}` is never closed: end it with `{% endflag %}`
+//! ```
+//!
+//! In a debug build an edited template is rewritten again at the next request, and
+//! `rocket_dyn_templates` reloads it as usual.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -71,8 +93,13 @@ use rocket::fairing::Fairing;
 use rocket::response::{self, Responder};
 use rocket::Request;
 use rocket_dyn_templates::tera::{self, Tera, Value};
-use rocket_dyn_templates::Template;
+use rocket_dyn_templates::{Engines, Template};
 use serde::Serialize;
+
+mod fairing;
+mod source;
+
+pub use source::{rewrite, SourceError};
 
 thread_local! {
     /// The flags of the request whose template this thread is rendering.
@@ -81,8 +108,10 @@ thread_local! {
 
 static WARNED_NO_RESPONDER: AtomicBool = AtomicBool::new(false);
 
-/// Adds the functions `flag`, `variant`, `payload` and the filter `flag` to `tera`. For
-/// sites with their own `Template::custom`:
+/// Adds the functions `flag`, `variant` and `payload` to `tera`, in their keyword form
+/// (`flag(name="x")`). The tag and the positional form need the templates rewritten before
+/// Tera parses them: a site with its own `Template::custom` uses [`custom`] instead, which
+/// calls this and then the site's callback.
 ///
 /// ```no_run
 /// use rocket_dyn_templates::Template;
@@ -125,12 +154,34 @@ pub fn register(tera: &mut Tera) {
             .or_else(|| args.get("default").cloned())
             .unwrap_or(Value::Null))
     });
-    tera.register_filter("flag", FlagSection);
 }
 
-/// `Template::custom` with [`register`] applied: attach it instead of `Template::fairing()`.
+/// The templates, rewritten into plain Tera at ignition, with [`register`] applied:
+/// attach it instead of `Template::fairing()`.
 pub fn fairing() -> impl Fairing {
-    Template::custom(|engines| register(&mut engines.tera))
+    custom(|_| {})
+}
+
+/// [`fairing()`] with the site's own customisation, for a site that would attach
+/// `Template::custom(callback)`: `callback` runs after the flag functions are registered
+/// (and again at each reload in a debug build).
+///
+/// ```no_run
+/// # use rocket_dyn_templates::tera;
+/// let templates = bandits_tera::custom(|engines| {
+///     engines.tera.register_filter("shout", |value: &tera::Value, _: &_| {
+///         Ok(tera::Value::String(value.as_str().unwrap_or_default().to_uppercase()))
+///     });
+/// });
+/// # let _ = rocket::build().attach(templates);
+/// ```
+pub fn custom<F>(callback: F) -> impl Fairing
+where
+    F: Fn(&mut Engines) + Send + Sync + 'static,
+{
+    fairing::FlagTemplates {
+        callback: std::sync::Arc::new(callback),
+    }
 }
 
 /// The `name` argument, as a string.
@@ -159,36 +210,6 @@ fn with_flags<T>(read: impl FnOnce(&VisitorFlags) -> T) -> Option<T> {
             }
             None
         }
-    }
-}
-
-/// The block form: `{% filter flag(name="x") %}...{% endfilter %}` keeps its body for
-/// visitors on an active arm; with `active=false`, for the others.
-struct FlagSection;
-
-impl tera::Filter for FlagSection {
-    fn filter(&self, body: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
-        let name = flag_name("flag", args)?;
-        let wanted = match args.get("active") {
-            None => true,
-            Some(Value::Bool(wanted)) => *wanted,
-            Some(other) => {
-                return Err(tera::Error::msg(format!(
-                    "flag(active=...) takes true or false, got {other}"
-                )))
-            }
-        };
-        let active = with_flags(|flags| flags.is_active(name)).unwrap_or(false);
-        Ok(if active == wanted {
-            body.clone()
-        } else {
-            Value::String(String::new())
-        })
-    }
-
-    /// The body was rendered (and escaped) by Tera already.
-    fn is_safe(&self) -> bool {
-        true
     }
 }
 

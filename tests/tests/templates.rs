@@ -125,6 +125,12 @@ fn flags() -> Vec<Flag> {
         valid(FlagDefinition::new("all-in").with_policy(Policy::Split {
             weights: vec![0.0, 1.0],
         })),
+        // Everyone sees the control, so the branch behind `flag("none")` is never taken
+        // and `secret`, read only there, must stay untouched.
+        valid(FlagDefinition::new("none").with_policy(Policy::Split {
+            weights: vec![1.0, 0.0],
+        })),
+        valid(FlagDefinition::new("secret").with_policy(Policy::even_split(2))),
     ]
 }
 
@@ -201,8 +207,20 @@ async fn template_guard_and_counters_agree_for_a_hundred_visitors() {
             } else {
                 ("inactive", "<i>OFF</i>", "&lt;b&gt;Plain&lt;&#x2F;b&gt;")
             };
-            assert_eq!(page["template"], active, "{}", first.body);
-            assert_eq!(page["block"], block, "{}", first.body);
+            // Plain Tera, waffle's tag with and without else, and the one-liner agree.
+            for form in ["template", "tag", "oneliner"] {
+                assert_eq!(page[form], active, "{form}: {}", first.body);
+            }
+            assert_eq!(page["tagonly"], block, "{}", first.body);
+            assert_eq!(page["positional"], arm, "{}", first.body);
+            assert_eq!(page["label"], label, "{}", first.body);
+            assert_eq!(page["hidden"], "-", "{}", first.body);
+            assert_eq!(
+                page["ejs"], "<%= name %> <% if (user) { %>",
+                "other `<%` text is shown as written"
+            );
+            assert_eq!(page["raw"], "{% flag \"tpl\" %}");
+            assert_eq!(held(&mut visitor, &client, "secret").await, None);
             assert_eq!(
                 page["payload"], label,
                 "payloads are escaped: {}",
@@ -238,6 +256,11 @@ async fn template_guard_and_counters_agree_for_a_hundred_visitors() {
         for (arm, visitors) in &per_arm {
             assert_eq!(stored[arm].0, *visitors, "views of {arm}: {stored:?}");
         }
+        let secret = totals(&store, "secret").await;
+        assert!(
+            secret.values().all(|(views, _)| *views == 0),
+            "a flag read only in branches not taken is never counted: {secret:?}"
+        );
     })
     .await;
 }
@@ -272,7 +295,8 @@ async fn a_plain_template_reads_every_flag_as_false_without_failing() {
         assert_eq!(page.status, Status::Ok, "{}", page.body);
         let page = fields(&page.body);
         assert_eq!(page["template"], "inactive");
-        assert_eq!(page["block"], "<i>OFF</i>");
+        assert_eq!(page["tag"], "inactive");
+        assert_eq!(page["tagonly"], "<i>OFF</i>");
         assert_eq!(page["payload"], "");
         assert_eq!(
             page["field"], "none",
