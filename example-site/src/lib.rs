@@ -1,8 +1,8 @@
 //! The example site: a small Rocket application running three experiments, one for each
 //! way a site shows a variant.
 //!
-//! - `headline-flag` (the seed's demo): `/` shows one of two headlines through the Tera
-//!   function `flag(name=...)`; `/contact/` is the goal.
+//! - `headline-flag` (the seed's demo): `/` shows one of two headlines through django-
+//!   waffle's tag `{% flag "headline-flag" %}`; `/contact/` is the goal.
 //! - `signup-cta`: the sign-up link's wording on `/` comes from the arm's JSON payload,
 //!   and the goal is the event `signup`, fired from code when the form on `/signup` is sent.
 //! - `checkout-flow`: `/checkout` is split into two handlers with `#[flag_variant]`; the

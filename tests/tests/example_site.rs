@@ -141,7 +141,7 @@ async fn the_template_the_split_checkout_and_the_signup_event_count_one_visitor(
     };
     assert!(
         home.contains(note),
-        "the filter block shows the arm's note: {home}"
+        "the {{% flag %}} tag shows the arm's note: {home}"
     );
 
     let checkout = get("/checkout")
