@@ -2,7 +2,7 @@
 //! script, as django-waffle's `manage.py waffle_flag` does for a Django site.
 //!
 //! ```text
-//! cargo install bandits --features cli        # or: cargo run -p bandits --features cli -- ...
+//! cargo install --path bandits --features cli   # from a checkout of rocket-bandits
 //! bandits flags list                          # a table; --json for the API's JSON
 //! bandits flags show headline-flag            # definition, counts, rates, intervals, winner
 //! bandits flags create headline-flag --arms base,bold --policy thompson --source / --target /contact/
@@ -18,7 +18,7 @@
 //! **Which database.** `--database URL`, else the site's own `databases.bandits.url`, read
 //! as the site reads it through Rocket's configuration: `Rocket.toml` in the working
 //! directory (or `ROCKET_CONFIG`), the profile of `ROCKET_PROFILE` (Rocket's default
-//! otherwise: `debug` for a debug build, `release` for `cargo install`), and `ROCKET_*`
+//! otherwise: `debug` for a debug build, `release` for `cargo install`'s build), and `ROCKET_*`
 //! variables such as `ROCKET_DATABASES='{bandits={url="postgres://..."}}'`; else the
 //! site's default, `bandits.sqlite` in the working directory. The tables are created or
 //! upgraded as the site does at start. A password in the URL is never printed.
