@@ -82,7 +82,10 @@ pub(crate) fn flag_text(stored: &StoredFlag) -> String {
     let or_dash = |value: Option<&str>| value.unwrap_or("-").to_string();
     let mut fields = vec![
         ("name", flag.name().to_string()),
-        ("note", or_dash(Some(flag.note()).filter(|note| !note.is_empty()))),
+        (
+            "note",
+            or_dash(Some(flag.note()).filter(|note| !note.is_empty())),
+        ),
         ("policy", flag.policy().label().to_string()),
         ("winner rule", statistics.rule.clone()),
         ("source path", or_dash(flag.source_path())),
