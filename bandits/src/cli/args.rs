@@ -119,8 +119,14 @@ pub(crate) struct Create {
     pub targeting: Targeting,
 }
 
-/// `flags set NAME ...`: at least one of the options (checked when it runs).
+/// `flags set NAME ...`: at least one of the options.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .args(["everyone", "percent", "testing"])
+        .required(true)
+        .multiple(true)
+))]
 pub(crate) struct Set {
     /// The flag's name.
     pub name: String,

@@ -12,7 +12,7 @@ use super::output::{flag_text, flags_table, print_json, summary};
 use crate::api::flag_json;
 use crate::clock::now_ms;
 use crate::input::parse_flag;
-use crate::store::{Store, StoredFlag};
+use crate::store::Store;
 
 /// Said after every change, so a deploy log shows when it takes effect.
 const SEEN_AT_NEXT_FLUSH: &str = "running sites see it at their next flush";
@@ -80,12 +80,6 @@ pub(crate) async fn set(
     set: &Set,
     console: &mut Console<'_>,
 ) -> Result<(), Failure> {
-    let options = &set.targeting;
-    if options.everyone.is_none() && options.percent.is_none() && options.testing.is_none() {
-        return Err(Failure::Usage(
-            "nothing to set: give --everyone, --percent or --testing".into(),
-        ));
-    }
     let before = store.flag(&set.name).await?;
     let mut body = serde_json::to_value(before.flag.definition())
         .map_err(|error| Failure::Stopped(format!("cannot read the definition: {error}")))?;
@@ -141,7 +135,7 @@ pub(crate) async fn delete(
     yes: bool,
     console: &mut Console<'_>,
 ) -> Result<(), Failure> {
-    let stored: StoredFlag = store.flag(name).await?;
+    let stored = store.flag(name).await?;
     if !yes {
         let views: u64 = stored.totals.iter().map(|totals| totals.views).sum();
         write!(

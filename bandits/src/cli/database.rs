@@ -34,10 +34,26 @@ pub(crate) fn database_url(given: Option<String>, figment: &Figment) -> Result<S
             )
         }),
         Err(error) if error.missing() => Ok(DEFAULT_URL.to_string()),
-        Err(error) => Err(Failure::Usage(format!(
-            "cannot read the site's configuration: {error}"
-        ))),
+        Err(error) => Err(unreadable(&error)),
     }
+}
+
+/// A configuration that does not parse, said without quoting it: the parser's message
+/// shows the offending line, which may be the one holding a password.
+fn unreadable(error: &rocket::figment::Error) -> Failure {
+    let kind = error.kind.to_string();
+    let first_line = kind.lines().next().unwrap_or_default();
+    let place = match &error.metadata {
+        Some(metadata) => match &metadata.source {
+            Some(source) => format!(" ({} {source})", metadata.name),
+            None => format!(" ({})", metadata.name),
+        },
+        None => String::new(),
+    };
+    Failure::Usage(format!(
+        "cannot read the site's configuration{place}: {first_line} (the line is not \
+         shown: it may hold a password)"
+    ))
 }
 
 /// The store at `url`, its tables created or upgraded as the site does at start (so a
@@ -141,6 +157,19 @@ mod tests {
             lines,
             Some(vec![format!("error: {URL_KEY}: must be a string")])
         );
+    }
+
+    #[test]
+    fn a_configuration_that_does_not_parse_is_not_quoted() {
+        let broken = Figment::new().merge(
+            Toml::string("[default.databases.bandits]\nurl = \"postgres://app:s3cret@db/app\n")
+                .nested(),
+        );
+        let lines = database_url(None, &broken).err().map(|f| messages(&f));
+        let lines = lines.unwrap_or_default();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("line 2"), "{lines:?}");
+        assert!(!lines[0].contains("s3cret"), "{lines:?}");
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub(crate) enum Failure {
     },
     /// Something else refused: no such flag, a deletion not confirmed.
     Stopped(String),
-    /// A wrong command line that clap could not see (`flags set` with nothing to set).
+    /// A wrong command line or configuration that clap cannot see: a `Rocket.toml` that
+    /// does not parse, a database that is neither SQLite nor PostgreSQL.
     Usage(String),
     /// The database, unreachable or failing; the message never holds a password.
     Database(String),
