@@ -137,8 +137,7 @@ pub(crate) struct Set {
 /// Who sees the flag, as in the JSON definition's `targeting`.
 #[derive(Debug, Args, Default)]
 pub(crate) struct Targeting {
-    /// on: everyone sees the first arm after the control; off: everyone sees the
-    /// control; unset: the other rules and the bandit decide.
+    /// A switch for every visitor, uncounted, whatever the other rules say.
     #[arg(long, value_enum)]
     pub everyone: Option<Everyone>,
     /// The share of visitors (0 to 100) who enter, or `unset`.
