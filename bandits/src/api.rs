@@ -135,7 +135,8 @@ fn now() -> i64 {
 }
 
 /// A stored flag as the API shows it: its definition, then its bookkeeping and counters.
-fn flag_json(stored: &StoredFlag) -> Value {
+/// The command line's `flags list --json` and `flags show --json` print the same.
+pub(crate) fn flag_json(stored: &StoredFlag) -> Value {
     let totals: Vec<Value> = stored
         .flag
         .arms()

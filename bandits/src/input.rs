@@ -1,5 +1,6 @@
 //! What a change brings, read the same way wherever it comes from: a flag's JSON
-//! definition checked field by field (the API's body, the admin's form), and the status
+//! definition checked field by field (the API's body, the admin's form, the command
+//! line's options and imported files), and the status
 //! that answers a change the store refused. Every problem is an engine
 //! [`FieldError`], so a field is named and worded alike in the API, the admin and the
 //! engine's own validation.
@@ -102,13 +103,15 @@ fn percentage_of(value: &Value, body: &Value) -> Result<f64, Vec<FieldError>> {
 }
 
 /// The status of an answer to a change the store refused, for the API and the admin
-/// alike. An unknown flag is 404, a name taken 409, an unknown arm 422; the rest means the
-/// database is away: 503.
+/// alike. An unknown flag is 404, a name taken 409, an unknown arm or one left out 422;
+/// the rest means the database is away: 503.
 pub(crate) fn store_status(error: &StoreError) -> Status {
     match error {
         StoreError::NotFound(_) => Status::NotFound,
         StoreError::AlreadyExists(_) => Status::Conflict,
-        StoreError::UnknownArm { .. } => Status::UnprocessableEntity,
+        StoreError::UnknownArm { .. } | StoreError::ArmLeftOut { .. } => {
+            Status::UnprocessableEntity
+        }
         _ => Status::ServiceUnavailable,
     }
 }

@@ -33,6 +33,8 @@
 //! 10. [`api`] (the JSON API under `/bandits/api`) and [`admin`] (the pages under
 //!     `/bandits/admin`).
 //! 11. [`fairing`] ([`Bandits`]): what a site attaches; it mounts the API and the admin.
+//! 12. `cli` (feature `cli`): the `bandits` command line for deploy scripts, on the
+//!     site's database through the store, reading input as the API does.
 //!
 //! ```
 //! use bandits::engine::{ArmTotals, FlagDefinition, Policy};
@@ -62,6 +64,8 @@
 pub mod admin;
 pub mod api;
 mod auth;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clock;
 pub mod config;
 pub mod database;

@@ -133,6 +133,16 @@ pub enum Rule {
         /// The name.
         name: String,
     },
+    /// A definition for an existing flag that leaves out one of its arms, where that
+    /// would delete the arm's counts (an import never changes counts).
+    #[error(
+        "leaves out the arm {name:?}, which would delete its counts: remove the arm in the \
+         admin or with the API"
+    )]
+    ArmLeftOut {
+        /// The arm left out.
+        name: String,
+    },
     /// A valid definition the database could not save.
     #[error("not saved: {message}")]
     NotSaved {

@@ -24,6 +24,14 @@ pub enum StoreError {
         /// The arm asked for.
         arm: String,
     },
+    /// An import leaves out an arm the stored flag has, which would delete its counts.
+    #[error("flag {flag:?} leaves out its arm {arm:?}, which would delete that arm's counts")]
+    ArmLeftOut {
+        /// The flag.
+        flag: String,
+        /// The arm left out.
+        arm: String,
+    },
     /// A stored definition no longer validates (edited by hand in the database?).
     #[error("the stored definition of flag {name:?} is invalid: {reason}")]
     Corrupt {

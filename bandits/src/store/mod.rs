@@ -162,37 +162,7 @@ impl Store {
     /// epoch).
     pub async fn create_flag(&self, flag: &Flag, now: i64) -> Result<StoredFlag, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM bandits_flags WHERE name = $1")
-            .bind(flag.name())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if exists {
-            return Err(StoreError::AlreadyExists(flag.name().to_string()));
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO bandits_flags
-                (name, definition, epoch, winner_locked_at, created_at, updated_at)
-             VALUES ($1, $2, 0, $3, $4, $4)",
-        )
-        .bind(flag.name())
-        .bind(definition_json(flag))
-        .bind(flag.winner().map(|_| now))
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        if let Err(error) = inserted {
-            // Another instance created it between our check and our insert.
-            return Err(match error.as_database_error() {
-                Some(db) if db.is_unique_violation() => {
-                    StoreError::AlreadyExists(flag.name().to_string())
-                }
-                _ => StoreError::Database(error),
-            });
-        }
-        for arm in flag.arms() {
-            insert_arm(&mut tx, flag.name(), &arm.name, 0).await?;
-        }
+        insert_flag(&mut tx, flag, now).await?;
         finish_change(tx, flag.name()).await
     }
 
@@ -202,38 +172,74 @@ impl Store {
     pub async fn update_flag(&self, flag: &Flag, now: i64) -> Result<StoredFlag, StoreError> {
         let mut tx = self.pool.begin().await?;
         let before = read_flag(&mut tx, flag.name()).await?;
-        for old in before.flag.arms() {
-            if flag.arm_index(&old.name).is_none() {
-                sqlx::query("DELETE FROM bandits_arms WHERE flag = $1 AND arm = $2")
-                    .bind(flag.name())
-                    .bind(&old.name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        for arm in flag.arms() {
-            if before.flag.arm_index(&arm.name).is_none() {
-                insert_arm(&mut tx, flag.name(), &arm.name, before.epoch).await?;
-            }
-        }
-        let old_winner = before.flag.definition().winner.as_deref();
-        let new_winner = flag.definition().winner.as_deref();
-        let locked_at = match new_winner {
-            None => None,
-            Some(_) if new_winner == old_winner => before.winner_locked_at,
-            Some(_) => Some(now),
-        };
-        sqlx::query(
-            "UPDATE bandits_flags SET definition = $1, winner_locked_at = $2, updated_at = $3
-             WHERE name = $4",
-        )
-        .bind(definition_json(flag))
-        .bind(locked_at)
-        .bind(now)
-        .bind(flag.name())
-        .execute(&mut *tx)
-        .await?;
+        replace_flag(&mut tx, &before, flag, now).await?;
         finish_change(tx, flag.name()).await
+    }
+
+    /// Creates each of `flags` that does not exist and replaces the definition of each
+    /// that does, in one transaction, without changing any counter: the way to copy
+    /// experiments from one environment to another (the command line's `flags import`).
+    ///
+    /// An existing flag keeps its epoch and its counters; an arm it gains starts at zero.
+    /// A definition that leaves out an arm the stored flag has would delete that arm's
+    /// counts, so it is refused ([`StoreError::ArmLeftOut`]), and then nothing at all is
+    /// written. A definition equal to the stored one is left alone. The configuration
+    /// version is raised once if anything changed, so running sites see every change
+    /// together at their next flush.
+    ///
+    /// ```no_run
+    /// use bandits::engine::FlagDefinition;
+    /// use bandits::store::{Imported, Store};
+    ///
+    /// # async fn example(store: Store) -> Result<(), Box<dyn std::error::Error>> {
+    /// let flags = [FlagDefinition::new("headline-flag").validate()?];
+    /// let done = store.import_flags(&flags, 1_700_000_000_000).await?;
+    /// assert!(matches!(done[0], Imported::Created | Imported::Updated | Imported::Unchanged));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn import_flags(
+        &self,
+        flags: &[Flag],
+        now: i64,
+    ) -> Result<Vec<Imported>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut done = Vec::with_capacity(flags.len());
+        for flag in flags {
+            let before = match read_flag(&mut tx, flag.name()).await {
+                Ok(before) => Some(before),
+                Err(StoreError::NotFound(_)) => None,
+                Err(error) => return Err(error),
+            };
+            let Some(before) = before else {
+                insert_flag(&mut tx, flag, now).await?;
+                done.push(Imported::Created);
+                continue;
+            };
+            if let Some(left_out) = before
+                .flag
+                .arms()
+                .iter()
+                .find(|arm| flag.arm_index(&arm.name).is_none())
+            {
+                // Dropping the transaction rolls back the flags written before this one.
+                return Err(StoreError::ArmLeftOut {
+                    flag: flag.name().to_string(),
+                    arm: left_out.name.clone(),
+                });
+            }
+            if before.flag.definition() == flag.definition() {
+                done.push(Imported::Unchanged);
+            } else {
+                replace_flag(&mut tx, &before, flag, now).await?;
+                done.push(Imported::Updated);
+            }
+        }
+        if done.iter().any(|imported| *imported != Imported::Unchanged) {
+            bump_config_version(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Locks `arm` as the winner of flag `name`, if the flag is still at `epoch` and no
@@ -343,6 +349,99 @@ fn definition_json(flag: &Flag) -> String {
     // A validated definition holds only strings, finite numbers and JSON values, so
     // serialization cannot fail; an empty object would fail validation on the way back.
     serde_json::to_string(flag.definition()).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// What [`Store::import_flags`] did with one flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// There was no flag of its name: it was created with zero counters.
+    Created,
+    /// Its definition was replaced; its counters were kept.
+    Updated,
+    /// The stored definition was the same: nothing was written.
+    Unchanged,
+}
+
+/// Inserts `flag` with zero counters; refused when its name is taken.
+async fn insert_flag(
+    tx: &mut Transaction<'_, Any>,
+    flag: &Flag,
+    now: i64,
+) -> Result<(), StoreError> {
+    let exists = sqlx::query("SELECT 1 FROM bandits_flags WHERE name = $1")
+        .bind(flag.name())
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if exists {
+        return Err(StoreError::AlreadyExists(flag.name().to_string()));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO bandits_flags
+            (name, definition, epoch, winner_locked_at, created_at, updated_at)
+         VALUES ($1, $2, 0, $3, $4, $4)",
+    )
+    .bind(flag.name())
+    .bind(definition_json(flag))
+    .bind(flag.winner().map(|_| now))
+    .bind(now)
+    .execute(&mut **tx)
+    .await;
+    if let Err(error) = inserted {
+        // Another instance created it between our check and our insert.
+        return Err(match error.as_database_error() {
+            Some(db) if db.is_unique_violation() => {
+                StoreError::AlreadyExists(flag.name().to_string())
+            }
+            _ => StoreError::Database(error),
+        });
+    }
+    for arm in flag.arms() {
+        insert_arm(tx, flag.name(), &arm.name, 0).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the definition of `before` by `flag`: counters of arms that remain are kept,
+/// new arms start at zero, removed arms' counters are deleted.
+async fn replace_flag(
+    tx: &mut Transaction<'_, Any>,
+    before: &StoredFlag,
+    flag: &Flag,
+    now: i64,
+) -> Result<(), StoreError> {
+    for old in before.flag.arms() {
+        if flag.arm_index(&old.name).is_none() {
+            sqlx::query("DELETE FROM bandits_arms WHERE flag = $1 AND arm = $2")
+                .bind(flag.name())
+                .bind(&old.name)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    for arm in flag.arms() {
+        if before.flag.arm_index(&arm.name).is_none() {
+            insert_arm(tx, flag.name(), &arm.name, before.epoch).await?;
+        }
+    }
+    let old_winner = before.flag.definition().winner.as_deref();
+    let new_winner = flag.definition().winner.as_deref();
+    let locked_at = match new_winner {
+        None => None,
+        Some(_) if new_winner == old_winner => before.winner_locked_at,
+        Some(_) => Some(now),
+    };
+    sqlx::query(
+        "UPDATE bandits_flags SET definition = $1, winner_locked_at = $2, updated_at = $3
+         WHERE name = $4",
+    )
+    .bind(definition_json(flag))
+    .bind(locked_at)
+    .bind(now)
+    .bind(flag.name())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_arm(
