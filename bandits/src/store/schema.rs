@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 11] = [
+const OBJECTS: [&str; 13] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -32,6 +32,8 @@ const OBJECTS: [&str; 11] = [
     "bandits_counted",
     "bandits_admin_sessions",
     "bandits_admin_sessions_expires",
+    "bandits_outbox",
+    "bandits_outbox_due",
 ];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
@@ -140,6 +142,28 @@ fn statements(backend: Backend) -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS bandits_admin_sessions_expires ON bandits_admin_sessions \
          (expires_at)"
             .to_string(),
+        // Callbacks to referral partners, written in the transaction that records what
+        // they report, and delivered by the sender until a 2xx or the retry time runs out.
+        // An instance claims a row by setting its lease; another instance skips a row whose
+        // lease has not run out, on SQLite as on PostgreSQL.
+        "CREATE TABLE IF NOT EXISTS bandits_outbox (
+            event_id TEXT PRIMARY KEY,
+            partner TEXT NOT NULL,
+            trigger_name TEXT NOT NULL,
+            visitor TEXT NOT NULL,
+            url TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            attempts BIGINT NOT NULL,
+            next_try_at BIGINT NOT NULL,
+            lease_owner TEXT,
+            lease_until BIGINT,
+            delivered_at BIGINT,
+            gave_up_at BIGINT,
+            last_status BIGINT,
+            last_error TEXT
+        )"
+        .to_string(),
+        "CREATE INDEX IF NOT EXISTS bandits_outbox_due ON bandits_outbox (next_try_at)".to_string(),
     ]
 }
 
