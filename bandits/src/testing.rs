@@ -246,7 +246,8 @@ impl Overrides {
     }
 
     fn change(&self, edit: impl Fn(&mut Pinned)) {
-        // Set before the overrides: a visit that sees the flag sees them.
+        // Visits look for overrides once this is set, for good: a request dispatched after
+        // this call returns sees them.
         self.runtime.pinning.store(true, Ordering::Release);
         self.runtime.pinned.rcu(|current| {
             let mut pinned = current.as_deref().cloned().unwrap_or_default();
