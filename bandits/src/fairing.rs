@@ -38,6 +38,7 @@
 //!
 //! | # | rule | the visitor sees | counted |
 //! |---|---|---|---|
+//! | 0 | an override of the site's own tests ([`testing`](crate::testing)) | that arm | no |
 //! | 1 | a forced arm (`?bandits_force=flag:arm`, privileged requests only) | that arm | no |
 //! | 2 | a testing override (`?bandits_flag=arm`, flags with `testing` only) | that arm | no |
 //! | 3 | `everyone = true` / `false` | the first arm after the control / the control | no |

@@ -25,7 +25,8 @@
 //! 7. `visit` (private): one request's facts and visitor cookie; every way of reading a
 //!    flag goes through it, and it asks the engine's decision.
 //! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses;
-//!    [`switches`] ([`FlagsHandle`]): switches and samples for code outside a request. The
+//!    [`switches`] ([`FlagsHandle`]): switches and samples for code outside a request;
+//!    [`testing`]: overrides of flags, switches and samples for the site's own tests. The
 //!    Tera functions are in the `bandits-tera` crate.
 //! 9. `auth` and `input` (private): who may use the API and the admin
 //!    ([`api::AdminCheck`], the admin token), and what a change brings (a flag's
@@ -77,6 +78,7 @@ mod runtime;
 mod secret;
 pub mod store;
 pub mod switches;
+pub mod testing;
 pub mod track;
 mod visit;
 

@@ -11,6 +11,7 @@ use rocket::Request;
 
 use crate::clock::now_ms;
 use crate::config::Config;
+use crate::engine::pinned::Pinned;
 use crate::engine::targeting::User;
 use crate::engine::Flag;
 use crate::store::{Store, StoreError};
@@ -47,6 +48,12 @@ pub(crate) struct Runtime {
     /// visitors are counted at their next request, on another instance), so nothing can be
     /// counted after the last flush took its batch.
     pub(crate) closing: AtomicBool,
+    /// Set for good once the site's own tests pinned an arm or a sample here
+    /// (`bandits::testing`), for the client or for one request: until then, which is
+    /// always outside tests, a visit reads neither, for the price of this one load.
+    pub(crate) pinning: AtomicBool,
+    /// The arms and samples the tests pinned for every request of this instance.
+    pub(crate) pinned: arc_swap::ArcSwapOption<Pinned>,
     /// Read on every request for an unknown flag, written once per name: no lock to read.
     warned: arc_swap::ArcSwap<HashSet<String>>,
     outage: Mutex<Option<Outage>>,
@@ -80,10 +87,20 @@ impl Runtime {
             secure,
             in_flight: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            pinning: AtomicBool::new(false),
+            pinned: arc_swap::ArcSwapOption::empty(),
             instance: next_instance(),
             warned: arc_swap::ArcSwap::default(),
             outage: Mutex::new(None),
         }
+    }
+
+    /// The arms and samples the site's tests pinned for every request, if any.
+    pub(crate) fn pinned(&self) -> Option<Arc<Pinned>> {
+        if !self.pinning.load(Ordering::Acquire) {
+            return None;
+        }
+        self.pinned.load_full()
     }
 
     /// Logs once per flag name that code asked for a flag that does not exist.

@@ -59,9 +59,20 @@ impl FlagsHandle {
     /// arm after the control). False when `everyone` is `false`, when it is unset (the flag
     /// is an experiment, decided per visitor, which needs a request), and for a flag that
     /// does not exist (logged once, as a read in a request is).
+    ///
+    /// In the site's own tests, a flag pinned to an arm ([`testing`](crate::testing)) is
+    /// on when that arm is not its control.
     pub fn is_active(&self, name: &str) -> bool {
+        let pinned = self.runtime.pinned();
         self.read(name, |definition| {
-            definition.targeting.everyone == Some(true)
+            match pinned.as_deref().and_then(|pinned| pinned.arm(name)) {
+                Some(arm) => definition
+                    .arms
+                    .iter()
+                    .position(|candidate| candidate.name == arm)
+                    .is_some_and(|index| index > 0),
+                None => definition.targeting.everyone == Some(true),
+            }
         })
         .unwrap_or(false)
     }
@@ -74,14 +85,20 @@ impl FlagsHandle {
     }
 
     /// [`sample`](Self::sample) with the random numbers of `rng` (a seeded one in tests).
+    ///
+    /// In the site's own tests, a sample fixed with
+    /// [`Overrides::sample`](crate::testing::Overrides::sample) answers as fixed, drawing
+    /// nothing.
     pub fn sample_with<R: Rng + ?Sized>(&self, name: &str, rng: &mut R) -> bool {
-        let share = self
-            .read(name, |definition| definition.targeting.share_at(now_ms()))
-            .flatten();
-        match share {
-            Some(share) if share > 0.0 => rng.random::<f64>() * 100.0 < share,
-            _ => false,
-        }
+        let fixed = self.runtime.pinned().and_then(|pinned| pinned.sample(name));
+        self.read(name, |definition| match fixed {
+            Some(on) => on,
+            None => match definition.targeting.share_at(now_ms()) {
+                Some(share) if share > 0.0 => rng.random::<f64>() * 100.0 < share,
+                _ => false,
+            },
+        })
+        .unwrap_or(false)
     }
 
     /// The current definition of flag `name`, as this instance holds it; `None` for a flag

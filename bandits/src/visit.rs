@@ -12,7 +12,7 @@ use rocket::Request;
 
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::engine::decision::{self, Facts};
+use crate::engine::decision::{self, Facts, Precedence};
 use crate::engine::targeting::preferred_language;
 use crate::engine::visitor::{OverrideKind, VisitorState};
 use crate::engine::{EventKind, Flag};
@@ -21,7 +21,10 @@ use crate::store::StoredFlag;
 use crate::track::{lock_or_recover, Live, Page};
 
 mod cache;
+mod pinned;
 mod settled;
+
+pub(crate) use pinned::RequestPins;
 
 use cache::Decoded;
 use settled::{Settled, SettledArms};
@@ -149,6 +152,7 @@ impl Visit {
                 language,
                 counts_here,
                 online: runtime.tracker.is_online(),
+                pinned: pinned::pinned_for(request, runtime),
             },
             inner: Mutex::new(VisitInner {
                 visitor,
@@ -281,6 +285,12 @@ impl Visit {
                 seen.insert(flag, arm);
             }
         }
+        for (flag, arm) in self.facts.pinned.iter().flat_map(|pinned| pinned.arms()) {
+            if let Some(stored) = live.flag(flag) {
+                let index = stored.flag.arm_index(arm).unwrap_or(0);
+                seen.insert(flag, &stored.flag.arms()[index].name);
+            }
+        }
         let mut out = String::new();
         for (flag, arm) in seen {
             if !out.is_empty() {
@@ -378,10 +388,6 @@ impl VisitInner {
     /// visitor's new or changed arm, and the count.
     fn decide(&mut self, facts: &Facts, live: &Live, stored: &StoredFlag, expose: bool) -> Seen {
         let flag = &stored.flag;
-        if self.fresh && !facts.bot {
-            self.fresh = false;
-            self.dirty = true;
-        }
         let decided = decision::decide(
             facts,
             &self.visitor,
@@ -392,6 +398,15 @@ impl VisitInner {
             expose,
             &mut rand::rng(),
         );
+        if decided.by == Precedence::Pinned {
+            // A test pinned the arm: nothing of the visitor's was read, so a new visitor
+            // is given no cookie for it.
+            return Seen { index: decided.arm };
+        }
+        if self.fresh && !facts.bot {
+            self.fresh = false;
+            self.dirty = true;
+        }
         let Some(assigned) = decided.remember else {
             return Seen { index: decided.arm };
         };

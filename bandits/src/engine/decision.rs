@@ -9,6 +9,7 @@
 //!
 //! | # | rule | the visitor sees | counted |
 //! |---|---|---|---|
+//! | 0 | an arm pinned by the site's own tests ([`Facts::pinned`]) | that arm | no |
 //! | 1 | a forced arm (privileged requests only) | that arm | no |
 //! | 2 | a testing override (flags with `testing` only) | that arm | no |
 //! | 3 | `everyone = true` / `false` | the first arm after the control / the control | no |
@@ -34,9 +35,12 @@
 //! # Ok::<(), bandits::engine::InvalidFlag>(())
 //! ```
 
+use std::sync::Arc;
+
 use rand::Rng;
 
 use super::flag::Flag;
+use super::pinned::Pinned;
 use super::targeting::{Decision as Targeted, User, Visitor as TargetedVisitor};
 use super::totals::ArmTotals;
 use super::visitor::{Assigned, OverrideKind, VisitorState};
@@ -84,11 +88,16 @@ pub struct Facts {
     pub counts_here: bool,
     /// The database answered at the last flush: new visitors may be given arms.
     pub online: bool,
+    /// Arms the site's own tests pinned (`bandits::testing`), for this request or its
+    /// whole client; `None` outside such tests.
+    pub pinned: Option<Arc<Pinned>>,
 }
 
 /// The row of the precedence table that decided what the visitor sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precedence {
+    /// 0: an arm pinned by the site's own tests.
+    Pinned,
     /// 1: an arm forced by a privileged request.
     Forced,
     /// 2: a testing override on a flag in testing mode.
@@ -141,13 +150,18 @@ impl Decision {
     }
 }
 
-/// The arm the visitor asked for in `flag` (rows 1 and 2), where the request (forced arms
-/// need a privileged one) or the flag (testing overrides need testing mode) allows it.
+/// The arm a test pinned in `flag` (row 0), or the one the visitor asked for (rows 1 and
+/// 2), where the request (forced arms need a privileged one) or the flag (testing
+/// overrides need testing mode) allows it. A pinned arm the flag no longer has reads as
+/// its control: still pinned, so still counting nothing.
 pub fn override_of(
     facts: &Facts,
     visitor: &VisitorState,
     flag: &Flag,
 ) -> Option<(Precedence, usize)> {
+    if let Some(arm) = facts.pinned.as_deref().and_then(|p| p.arm(flag.name())) {
+        return Some((Precedence::Pinned, flag.arm_index(arm).unwrap_or(0)));
+    }
     let (arm, kind) = visitor.override_for(flag.name())?;
     let (allowed, by) = match kind {
         OverrideKind::Forced => (facts.privileged, Precedence::Forced),
@@ -158,7 +172,7 @@ pub fn override_of(
         .map(|index| (by, index))
 }
 
-/// The rule of rows 1 to 5 that keeps the visitor out of `flag`'s experiment, with the
+/// The rule of rows 0 to 5 that keeps the visitor out of `flag`'s experiment, with the
 /// arm it shows; `None` when the visitor enters. `now` (milliseconds since the Unix
 /// epoch) is read only by rollouts.
 pub fn kept_out(

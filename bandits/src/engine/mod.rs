@@ -24,6 +24,7 @@
 
 pub mod decision;
 mod flag;
+pub mod pinned;
 mod policy;
 pub mod report;
 mod rule;

@@ -7,6 +7,8 @@ use rand::SeedableRng;
 /// One request's situation: which rules of the table could apply.
 #[derive(Clone, Copy, Default)]
 struct Situation {
+    /// The arm the site's own test pinned.
+    pinned: Option<&'static str>,
     /// An override in the visitor's cookie: the arm and how it was asked for.
     asked: Option<(&'static str, OverrideKind)>,
     privileged: bool,
@@ -51,6 +53,11 @@ fn run(situation: Situation) -> Decision {
         language: None,
         counts_here: true,
         online: true,
+        pinned: situation.pinned.map(|arm| {
+            let mut pinned = Pinned::default();
+            pinned.pin_arm("flag", arm);
+            Arc::new(pinned)
+        }),
     };
     let totals = [ArmTotals::default(); 2];
     let mut rng = SmallRng::seed_from_u64(2);
@@ -75,7 +82,15 @@ const TESTING_OFF: Option<(&str, OverrideKind)> = Some(("off", OverrideKind::Tes
 
 #[test]
 fn each_row_of_the_precedence_table_decides_alone() {
-    let rows: [(&str, Situation, Expected); 8] = [
+    let rows: [(&str, Situation, Expected); 9] = [
+        (
+            "0: an arm pinned by the site's test",
+            Situation {
+                pinned: Some("on"),
+                ..Situation::default()
+            },
+            (Precedence::Pinned, "on", false),
+        ),
         (
             "1: a forced arm, privileged",
             Situation {
@@ -148,7 +163,17 @@ fn each_row_of_the_precedence_table_decides_alone() {
 
 #[test]
 fn of_two_neighbouring_rows_that_apply_the_first_decides() {
-    let pairs: [(&str, Situation, Expected); 6] = [
+    let pairs: [(&str, Situation, Expected); 7] = [
+        (
+            "0 over 1: a test pins the control of an arm a privileged visitor forced",
+            Situation {
+                pinned: Some("off"),
+                asked: FORCED_ON,
+                privileged: true,
+                ..Situation::default()
+            },
+            (Precedence::Pinned, "off", false),
+        ),
         (
             "1 over 2: a forced arm on a flag in testing mode",
             Situation {
@@ -337,4 +362,46 @@ fn a_conversion_needs_an_exposed_visitor_in_the_experiment_who_has_not_converted
     assert!(convert(&bot, &visitor, &flag, 0, 0).is_none(), "left out");
     visitor.insert("flag", converted);
     assert!(convert(&entered(), &visitor, &flag, 0, 0).is_none(), "once");
+}
+
+#[test]
+fn a_pinned_flag_counts_no_conversion_and_a_pinned_arm_it_lacks_is_its_control() {
+    let flag = flag_with_winner(None);
+    let mut visitor = VisitorState::new(&mut SmallRng::seed_from_u64(1));
+    let exposed = decide(
+        &entered(),
+        &visitor,
+        &flag,
+        0,
+        &[ArmTotals::default(); 2],
+        0,
+        true,
+        &mut SmallRng::seed_from_u64(2),
+    );
+    visitor.insert("flag", exposed.remember.expect("entered"));
+    assert!(convert(&entered(), &visitor, &flag, 0, 0).is_some());
+    let mut pinned = Pinned::default();
+    pinned.pin_arm("flag", "no-such-arm");
+    let facts = Facts {
+        pinned: Some(Arc::new(pinned)),
+        ..entered()
+    };
+    assert!(
+        convert(&facts, &visitor, &flag, 0, 0).is_none(),
+        "pinned: nothing counts"
+    );
+    let seen = decide(
+        &facts,
+        &visitor,
+        &flag,
+        0,
+        &[ArmTotals::default(); 2],
+        0,
+        true,
+        &mut SmallRng::seed_from_u64(2),
+    );
+    assert_eq!(
+        (seen.by, seen.arm, seen.count, seen.remember),
+        (Precedence::Pinned, 0, None, None)
+    );
 }
