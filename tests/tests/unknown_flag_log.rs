@@ -9,7 +9,7 @@ use bandits_tera::FlagTemplate;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 #[get("/guard/<name>")]
 fn guard(flags: Flags<'_>, name: &str) -> String {
@@ -35,8 +35,8 @@ async fn an_unknown_flag_is_warned_about_once_per_name() {
                 concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
             ))
             .merge(("secret_key", SECRET_KEY));
-        let templates = Template::custom(|engines| {
-            bandits_tera::register(&mut engines.tera);
+        // A site's own customisation, beside the flag functions.
+        let templates = bandits_tera::custom(|engines| {
             engines
                 .tera
                 .add_raw_template(
