@@ -135,6 +135,8 @@ const MAX_ERROR_LEN: usize = 1_000;
 const CLAIMABLE: &str = "delivered_at IS NULL AND gave_up_at IS NULL AND next_try_at <= $2 \
                          AND (lease_until IS NULL OR lease_until < $2)";
 
+const CLAIMED_COLUMNS: &str = "event_id, partner, trigger_name, visitor, url, created_at, attempts";
+
 const DELIVERY_COLUMNS: &str = "event_id, partner, trigger_name, visitor, attempts, created_at, \
                                 next_try_at, delivered_at, gave_up_at, last_status, last_error";
 
@@ -150,27 +152,35 @@ impl super::Store {
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<Claimed>, StoreError> {
-        // The condition is checked twice: in the inner SELECT to pick rows, and again in
-        // the UPDATE, which on PostgreSQL re-reads a row another transaction changed
-        // meanwhile; so of two instances claiming together, one gets each row. SKIP
-        // LOCKED makes the other pass rows being claimed instead of waiting for them.
-        let skip_locked = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        // The condition is checked twice: in the SELECT that picks rows, and again in the
+        // UPDATE, which on PostgreSQL re-reads a row another transaction changed meanwhile;
+        // so of two instances claiming together, one gets each row. On PostgreSQL the
+        // pick is a materialised CTE with SKIP LOCKED (instances pass each other's rows
+        // instead of waiting): as a plain `IN (subquery)` it may be run again for every
+        // row updated, each run skipping the rows the last one locked, and the claim then
+        // takes far more than its limit. SQLite runs the subquery once.
+        let sql = match self.backend {
+            Backend::Postgres => format!(
+                "WITH picked AS MATERIALIZED (SELECT event_id FROM bandits_outbox \
+                   WHERE {CLAIMABLE} ORDER BY next_try_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                 UPDATE bandits_outbox SET lease_owner = $1, lease_until = $3 \
+                 WHERE event_id IN (SELECT event_id FROM picked) AND {CLAIMABLE} \
+                 RETURNING {CLAIMED_COLUMNS}"
+            ),
+            Backend::Sqlite => format!(
+                "UPDATE bandits_outbox SET lease_owner = $1, lease_until = $3 \
+                 WHERE event_id IN (SELECT event_id FROM bandits_outbox WHERE {CLAIMABLE} \
+                                    ORDER BY next_try_at LIMIT $4) \
+                 AND {CLAIMABLE} RETURNING {CLAIMED_COLUMNS}"
+            ),
         };
-        let rows = sqlx::query(&format!(
-            "UPDATE bandits_outbox SET lease_owner = $1, lease_until = $3 \
-             WHERE event_id IN (SELECT event_id FROM bandits_outbox WHERE {CLAIMABLE} \
-                                ORDER BY next_try_at LIMIT $4{skip_locked}) \
-             AND {CLAIMABLE} \
-             RETURNING event_id, partner, trigger_name, visitor, url, created_at, attempts"
-        ))
-        .bind(owner)
-        .bind(now)
-        .bind(lease_until)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now)
+            .bind(lease_until)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         let mut claimed = rows
             .iter()
             .map(|row| {
@@ -208,7 +218,10 @@ impl super::Store {
             Next::GiveUp => (None, Some(now), None),
             Next::RetryAt(at) => (None, None, Some(at)),
         };
-        let error = outcome.error.as_deref().map(|error| bounded(error, MAX_ERROR_LEN));
+        let error = outcome
+            .error
+            .as_deref()
+            .map(|error| bounded(error, MAX_ERROR_LEN));
         let updated = sqlx::query(
             "UPDATE bandits_outbox SET attempts = attempts + 1, delivered_at = $1, \
              gave_up_at = $2, next_try_at = COALESCE($3, next_try_at), last_status = $4, \
