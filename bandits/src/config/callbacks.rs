@@ -87,8 +87,18 @@ fn in_range(key: &str, value: u64, range: &RangeInclusive<u64>, unit: &str) -> R
 
 pub(super) fn validate(raw: RawCallbacks) -> Result<CallbackSettings, Invalid> {
     in_range("timeout_ms", raw.timeout_ms, &TIMEOUT_MS, "milliseconds")?;
-    in_range("retry_initial_ms", raw.retry_initial_ms, &RETRY_WAIT_MS, "milliseconds")?;
-    in_range("retry_max_ms", raw.retry_max_ms, &RETRY_WAIT_MS, "milliseconds")?;
+    in_range(
+        "retry_initial_ms",
+        raw.retry_initial_ms,
+        &RETRY_WAIT_MS,
+        "milliseconds",
+    )?;
+    in_range(
+        "retry_max_ms",
+        raw.retry_max_ms,
+        &RETRY_WAIT_MS,
+        "milliseconds",
+    )?;
     if raw.retry_max_ms < raw.retry_initial_ms {
         return Err((
             "callbacks.retry_max_ms".to_string(),
@@ -98,7 +108,12 @@ pub(super) fn validate(raw: RawCallbacks) -> Result<CallbackSettings, Invalid> {
             ),
         ));
     }
-    in_range("poll_interval_ms", raw.poll_interval_ms, &POLL_INTERVAL_MS, "milliseconds")?;
+    in_range(
+        "poll_interval_ms",
+        raw.poll_interval_ms,
+        &POLL_INTERVAL_MS,
+        "milliseconds",
+    )?;
     let max_in_flight = u64::from(raw.max_in_flight);
     let allowed = u64::from(*MAX_IN_FLIGHT.start())..=u64::from(*MAX_IN_FLIGHT.end());
     in_range("max_in_flight", max_in_flight, &allowed, "tries")?;
@@ -208,7 +223,10 @@ mod tests {
             ("retry_for_hours = -1", "bandits.callbacks.retry_for_hours"),
             ("retry_for_hours = 721", "bandits.callbacks.retry_for_hours"),
             ("retry_initial_ms = 1", "bandits.callbacks.retry_initial_ms"),
-            ("retry_initial_ms = 100\nretry_max_ms = 50", "bandits.callbacks.retry_max_ms"),
+            (
+                "retry_initial_ms = 100\nretry_max_ms = 50",
+                "bandits.callbacks.retry_max_ms",
+            ),
             ("poll_interval_ms = 0", "bandits.callbacks.poll_interval_ms"),
             ("max_in_flight = 0", "bandits.callbacks.max_in_flight"),
             ("max_in_flight = -2", "bandits.callbacks.max_in_flight"),

@@ -176,7 +176,9 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         for failures in 1..=20 {
             let ceiling = backoff.ceiling(failures);
-            let delays: Vec<i64> = (0..200).map(|_| backoff.delay(failures, &mut rng)).collect();
+            let delays: Vec<i64> = (0..200)
+                .map(|_| backoff.delay(failures, &mut rng))
+                .collect();
             assert!(delays.iter().all(|d| (ceiling / 2..=ceiling).contains(d)));
             let distinct: std::collections::HashSet<_> = delays.iter().collect();
             assert!(distinct.len() > 50, "{failures}: {}", distinct.len());

@@ -197,7 +197,7 @@ impl super::Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        claimed.sort_by_key(|claimed| claimed.created_at);
         Ok(claimed)
     }
 
