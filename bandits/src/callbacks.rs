@@ -59,6 +59,9 @@ use crate::store::{Callback, Claimed, Outcome, Store, StoreError};
 /// The `User-Agent` of every callback.
 pub const USER_AGENT: &str = concat!("rocket-bandits/", env!("CARGO_PKG_VERSION"));
 
+/// The most of an answer's body read (and dropped); a longer body closes the connection.
+const MAX_BODY_READ: usize = 64 * 1024;
+
 /// How often a record of an outcome is tried again while the database does not answer.
 const RECORD_RETRY: Duration = Duration::from_millis(250);
 
@@ -254,7 +257,19 @@ async fn send(client: &reqwest::Client, callback: &Callback) -> Attempt {
         return Attempt::Unsendable("the event id is not a valid header value".to_string());
     };
     match client.get(url).header("Idempotency-Key", key).send().await {
-        Ok(response) => Attempt::Answered(response.status().as_u16()),
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            // The status decides; the body is read (a little of it) only so that the
+            // connection can serve the partner's next callback instead of a new one.
+            let mut read = 0;
+            while read < MAX_BODY_READ {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            Attempt::Answered(status)
+        }
         Err(error) => Attempt::NoAnswer(describe(error)),
     }
 }
@@ -307,11 +322,14 @@ impl Outage {
         {
             return;
         }
+        let lasting = match self.last_warning {
+            None => String::new(),
+            Some(_) => format!(" for {:.0} s", now.duration_since(since).as_secs_f64()),
+        };
         self.last_warning = Some(now);
         log::warn!(
-            "rocket-bandits: cannot read the callbacks to partners ({error}) for {:.0} s; \
-             they wait in the outbox and are sent once the database answers",
-            now.duration_since(since).as_secs_f64()
+            "rocket-bandits: cannot read the callbacks to partners{lasting} ({error}); \
+             they wait in the outbox and are sent once the database answers"
         );
     }
 
