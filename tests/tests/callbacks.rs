@@ -271,13 +271,23 @@ async fn two_instances_deliver_a_thousand_callbacks_none_twice_at_once() {
                 .expect("enqueued");
         }
 
+        // Which instances hold leases, sampled while they work: both must take part.
+        let mut owners = std::collections::HashSet::new();
         let started = Instant::now();
         let mut all = false;
         while !all && started.elapsed() < Duration::from_secs(120) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let holding: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT lease_owner FROM bandits_outbox WHERE lease_owner IS NOT NULL",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_default();
+            owners.extend(holding);
             all = count(&store, DeliveryState::Delivered).await == 1_000;
         }
         assert!(all, "not all delivered in two minutes");
+        assert_eq!(owners.len(), 2, "instances seen holding callbacks: {owners:?}");
         let delivered = receiver.delivered();
         assert_eq!(delivered.len(), 1_000);
         let twice: Vec<_> = delivered.iter().filter(|(_, &n)| n != 1).collect();
