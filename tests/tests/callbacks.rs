@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use bandits::store::{Callback, DeliveryState, Store};
 use bandits::Bandits;
 use bandits_integration_tests::browser::SECRET_KEY;
+use bandits_integration_tests::proxy::{through, Proxy};
 use bandits_integration_tests::receiver::Receiver;
-use bandits_integration_tests::{each_database, eventually};
+use bandits_integration_tests::{each_database, eventually, on_postgres};
 use rocket::figment::value::Value;
 use rocket::local::asynchronous::Client;
 
@@ -287,7 +288,11 @@ async fn two_instances_deliver_a_thousand_callbacks_none_twice_at_once() {
             all = count(&store, DeliveryState::Delivered).await == 1_000;
         }
         assert!(all, "not all delivered in two minutes");
-        assert_eq!(owners.len(), 2, "instances seen holding callbacks: {owners:?}");
+        assert_eq!(
+            owners.len(),
+            2,
+            "instances seen holding callbacks: {owners:?}"
+        );
         let delivered = receiver.delivered();
         assert_eq!(delivered.len(), 1_000);
         let twice: Vec<_> = delivered.iter().filter(|(_, &n)| n != 1).collect();
@@ -378,6 +383,97 @@ async fn a_claim_takes_at_most_its_limit_and_nothing_another_instance_holds() {
         all.dedup();
         assert_eq!(all.len(), 49, "one: {one:?}\ntwo: {two:?}");
         assert_eq!(one.len() + two.len(), 49, "one: {one:?}\ntwo: {two:?}");
+    })
+    .await;
+}
+
+/// The address of the PostgreSQL server of `url`.
+fn server_address(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let authority = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .expect("a server URL");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    };
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .expect("the server's address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_delays_callbacks_and_sends_none_twice() {
+    on_postgres(|store, url| async move {
+        let receiver = Receiver::start(0, Duration::from_millis(400)).await;
+        let proxy = Proxy::start(server_address(&url)).await;
+        let client = site(
+            &through(&url, proxy.port()),
+            &[("databases.bandits.connect_timeout", Value::from(1))],
+        )
+        .await;
+
+        // Down before anything is claimed: nothing is sent until the database is back.
+        proxy.close().await;
+        let first: Vec<Callback> = (0..10)
+            .map(|i| callback(&receiver, &format!("outage-{i}")))
+            .collect();
+        store
+            .enqueue_callbacks(&first, now())
+            .await
+            .expect("enqueued");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(receiver.calls().is_empty(), "sent without a claim");
+        proxy.open().await;
+        assert!(
+            eventually(|| async { count(&store, DeliveryState::Delivered).await == 10 }).await,
+            "not delivered after the database came back"
+        );
+
+        // Down while the partner answers: the outcomes are recorded once it is back,
+        // within the lease, and nothing is sent again.
+        let second: Vec<Callback> = (10..20)
+            .map(|i| callback(&receiver, &format!("outage-{i}")))
+            .collect();
+        store
+            .enqueue_callbacks(&second, now())
+            .await
+            .expect("enqueued");
+        let claimed = eventually(|| async {
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM bandits_outbox WHERE lease_owner IS NOT NULL",
+            )
+            .fetch_one(store.pool())
+            .await
+            .ok();
+            held.is_some_and(|held| held > 0)
+        })
+        .await;
+        assert!(claimed, "nothing claimed");
+        proxy.close().await;
+        assert!(
+            eventually(|| async { receiver.calls().len() > 10 }).await,
+            "the partner got nothing"
+        );
+        // Longer than the pool waits for a connection (connect_timeout = 1 s), so the
+        // records fail and are tried again.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        proxy.open().await;
+        assert!(
+            eventually(|| async { count(&store, DeliveryState::Delivered).await == 20 }).await,
+            "not all delivered"
+        );
+        let delivered = receiver.delivered();
+        assert_eq!(delivered.len(), 20);
+        assert!(delivered.values().all(|&n| n == 1), "{delivered:?}");
+        assert_keys(&receiver);
+        client.terminate().await;
     })
     .await;
 }
