@@ -19,6 +19,9 @@
 //! max_pending_event_bytes = 16777216            # the default; and their bytes, at most
 //! admin_client_ip_header = "X-Real-IP"          # default none: the connection's address
 //! warning_interval_ms = 30000                   # the default; one outage warning per interval
+//!
+//! [default.bandits.callbacks]                   # callbacks to referral partners
+//! timeout_ms = 10000                            # see [`CallbackSettings`] for every key
 //! ```
 //!
 //! or in the environment: `ROCKET_BANDITS='{flush_interval_ms=250,exclude_bots=false}'`.
@@ -52,6 +55,10 @@ use std::time::Duration;
 use regex::Regex;
 use rocket::figment::Figment;
 use serde::Deserialize;
+
+mod callbacks;
+
+pub use callbacks::CallbackSettings;
 
 /// The path prefix of the plugin's own routes, never counted.
 pub const ALWAYS_EXCLUDED: &str = "/bandits";
@@ -121,6 +128,7 @@ struct RawConfig {
     max_pending_event_bytes: usize,
     warning_interval_ms: u64,
     admin_client_ip_header: Option<String>,
+    callbacks: callbacks::RawCallbacks,
 }
 
 impl Default for RawConfig {
@@ -141,6 +149,7 @@ impl Default for RawConfig {
             max_pending_event_bytes: crate::track::DEFAULT_MAX_PENDING_EVENT_BYTES,
             warning_interval_ms: 30_000,
             admin_client_ip_header: None,
+            callbacks: callbacks::RawCallbacks::default(),
         }
     }
 }
@@ -199,6 +208,7 @@ pub struct Config {
     max_pending_event_bytes: usize,
     warning_interval: Duration,
     admin_client_ip_header: Option<String>,
+    callbacks: CallbackSettings,
 }
 
 impl Default for Config {
@@ -346,6 +356,8 @@ impl Config {
                 ))
             }
         };
+        let callbacks = callbacks::validate(raw.callbacks)
+            .map_err(|(key, message)| ConfigError::new(&key, message))?;
         Ok(Config {
             admin_token,
             admin_password,
@@ -362,7 +374,13 @@ impl Config {
             max_pending_event_bytes: raw.max_pending_event_bytes,
             warning_interval: Duration::from_millis(raw.warning_interval_ms),
             admin_client_ip_header,
+            callbacks,
         })
+    }
+
+    /// How callbacks to referral partners are sent (`bandits.callbacks`).
+    pub fn callbacks(&self) -> CallbackSettings {
+        self.callbacks
     }
 
     /// The admin token, if one is configured.

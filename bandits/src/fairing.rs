@@ -12,8 +12,9 @@
 //! `databases.bandits` (an SQLite file by default), creates the flags given with
 //! [`Bandits::with_flag`] that do not exist yet, loads every flag and its totals into
 //! memory and mounts the JSON API under `/bandits/api`. At liftoff it starts the flush
-//! loop; at shutdown it waits for requests in flight (up to Rocket's grace period), writes
-//! what is left and closes the pool.
+//! loop and the [sender of callbacks to partners](crate::callbacks); at shutdown it waits
+//! for requests and callbacks in flight (up to Rocket's grace period), writes what is left
+//! and closes the pool.
 //!
 //! On every request it looks the path up among the flags' pages, in memory:
 //!
@@ -113,6 +114,8 @@ pub struct Bandits {
     user: Option<Arc<UserHook>>,
     privileged: Option<Arc<PrivilegeHook>>,
     runtime: Arc<OnceLock<Arc<Runtime>>>,
+    /// The sender of callbacks to partners, from liftoff to shutdown.
+    sender: std::sync::Mutex<Option<crate::callbacks::Sender>>,
 }
 
 impl Bandits {
@@ -124,6 +127,7 @@ impl Bandits {
             user: None,
             privileged: None,
             runtime: Arc::new(OnceLock::new()),
+            sender: std::sync::Mutex::new(None),
         }
     }
 
@@ -275,6 +279,19 @@ impl Fairing for Bandits {
             interval.as_millis(),
             api::BASE,
         );
+        let store = runtime.tracker.store().clone();
+        let warnings = runtime.config.warning_interval();
+        match crate::callbacks::Sender::start(store, runtime.config.callbacks(), warnings) {
+            Ok(sender) => {
+                if let Ok(mut slot) = self.sender.lock() {
+                    *slot = Some(sender);
+                }
+            }
+            Err(error) => log::error!(
+                "rocket-bandits: no HTTP client for callbacks to partners ({error}); they \
+                 wait in the outbox"
+            ),
+        }
         rocket::tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -383,6 +400,8 @@ impl Fairing for Bandits {
         runtime.closing.store(true, Ordering::SeqCst);
         let grace = Duration::from_secs(u64::from(rocket.config().shutdown.grace));
         let deadline = Instant::now() + grace;
+        let sender = self.sender.lock().ok().and_then(|mut sender| sender.take());
+        let sender = sender.map(|sender| tokio::spawn(async move { sender.stop(grace).await }));
         while runtime.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -407,6 +426,9 @@ impl Fairing for Bandits {
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
+        }
+        if let Some(stopping) = sender {
+            let _ = stopping.await;
         }
         runtime.tracker.store().pool().close().await;
     }

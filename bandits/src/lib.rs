@@ -22,6 +22,7 @@
 //!    Rocket's configuration.
 //! 6. `runtime` (private): what requests share once the plugin has ignited, the flush
 //!    loop's rounds, and the reload that makes a change seen at once.
+//!    [`callbacks`], beside it: the sender of callbacks to referral partners.
 //! 7. `visit` (private): one request's facts and visitor cookie; every way of reading a
 //!    flag goes through it, and it asks the engine's decision.
 //! 8. [`guard`] ([`Flags`], [`VisitorFlags`]) and [`flag_variant`]: what a route uses;
@@ -65,6 +66,7 @@
 pub mod admin;
 pub mod api;
 mod auth;
+pub mod callbacks;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod clock;

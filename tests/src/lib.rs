@@ -16,6 +16,7 @@ pub mod admin;
 pub mod browser;
 pub mod log_capture;
 pub mod proxy;
+pub mod receiver;
 pub mod routes;
 
 use std::future::Future;

@@ -22,6 +22,7 @@
 //! # Ok::<(), bandits::engine::InvalidFlag>(())
 //! ```
 
+pub mod backoff;
 pub mod decision;
 mod flag;
 pub mod pinned;

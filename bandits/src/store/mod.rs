@@ -51,7 +51,7 @@ pub use error::StoreError;
 pub use flush::{new_flush_id, Batch, FlushReport, Increment};
 pub use handle::Store;
 pub use log::{Event, EventQuery, History, HistoryPoint, LoggedEvent};
-pub use outbox::Callback;
+pub use outbox::{Callback, Claimed, Delivery, DeliveryState, Outcome};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::ADMIN_SESSION_MS;
 pub use snapshot::{ArmCounter, ChangeMarks, Snapshot, StoredFlag};

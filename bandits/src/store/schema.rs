@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 13] = [
+const OBJECTS: [&str; 15] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -34,6 +34,8 @@ const OBJECTS: [&str; 13] = [
     "bandits_admin_sessions_expires",
     "bandits_outbox",
     "bandits_outbox_due",
+    "bandits_outbox_pending",
+    "bandits_outbox_partner",
 ];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
@@ -164,6 +166,14 @@ fn statements(backend: Backend) -> Vec<String> {
         )"
         .to_string(),
         "CREATE INDEX IF NOT EXISTS bandits_outbox_due ON bandits_outbox (next_try_at)".to_string(),
+        // The sender's claim reads only callbacks still to deliver: delivered and given-up
+        // rows pile up behind them and must not slow it down.
+        "CREATE INDEX IF NOT EXISTS bandits_outbox_pending ON bandits_outbox (next_try_at) \
+         WHERE delivered_at IS NULL AND gave_up_at IS NULL"
+            .to_string(),
+        // The admin's delivery log of one partner, newest first.
+        "CREATE INDEX IF NOT EXISTS bandits_outbox_partner ON bandits_outbox (partner, created_at)"
+            .to_string(),
     ]
 }
 
