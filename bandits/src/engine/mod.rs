@@ -24,6 +24,7 @@
 
 pub mod decision;
 mod flag;
+pub mod partners;
 mod policy;
 pub mod report;
 mod rule;
