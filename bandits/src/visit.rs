@@ -26,8 +26,7 @@ mod settled;
 use cache::Decoded;
 use settled::{Settled, SettledArms};
 
-/// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
-pub const QUERY_PREFIX: &str = "bandits_";
+pub use crate::config::QUERY_PREFIX;
 /// `?bandits_force=<flag>:<arm>,...` forces arms for a privileged request.
 const FORCE_KEY: &str = "force";
 
