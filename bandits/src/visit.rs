@@ -21,9 +21,11 @@ use crate::store::StoredFlag;
 use crate::track::{lock_or_recover, Live, Page};
 
 mod cache;
+mod partners;
 mod settled;
 
 use cache::Decoded;
+pub(crate) use partners::fire_by_request;
 use settled::{Settled, SettledArms};
 
 pub use crate::config::QUERY_PREFIX;
@@ -56,6 +58,8 @@ pub(crate) struct Visit {
     /// What the request says about its visitor, fixed for the visit: read without the lock.
     facts: Facts,
     inner: Mutex<VisitInner>,
+    /// A referral or a trigger waits in `inner` for the response: read without the lock.
+    partner_rows: AtomicBool,
 }
 
 struct VisitInner {
@@ -73,6 +77,7 @@ struct VisitInner {
     pending: Vec<PendingEvent>,
     /// The arms this request has settled. Cleared whenever the visitor changes.
     settled: SettledArms,
+    partner_rows: partners::PartnerRows,
 }
 
 /// The arm a visitor sees in a flag: its index among the flag's arms (always valid).
@@ -156,7 +161,9 @@ impl Visit {
                 dirty: false,
                 pending: Vec::new(),
                 settled: SettledArms::default(),
+                partner_rows: partners::PartnerRows::default(),
             }),
+            partner_rows: AtomicBool::new(false),
         }
     }
 
