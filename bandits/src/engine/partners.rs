@@ -314,11 +314,13 @@ impl ReferralRules {
 
     /// The oldest `referred_at` a stored referral may have and still stand against a new
     /// one captured at `now`: a stored referral older than this is replaced by the new
-    /// one (the flush's `ON CONFLICT ... WHERE`).
+    /// one (the flush's `ON CONFLICT ... WHERE`). With the last partner's credit, one of
+    /// the same millisecond is replaced too: two links followed within a millisecond are
+    /// written in the order they were followed.
     pub fn replaces_older_than(&self, now: i64) -> i64 {
         match self.credit {
             Credit::First => now.saturating_sub(self.window_ms).saturating_add(1),
-            Credit::Last => now,
+            Credit::Last => now.saturating_add(1),
         }
     }
 
@@ -411,7 +413,7 @@ mod tests {
         let first = rules.capture(None, A, true, 0).unwrap();
         assert_eq!(rules.capture(Some(&first), B, true, DAY), Some(at(B, DAY)));
         assert_eq!(rules.capture(Some(&first), A, true, DAY), None);
-        assert_eq!(rules.replaces_older_than(DAY), DAY);
+        assert_eq!(rules.replaces_older_than(DAY), DAY + 1);
     }
 
     #[test]
