@@ -103,11 +103,7 @@ impl FlagsHandle {
             .triggers()
             .get(name)
             .is_some_and(|trigger| trigger.enabled());
-        let well_formed = visitor_id.len() == 32
-            && visitor_id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !enabled || !well_formed {
+        if !enabled || !crate::engine::visitor::VisitorState::is_id(visitor_id) {
             return false;
         }
         self.runtime.tracker.fire(crate::store::Firing {
@@ -116,6 +112,7 @@ impl FlagsHandle {
             referral: None,
             at: now_ms(),
             window_ms: config.partners().rules().window_ms,
+            user: None,
         })
     }
 

@@ -6,6 +6,7 @@
 use bandits::engine::partners::{
     PartnerDefinition, Referral, SubscriptionDefinition, PLACEHOLDERS,
 };
+use bandits::engine::targeting::User;
 use bandits::engine::visitor::VisitorState;
 use bandits::store::{Store, StoreError};
 use bandits::{Bandits, Flags, FlagsHandle};
@@ -67,7 +68,10 @@ async fn start(url: &str, credit: &str, flush_ms: u64) -> Client {
         .merge(("secret_key", SECRET_KEY))
         .merge(("log_level", "off"));
     let rocket = rocket::custom(figment)
-        .attach(Bandits::fairing())
+        .attach(
+            Bandits::fairing()
+                .user(|request| request.headers().get_one("X-User").map(User::new)),
+        )
         .mount("/", routes![landing, signup, checkout, newsletter, me]);
     Client::untracked(rocket).await.expect("the site ignites")
 }
@@ -471,6 +475,43 @@ async fn partners_and_subscriptions_are_created_edited_listed_and_checked() {
             assert_eq!(errors[0].field, "callback_url", "{url}");
         }
         assert!(PLACEHOLDERS.contains(&"visitor_id"));
+    })
+    .await;
+}
+
+/// The user hook's user is kept with the referral: known when the link is followed, or
+/// linked when a trigger fires for the visitor once signed in.
+#[tokio::test]
+async fn the_signed_in_user_is_linked_to_the_referral() {
+    each_database(|store, url| async move {
+        let acme = partner(&store, "Acme", true).await;
+        subscribe(&store, &acme, "Order placed").await;
+        let client = start(&url, "first", 60_000).await;
+        let link = format!("/landing?affiliate_id={acme}");
+        let mut signed_in = Visitor {
+            headers: vec![("X-User", "bob".to_string())],
+            ..Visitor::browser()
+        };
+        signed_in.get(&client, &link).await;
+        let bob = visitor_id(&client, &mut signed_in).await;
+        let mut later = Visitor::browser();
+        later.get(&client, &link).await;
+        let alice = visitor_id(&client, &mut later).await;
+        client.terminate().await;
+        assert_eq!(
+            store.referral(&bob).await.unwrap().unwrap().user.as_deref(),
+            Some("bob")
+        );
+        assert_eq!(store.referral(&alice).await.unwrap().unwrap().user, None);
+
+        let client = start(&url, "first", 60_000).await;
+        later.headers.push(("X-User", "alice".to_string()));
+        assert_eq!(later.send(&client, "POST", "/checkout").await.body, "true");
+        client.terminate().await;
+        assert_eq!(
+            store.referral(&alice).await.unwrap().unwrap().user.as_deref(),
+            Some("alice")
+        );
     })
     .await;
 }

@@ -179,6 +179,15 @@ impl VisitorState {
         self.overrides.len() != before
     }
 
+    /// Whether `text` is a visitor id as [`new`](Self::new) makes them: 32 lowercase
+    /// hexadecimal characters.
+    pub fn is_id(text: &str) -> bool {
+        text.len() == ID_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
     /// The visitor's id: 32 lowercase hexadecimal characters.
     pub fn id(&self) -> &str {
         &self.id
@@ -264,12 +273,7 @@ impl VisitorState {
             return None;
         }
         let wire: Wire = serde_json::from_str(text).ok()?;
-        let id_ok = wire.v.len() == ID_LEN
-            && wire
-                .v
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !id_ok {
+        if !VisitorState::is_id(&wire.v) {
             return None;
         }
         // Checked in place, then turned into assignments in the same map order (no second

@@ -94,6 +94,9 @@ pub struct Firing {
     pub at: i64,
     /// How long a referral lasts, in milliseconds.
     pub window_ms: i64,
+    /// The signed-in user, if the site's user hook knows one: linked to the stored
+    /// referral that has none yet (the visitor signed in after following the link).
+    pub user: Option<String>,
 }
 
 /// A referred visitor as stored.
@@ -539,6 +542,15 @@ async fn complete(
     let Some(referral) = referral else {
         return Ok(false);
     };
+    if let Some(user) = &firing.user {
+        sqlx::query(
+            "UPDATE bandits_referrals SET user_id = $1 WHERE visitor = $2 AND user_id IS NULL",
+        )
+        .bind(user)
+        .bind(&firing.visitor)
+        .execute(&mut **tx)
+        .await?;
+    }
     // Active partners' subscriptions only: an inactive partner's have no rows here.
     let urls: Vec<String> = sqlx::query_scalar(
         "SELECT s.callback_url FROM bandits_subscriptions s

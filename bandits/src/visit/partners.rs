@@ -47,12 +47,7 @@ impl Visit {
             visitor.set_referral(before);
             return;
         }
-        let user = self
-            .facts
-            .user
-            .as_ref()
-            .map(|user| user.id.clone())
-            .filter(|id| id.len() <= MAX_USER_LEN);
+        let user = self.user_id();
         inner.dirty = true;
         inner.fresh = false;
         inner.partner_rows.referral = Some(NewReferral {
@@ -95,6 +90,16 @@ impl Visit {
         true
     }
 
+    /// The signed-in user's id, if the site's user hook knows one and it is not too long
+    /// to keep.
+    fn user_id(&self) -> Option<String> {
+        self.facts
+            .user
+            .as_ref()
+            .map(|user| user.id.clone())
+            .filter(|id| id.len() <= MAX_USER_LEN)
+    }
+
     /// What firing `trigger` now for this visitor writes, if it may complete.
     fn firing(&self, inner: &VisitInner, live: &Live, trigger: &Trigger) -> Option<Firing> {
         if !trigger.enabled() || self.facts.bot {
@@ -114,6 +119,7 @@ impl Visit {
             referral: Some(referral.clone()),
             at: now,
             window_ms: rules.window_ms,
+            user: self.user_id(),
         })
     }
 
