@@ -70,10 +70,10 @@ use crate::engine::partners::TriggerDefinition;
 
 mod partners;
 
+use partners::{validate_partners, validate_triggers, RawPartners};
 pub use partners::{
     PartnerSettings, Triggers, DEFAULT_PARTNER_QUERY_KEY, MAX_TRIGGERS, REFERRAL_WINDOW_DAYS,
 };
-use partners::{validate_partners, validate_triggers, RawPartners};
 use rocket::figment::Figment;
 use serde::Deserialize;
 

@@ -60,7 +60,11 @@ async fn start(url: &str, credit: &str, flush_ms: u64) -> Client {
         .merge((
             "bandits.triggers",
             rocket::figment::value::Value::from(vec![
-                trigger(&[("name", "User registered"), ("method", "POST"), ("path", "/signup")]),
+                trigger(&[
+                    ("name", "User registered"),
+                    ("method", "POST"),
+                    ("path", "/signup"),
+                ]),
                 trigger(&[("name", "Order placed")]),
                 trigger(&[("name", "Newsletter"), ("enabled", "false")]),
             ]),
@@ -69,8 +73,7 @@ async fn start(url: &str, credit: &str, flush_ms: u64) -> Client {
         .merge(("log_level", "off"));
     let rocket = rocket::custom(figment)
         .attach(
-            Bandits::fairing()
-                .user(|request| request.headers().get_one("X-User").map(User::new)),
+            Bandits::fairing().user(|request| request.headers().get_one("X-User").map(User::new)),
         )
         .mount("/", routes![landing, signup, checkout, newsletter, me]);
     Client::untracked(rocket).await.expect("the site ignites")
@@ -139,7 +142,12 @@ async fn visitor_id(client: &Client, visitor: &mut Visitor) -> String {
 
 async fn referral_in_cookie(visitor: &Visitor) -> Option<Referral> {
     let cookie = visitor.cookie.clone()?;
-    remembered(&[cookie]).await.pop().flatten()?.referral().cloned()
+    remembered(&[cookie])
+        .await
+        .pop()
+        .flatten()?
+        .referral()
+        .cloned()
 }
 
 #[tokio::test]
@@ -165,9 +173,16 @@ async fn a_referred_visitor_completes_each_trigger_once_and_nobody_else_does() {
         let again = referred
             .get(&client, &format!("/landing?affiliate_id={other}"))
             .await;
-        assert!(again.set_cookie.is_none(), "the first partner keeps the visitor");
+        assert!(
+            again.set_cookie.is_none(),
+            "the first partner keeps the visitor"
+        );
         let id = visitor_id(&client, &mut referred).await;
-        assert_eq!(store.referral(&id).await.unwrap(), None, "written at the flush");
+        assert_eq!(
+            store.referral(&id).await.unwrap(),
+            None,
+            "written at the flush"
+        );
 
         // Fired by configuration (POST /signup answered 303), twice; by code, once; a
         // disabled trigger fires nothing.
@@ -175,8 +190,14 @@ async fn a_referred_visitor_completes_each_trigger_once_and_nobody_else_does() {
             let answer = referred.send(&client, "POST", "/signup?ok=true").await;
             assert_eq!(answer.status, Status::SeeOther);
         }
-        assert_eq!(referred.send(&client, "POST", "/checkout").await.body, "true");
-        assert_eq!(referred.send(&client, "POST", "/newsletter").await.body, "false");
+        assert_eq!(
+            referred.send(&client, "POST", "/checkout").await.body,
+            "true"
+        );
+        assert_eq!(
+            referred.send(&client, "POST", "/newsletter").await.body,
+            "false"
+        );
 
         // Nothing for: an inactive partner, an unknown uid, a bot, a 4xx answer.
         let mut inactive = Visitor::browser();
@@ -211,7 +232,11 @@ async fn a_referred_visitor_completes_each_trigger_once_and_nobody_else_does() {
 
         client.terminate().await;
 
-        let stored = store.referral(&id).await.unwrap().expect("written at the flush");
+        let stored = store
+            .referral(&id)
+            .await
+            .unwrap()
+            .expect("written at the flush");
         assert_eq!(stored.referral.partner, acme);
         assert_eq!(stored.entry, format!("/landing?x=1&affiliate_id={acme}"));
         assert!(store.referral(&refused_id).await.unwrap().is_some());
@@ -274,16 +299,31 @@ async fn last_credit_goes_to_the_latest_link_and_an_unsubscribed_trigger_pays_no
             .await;
         to_acme.send(&client, "POST", "/signup?ok=true").await;
         // Order placed: Acme does not subscribe to it.
-        assert_eq!(to_acme.send(&client, "POST", "/checkout").await.body, "false");
+        assert_eq!(
+            to_acme.send(&client, "POST", "/checkout").await.body,
+            "false"
+        );
         let acme_id = visitor_id(&client, &mut to_acme).await;
         client.terminate().await;
 
         assert_eq!(
-            store.referral(&other_id).await.unwrap().unwrap().referral.partner,
+            store
+                .referral(&other_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .referral
+                .partner,
             other
         );
         assert_eq!(
-            store.referral(&acme_id).await.unwrap().unwrap().referral.partner,
+            store
+                .referral(&acme_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .referral
+                .partner,
             acme
         );
         let completions = store.completions(None).await.unwrap();
@@ -315,8 +355,14 @@ async fn an_expired_referral_completes_nothing() {
         }
         let mut visitors = holding(&states).await;
         let client = start(&url, "first", 60_000).await;
-        assert_eq!(visitors[0].send(&client, "POST", "/checkout").await.body, "false");
-        assert_eq!(visitors[1].send(&client, "POST", "/checkout").await.body, "true");
+        assert_eq!(
+            visitors[0].send(&client, "POST", "/checkout").await.body,
+            "false"
+        );
+        assert_eq!(
+            visitors[1].send(&client, "POST", "/checkout").await.body,
+            "true"
+        );
         client.terminate().await;
         let completions = store.completions(None).await.unwrap();
         assert_eq!(completions.len(), 1);
@@ -349,8 +395,14 @@ async fn a_background_job_completes_a_trigger_once_across_instances() {
         for client in [&first, &second] {
             let handle = client.rocket().state::<FlagsHandle>().unwrap();
             assert!(handle.fire(&id, "Order placed"));
-            assert!(!handle.fire(&id, "Order placed"), "a repeat is refused at once");
-            assert!(handle.fire(&plain_id, "Order placed"), "resolved at the flush");
+            assert!(
+                !handle.fire(&id, "Order placed"),
+                "a repeat is refused at once"
+            );
+            assert!(
+                handle.fire(&plain_id, "Order placed"),
+                "resolved at the flush"
+            );
             assert!(!handle.fire(&id, "Newsletter"), "disabled");
             assert!(!handle.fire(&id, "No such trigger"));
             assert!(!handle.fire("not-an-id", "Order placed"));
@@ -374,13 +426,21 @@ async fn a_deactivated_partner_stops_registering_at_the_next_flush() {
         let acme = partner(&store, "Acme", true).await;
         let client = start(&url, "first", 50).await;
         let link = format!("/landing?affiliate_id={acme}");
-        assert!(Visitor::browser().get(&client, &link).await.set_cookie.is_some());
+        assert!(Visitor::browser()
+            .get(&client, &link)
+            .await
+            .set_cookie
+            .is_some());
         let version = store.config_version().await.unwrap();
         store.deactivate_partner(&acme, NOW).await.unwrap();
         assert!(store.config_version().await.unwrap() > version);
         assert!(
             eventually(|| async {
-                Visitor::browser().get(&client, &link).await.set_cookie.is_none()
+                Visitor::browser()
+                    .get(&client, &link)
+                    .await
+                    .set_cookie
+                    .is_none()
             })
             .await
         );
@@ -509,7 +569,13 @@ async fn the_signed_in_user_is_linked_to_the_referral() {
         assert_eq!(later.send(&client, "POST", "/checkout").await.body, "true");
         client.terminate().await;
         assert_eq!(
-            store.referral(&alice).await.unwrap().unwrap().user.as_deref(),
+            store
+                .referral(&alice)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .as_deref(),
             Some("alice")
         );
     })

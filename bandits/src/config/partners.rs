@@ -126,14 +126,20 @@ pub(super) fn validate_triggers(raw: Vec<TriggerDefinition>) -> Result<Triggers,
     if raw.len() > MAX_TRIGGERS {
         return Err(ConfigError::new(
             "triggers",
-            format!("may declare at most {MAX_TRIGGERS} triggers, got {}", raw.len()),
+            format!(
+                "may declare at most {MAX_TRIGGERS} triggers, got {}",
+                raw.len()
+            ),
         ));
     }
     let mut all: Vec<Trigger> = Vec::with_capacity(raw.len());
     for (i, definition) in raw.into_iter().enumerate() {
         let trigger = definition.validate().map_err(|errors| {
             let first = &errors[0];
-            ConfigError::new(&format!("triggers[{i}].{}", first.field), first.rule.to_string())
+            ConfigError::new(
+                &format!("triggers[{i}].{}", first.field),
+                first.rule.to_string(),
+            )
         })?;
         if all.iter().any(|other| other.name() == trigger.name()) {
             return Err(ConfigError::new(
@@ -148,4 +154,3 @@ pub(super) fn validate_triggers(raw: Vec<TriggerDefinition>) -> Result<Triggers,
         .any(|trigger| trigger.enabled() && trigger.fired_by_requests());
     Ok(Triggers { all, by_requests })
 }
-

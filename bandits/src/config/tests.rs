@@ -174,7 +174,10 @@ fn partners_and_triggers_are_read_and_wrong_ones_name_their_key() {
     assert_eq!(config.partners().rules().window_ms, 7 * 24 * 3_600_000);
     let triggers = config.triggers();
     assert!(triggers.any_fired_by_requests());
-    let fired: Vec<&str> = triggers.fired_by("POST", "/signup", 302).map(|t| t.name()).collect();
+    let fired: Vec<&str> = triggers
+        .fired_by("POST", "/signup", 302)
+        .map(|t| t.name())
+        .collect();
     assert_eq!(fired, ["User registered"]);
     assert_eq!(triggers.fired_by("POST", "/signup", 400).count(), 0);
     assert!(triggers.get("Order placed").is_some_and(|t| !t.enabled()));

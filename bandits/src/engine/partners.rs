@@ -430,7 +430,10 @@ mod tests {
         assert!(rules.completes(Some(&referral), 1_000, true, true));
         assert!(rules.completes(Some(&referral), 1_000 + DAY - 1, true, true));
         assert!(!rules.completes(Some(&referral), 1_000 + DAY, true, true));
-        assert!(!rules.completes(Some(&referral), 999, true, true), "before it");
+        assert!(
+            !rules.completes(Some(&referral), 999, true, true),
+            "before it"
+        );
         assert!(!rules.completes(Some(&referral), 1_000, false, true));
         assert!(!rules.completes(Some(&referral), 1_000, true, false));
         assert!(!rules.completes(None, 1_000, true, true));
@@ -441,7 +444,9 @@ mod tests {
         let long = "x".repeat(MAX_NAME_LEN + 1);
         let errors = PartnerDefinition::new(long).validate().unwrap_err();
         assert_eq!(errors[0].field, "name");
-        let errors = PartnerDefinition::new("bad\u{7}name").validate().unwrap_err();
+        let errors = PartnerDefinition::new("bad\u{7}name")
+            .validate()
+            .unwrap_err();
         assert!(matches!(errors[0].rule, Rule::ControlCharacter { .. }));
         let partner = PartnerDefinition::new("  Acme ").validate().unwrap();
         assert_eq!(partner.name(), "Acme");

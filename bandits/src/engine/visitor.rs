@@ -306,10 +306,12 @@ impl VisitorState {
         }
         let referral = match wire.r {
             None => None,
-            Some((partner, referred_at)) if is_uid(&partner) && referred_at >= 0 => Some(Referral {
-                partner,
-                referred_at,
-            }),
+            Some((partner, referred_at)) if is_uid(&partner) && referred_at >= 0 => {
+                Some(Referral {
+                    partner,
+                    referred_at,
+                })
+            }
             Some(_) => return None,
         };
         Some(VisitorState {
@@ -430,7 +432,10 @@ mod tests {
             referred_at: 1_763_700_000_000,
         }));
         let text = state.encode();
-        assert!(text.ends_with(",\"r\":[\"Ab3dE6gH\",1763700000000]}"), "{text}");
+        assert!(
+            text.ends_with(",\"r\":[\"Ab3dE6gH\",1763700000000]}"),
+            "{text}"
+        );
         assert_eq!(VisitorState::decode(&text), Some(state));
         for bad in [
             "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"r\":[\"short\",1]}",

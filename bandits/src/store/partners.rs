@@ -145,10 +145,12 @@ fn stored_partner(row: &AnyRow) -> Result<StoredPartner, StoreError> {
         active: row.try_get::<i64, _>("active")? != 0,
         note: row.try_get("note")?,
     };
-    let partner = definition.validate().map_err(|errors| StoreError::Corrupt {
-        name: uid.clone(),
-        reason: format!("{}: {}", errors[0].field, errors[0].rule),
-    })?;
+    let partner = definition
+        .validate()
+        .map_err(|errors| StoreError::Corrupt {
+            name: uid.clone(),
+            reason: format!("{}: {}", errors[0].field, errors[0].rule),
+        })?;
     Ok(StoredPartner {
         uid,
         partner,
@@ -527,17 +529,19 @@ async fn complete(
 ) -> Result<bool, StoreError> {
     let referral = match &firing.referral {
         Some(referral) => Some(referral.clone()),
-        None => sqlx::query("SELECT partner, referred_at FROM bandits_referrals WHERE visitor = $1")
-            .bind(&firing.visitor)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| -> Result<Referral, StoreError> {
-                Ok(Referral {
-                    partner: row.try_get("partner")?,
-                    referred_at: row.try_get("referred_at")?,
+        None => {
+            sqlx::query("SELECT partner, referred_at FROM bandits_referrals WHERE visitor = $1")
+                .bind(&firing.visitor)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|row| -> Result<Referral, StoreError> {
+                    Ok(Referral {
+                        partner: row.try_get("partner")?,
+                        referred_at: row.try_get("referred_at")?,
+                    })
                 })
-            })
-            .transpose()?,
+                .transpose()?
+        }
     };
     let Some(referral) = referral else {
         return Ok(false);

@@ -120,13 +120,17 @@ impl CallbackUrl {
             return Err(refuse("must hold {visitor_id}".into()));
         }
         // Checked as it will be sent: with every placeholder filled in.
-        let sample = render(&pieces, &Placeholders {
-            visitor_id: "0123456789abcdef0123456789abcdef",
-            trigger: "trigger",
-            event_id: "0123456789abcdef0123456789abcdef",
-            partner: "Ab3dE6gH",
-        });
-        let url = url::Url::parse(&sample).map_err(|error| refuse(format!("is not a URL ({error})")))?;
+        let sample = render(
+            &pieces,
+            &Placeholders {
+                visitor_id: "0123456789abcdef0123456789abcdef",
+                trigger: "trigger",
+                event_id: "0123456789abcdef0123456789abcdef",
+                partner: "Ab3dE6gH",
+            },
+        );
+        let url =
+            url::Url::parse(&sample).map_err(|error| refuse(format!("is not a URL ({error})")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(refuse(format!(
                 "must start with http:// or https://, not {}:",
@@ -220,6 +224,9 @@ mod tests {
             event_id: "",
             partner: "",
         });
-        assert_eq!(filled, "https://p.example/Order%20placed%2F%E2%82%AC?v=a%26b%3Dc");
+        assert_eq!(
+            filled,
+            "https://p.example/Order%20placed%2F%E2%82%AC?v=a%26b%3Dc"
+        );
     }
 }

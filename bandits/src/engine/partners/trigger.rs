@@ -261,7 +261,9 @@ mod tests {
         .validate()
         .unwrap();
         assert!(!off.fired_by("POST", "/orders", 200));
-        let code = TriggerDefinition::new("Payment confirmed").validate().unwrap();
+        let code = TriggerDefinition::new("Payment confirmed")
+            .validate()
+            .unwrap();
         assert!(!code.fired_by_requests());
         assert!(!code.fired_by("POST", "/", 200));
     }
