@@ -127,7 +127,10 @@ impl Visit {
     /// sent; triggers fired by code are recorded unless the response is an error (a
     /// failed signup pays no one). Costs one atomic load when there is neither.
     pub(crate) fn settle_partners(&self, response: &Response<'_>) {
-        if !self.partner_rows.swap(false, Ordering::AcqRel) {
+        // A plain load first: the common case (nothing waits) writes nothing shared.
+        if !self.partner_rows.load(Ordering::Acquire)
+            || !self.partner_rows.swap(false, Ordering::AcqRel)
+        {
             return;
         }
         let rows = std::mem::take(&mut self.lock().partner_rows);
