@@ -8,15 +8,15 @@
 //!
 //! # async fn example(store: Store) -> Result<(), Box<dyn std::error::Error>> {
 //! let now = 1_763_700_000_000;
-//! let acme = store
-//!     .create_partner(&PartnerDefinition::new("Acme ads").validate()?, now)
-//!     .await?;
+//! let partner = PartnerDefinition::new("Acme ads").validate().expect("a valid partner");
+//! let acme = store.create_partner(&partner, now).await?;
 //! let subscription = SubscriptionDefinition {
 //!     partner: acme.uid.clone(),
 //!     trigger: "User registered".into(),
 //!     callback_url: "https://acme.example/track/?visitor_id={visitor_id}".into(),
 //! }
-//! .validate()?;
+//! .validate()
+//! .expect("a valid subscription"); // or the errors, each naming its field
 //! store.subscribe(&subscription, now).await?;
 //! // Links to the site now carry ?affiliate_id=<acme.uid>.
 //! store.deactivate_partner(&acme.uid, now).await?;
@@ -486,29 +486,62 @@ pub(super) async fn record(
     now: i64,
 ) -> Result<Written, StoreError> {
     let mut written = Written::default();
-    // In key order, as every instance does, so two flushes take their locks in one order.
-    let mut sorted: Vec<&NewReferral> = referrals.iter().collect();
-    sorted.sort_by(|a, b| {
-        (&a.visitor, a.referral.referred_at).cmp(&(&b.visitor, b.referral.referred_at))
-    });
-    for new in sorted {
-        written.referrals += sqlx::query(
-            "INSERT INTO bandits_referrals (visitor, partner, referred_at, entry, user_id)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (visitor) DO UPDATE SET partner = excluded.partner,
-                referred_at = excluded.referred_at, entry = excluded.entry,
-                user_id = COALESCE(excluded.user_id, bandits_referrals.user_id)
-             WHERE bandits_referrals.referred_at < $6",
-        )
-        .bind(&new.visitor)
-        .bind(&new.referral.partner)
-        .bind(new.referral.referred_at)
-        .bind(&new.entry)
-        .bind(new.user.as_deref())
-        .bind(new.replaces_older_than)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected() as usize;
+    // Every row of bandits_referrals this flush writes, in one pass in visitor order (as
+    // every instance does), before any completion: two flushes take their locks in one
+    // order and cannot deadlock each other. A visitor's new referrals go in the order
+    // they were captured, then the users that firings link.
+    enum Change<'a> {
+        Refer(&'a NewReferral),
+        Link(&'a str),
+    }
+    let mut changes: Vec<(&str, usize, i64, Change<'_>)> = referrals
+        .iter()
+        .map(|new| {
+            (
+                new.visitor.as_str(),
+                0,
+                new.referral.referred_at,
+                Change::Refer(new),
+            )
+        })
+        .chain(firings.iter().filter_map(|firing| {
+            let user = firing.user.as_deref()?;
+            Some((firing.visitor.as_str(), 1, firing.at, Change::Link(user)))
+        }))
+        .collect();
+    changes.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    for (visitor, _, _, change) in changes {
+        match change {
+            Change::Refer(new) => {
+                written.referrals += sqlx::query(
+                    "INSERT INTO bandits_referrals (visitor, partner, referred_at, entry, user_id)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (visitor) DO UPDATE SET partner = excluded.partner,
+                        referred_at = excluded.referred_at, entry = excluded.entry,
+                        user_id = COALESCE(excluded.user_id, bandits_referrals.user_id)
+                     WHERE bandits_referrals.referred_at < $6",
+                )
+                .bind(visitor)
+                .bind(&new.referral.partner)
+                .bind(new.referral.referred_at)
+                .bind(&new.entry)
+                .bind(new.user.as_deref())
+                .bind(new.replaces_older_than)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected() as usize;
+            }
+            Change::Link(user) => {
+                sqlx::query(
+                    "UPDATE bandits_referrals SET user_id = $1
+                     WHERE visitor = $2 AND user_id IS NULL",
+                )
+                .bind(user)
+                .bind(visitor)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
     }
     let mut sorted: Vec<&Firing> = firings.iter().collect();
     sorted.sort_by(|a, b| (&a.visitor, &a.trigger).cmp(&(&b.visitor, &b.trigger)));
@@ -546,15 +579,7 @@ async fn complete(
     let Some(referral) = referral else {
         return Ok(false);
     };
-    if let Some(user) = &firing.user {
-        sqlx::query(
-            "UPDATE bandits_referrals SET user_id = $1 WHERE visitor = $2 AND user_id IS NULL",
-        )
-        .bind(user)
-        .bind(&firing.visitor)
-        .execute(&mut **tx)
-        .await?;
-    }
+
     // Active partners' subscriptions only: an inactive partner's have no rows here.
     let urls: Vec<String> = sqlx::query_scalar(
         "SELECT s.callback_url FROM bandits_subscriptions s
