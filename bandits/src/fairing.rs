@@ -23,6 +23,13 @@
 //!   is counted as a conversion of their arm;
 //! - anything else costs one hash lookup, and the cookie is not even read.
 //!
+//! With referral partners ([`engine::partners`](crate::engine::partners)), a request whose
+//! query holds `bandits.partners.query_key` (`?affiliate_id=<uid>`) of an active partner
+//! registers its visitor in the cookie, and a response to a request that a trigger of
+//! `bandits.triggers` names (method, path, status class) fires that trigger; both are
+//! written at the next flush. Without the key, and without such a trigger, a request
+//! costs what it did before.
+//!
 //! A page is its path with or without one trailing slash (`/contact`, `/contact/`); a path
 //! with more (`/contact//`, `/////`) is no flag's page, even where Rocket serves it as one.
 //! The activity log keeps at most 512 bytes of a path ([`track::logged_path`](crate::track::logged_path)).
