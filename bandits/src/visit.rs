@@ -77,7 +77,8 @@ struct VisitInner {
     pending: Vec<PendingEvent>,
     /// The arms this request has settled. Cleared whenever the visitor changes.
     settled: SettledArms,
-    partner_rows: partners::PartnerRows,
+    /// Boxed: most visits have none, and the visit stays as small as before partners.
+    partner_rows: Option<Box<partners::PartnerRows>>,
 }
 
 /// The arm a visitor sees in a flag: its index among the flag's arms (always valid).
@@ -161,7 +162,7 @@ impl Visit {
                 dirty: false,
                 pending: Vec::new(),
                 settled: SettledArms::default(),
-                partner_rows: partners::PartnerRows::default(),
+                partner_rows: None,
             }),
             partner_rows: AtomicBool::new(false),
         }

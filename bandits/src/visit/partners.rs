@@ -50,7 +50,7 @@ impl Visit {
         let user = self.user_id();
         inner.dirty = true;
         inner.fresh = false;
-        inner.partner_rows.referral = Some(NewReferral {
+        inner.partner_rows.get_or_insert_default().referral = Some(NewReferral {
             visitor: inner.visitor.id().to_string(),
             referral,
             entry: logged_path(entry),
@@ -78,13 +78,13 @@ impl Visit {
         let Some(firing) = self.firing(&inner, live, trigger) else {
             return false;
         };
-        if !inner
-            .partner_rows
+        let rows = inner.partner_rows.get_or_insert_default();
+        if !rows
             .fired
             .iter()
             .any(|fired| fired.trigger == firing.trigger)
         {
-            inner.partner_rows.fired.push(firing);
+            rows.fired.push(firing);
         }
         self.partner_rows.store(true, Ordering::Release);
         true
@@ -133,7 +133,9 @@ impl Visit {
         {
             return;
         }
-        let rows = std::mem::take(&mut self.lock().partner_rows);
+        let Some(rows) = self.lock().partner_rows.take() else {
+            return;
+        };
         let tracker = &self.runtime.tracker;
         if let Some(referral) = rows.referral {
             let prefix = format!("{}=", self.runtime.config.cookie_name());
