@@ -8,7 +8,7 @@ use sqlx::{Any, Row, Transaction};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::Event;
-use super::partners::{self, Firing, NewReferral};
+use super::referrals::{self, Firing, NewReferral};
 use super::snapshot::{to_i64, StoredFlag};
 use crate::engine::EventKind;
 
@@ -209,7 +209,7 @@ impl Store {
             query.execute(&mut *tx).await?;
             report.events += chunk.len();
         }
-        let written = partners::record(&mut tx, &batch.referrals, &batch.firings, now).await?;
+        let written = referrals::record(&mut tx, &batch.referrals, &batch.firings, now).await?;
         report.referrals = written.referrals;
         report.completions = written.completions;
         tx.commit().await?;

@@ -38,6 +38,7 @@ mod handle;
 mod log;
 mod outbox;
 mod partners;
+mod referrals;
 mod schema;
 mod sessions;
 mod snapshot;
@@ -53,9 +54,8 @@ pub use flush::{new_flush_id, Batch, FlushReport, Increment};
 pub use handle::Store;
 pub use log::{Event, EventQuery, History, HistoryPoint, LoggedEvent};
 pub use outbox::Callback;
-pub use partners::{
-    Completion, Firing, NewReferral, StoredPartner, StoredReferral, StoredSubscription,
-};
+pub use partners::{StoredPartner, StoredSubscription};
+pub use referrals::{Completion, Firing, NewReferral, StoredReferral};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::ADMIN_SESSION_MS;
 pub use snapshot::{ArmCounter, ChangeMarks, Snapshot, StoredFlag};
