@@ -22,6 +22,20 @@
 //!
 //! [default.bandits.callbacks]                   # callbacks to referral partners
 //! timeout_ms = 10000                            # see [`CallbackSettings`] for every key
+//! [default.bandits.partners]                    # referral partners: every key optional
+//! query_key = "affiliate_id"                    # the default: links carry ?affiliate_id=<uid>
+//! credit = "first"                              # the default; "last": the latest link wins
+//! window_days = 30                              # the default; 1 to 3650: a referral's life
+//!
+//! [[default.bandits.triggers]]                  # what partners are paid for, one table each
+//! name = "User registered"
+//! method = "POST"                               # any method when left out
+//! path = "/signup"                              # requests here fire it...
+//! status = ["2xx", "3xx"]                       # ...when answered so (the default)
+//!
+//! [[default.bandits.triggers]]
+//! name = "Order placed"                         # no path: fired from code only
+//! enabled = true                                # the default; false fires nothing
 //! ```
 //!
 //! or in the environment: `ROCKET_BANDITS='{flush_interval_ms=250,exclude_bots=false}'`.
@@ -53,6 +67,15 @@ use std::fmt;
 use std::time::Duration;
 
 use regex::Regex;
+
+use crate::engine::partners::TriggerDefinition;
+
+mod partners;
+
+use partners::{validate_partners, validate_triggers, RawPartners};
+pub use partners::{
+    PartnerSettings, Triggers, DEFAULT_PARTNER_QUERY_KEY, MAX_TRIGGERS, REFERRAL_WINDOW_DAYS,
+};
 use rocket::figment::Figment;
 use serde::Deserialize;
 
@@ -60,6 +83,8 @@ mod callbacks;
 
 pub use callbacks::CallbackSettings;
 
+/// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
+pub const QUERY_PREFIX: &str = "bandits_";
 /// The path prefix of the plugin's own routes, never counted.
 pub const ALWAYS_EXCLUDED: &str = "/bandits";
 /// The configuration table's name.
@@ -129,6 +154,8 @@ struct RawConfig {
     warning_interval_ms: u64,
     admin_client_ip_header: Option<String>,
     callbacks: callbacks::RawCallbacks,
+    partners: RawPartners,
+    triggers: Vec<TriggerDefinition>,
 }
 
 impl Default for RawConfig {
@@ -150,6 +177,8 @@ impl Default for RawConfig {
             warning_interval_ms: 30_000,
             admin_client_ip_header: None,
             callbacks: callbacks::RawCallbacks::default(),
+            partners: RawPartners::default(),
+            triggers: Vec::new(),
         }
     }
 }
@@ -209,6 +238,8 @@ pub struct Config {
     warning_interval: Duration,
     admin_client_ip_header: Option<String>,
     callbacks: CallbackSettings,
+    partners: PartnerSettings,
+    triggers: Triggers,
 }
 
 impl Default for Config {
@@ -358,7 +389,11 @@ impl Config {
         };
         let callbacks = callbacks::validate(raw.callbacks)
             .map_err(|(key, message)| ConfigError::new(&key, message))?;
+        let partners = validate_partners(raw.partners)?;
+        let triggers = validate_triggers(raw.triggers)?;
         Ok(Config {
+            partners,
+            triggers,
             admin_token,
             admin_password,
             admin_prefix,
@@ -381,6 +416,16 @@ impl Config {
     /// How callbacks to referral partners are sent (`bandits.callbacks`).
     pub fn callbacks(&self) -> CallbackSettings {
         self.callbacks
+    }
+
+    /// How partners' links are read and credited (`bandits.partners`).
+    pub fn partners(&self) -> &PartnerSettings {
+        &self.partners
+    }
+
+    /// The triggers partners can be paid for (`bandits.triggers`).
+    pub fn triggers(&self) -> &Triggers {
+        &self.triggers
     }
 
     /// The admin token, if one is configured.

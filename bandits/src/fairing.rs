@@ -24,6 +24,13 @@
 //!   is counted as a conversion of their arm;
 //! - anything else costs one hash lookup, and the cookie is not even read.
 //!
+//! With referral partners ([`engine::partners`](crate::engine::partners)), a request whose
+//! query holds `bandits.partners.query_key` (`?affiliate_id=<uid>`) of an active partner
+//! registers its visitor in the cookie, and a response to a request that a trigger of
+//! `bandits.triggers` names (method, path, status class) fires that trigger; both are
+//! written at the next flush. Without the key, and without such a trigger, a request
+//! costs what it did before.
+//!
 //! A page is its path with or without one trailing slash (`/contact`, `/contact/`); a path
 //! with more (`/contact//`, `/////`) is no flag's page, even where Rocket serves it as one.
 //! The activity log keeps at most 512 bytes of a path ([`track::logged_path`](crate::track::logged_path)).
@@ -312,19 +319,32 @@ impl Fairing for Bandits {
         };
         let path = request.uri().path();
         let live = runtime.tracker.live();
-        let query = request
-            .uri()
-            .query()
-            .filter(|query| query.as_str().contains(QUERY_PREFIX));
+        let partner_key = runtime.config.partners().query_key();
+        // A partner's uid is looked for only when some partner is active and the query
+        // holds the key: a page without a referral costs what it did before partners.
+        let (query, referral) = match request.uri().query() {
+            None => (None, None),
+            Some(query) => {
+                let raw = query.as_str();
+                let referral = (live.has_partners() && raw.contains(partner_key))
+                    .then(|| query.segments().find(|(key, _)| *key == partner_key))
+                    .flatten()
+                    .map(|(_, uid)| uid);
+                (Some(query).filter(|_| raw.contains(QUERY_PREFIX)), referral)
+            }
+        };
         let page = live
             .page(path.as_str())
             .filter(|_| !runtime.config.is_excluded_path(path.as_str()));
-        if page.is_none() && query.is_none() {
+        if page.is_none() && query.is_none() && referral.is_none() {
             return;
         }
         let visit = Visit::of(request, runtime);
         if let Some(query) = query {
             visit.apply_query(&live, query.segments());
+        }
+        if let Some(uid) = referral {
+            visit.refer(&live, uid, &request.uri().to_string());
         }
         if let Some(page) = page {
             visit.on_page(&live, page);
@@ -341,9 +361,13 @@ impl Fairing for Bandits {
             // who asked, now: no cache, shared or private, keeps them.
             response.set_raw_header("Cache-Control", "no-store");
         }
+        if runtime.config.triggers().any_fired_by_requests() {
+            crate::visit::fire_by_request(request, runtime, response.status());
+        }
         let Some(visit) = VisitSlot::of(request) else {
             return;
         };
+        visit.settle_partners(response);
         let pending = visit.take_pending();
         if pending.is_empty() {
             return;

@@ -90,6 +90,30 @@ impl Flags<'_> {
         field
     }
 
+    /// Fires trigger `name` (declared in `bandits.triggers`) for this visitor: if a
+    /// partner referred them within the window, is active and subscribes to it, the
+    /// trigger completes at the next flush (once per visitor and trigger, however often
+    /// it fires) and the partner's callbacks are queued. Recorded when the response
+    /// leaves, unless it is an error. Returns whether it may complete.
+    ///
+    /// ```no_run
+    /// #[rocket::post("/checkout")]
+    /// fn checkout(flags: bandits::Flags<'_>) -> &'static str {
+    ///     flags.fire("Order placed");
+    ///     "Thank you!"
+    /// }
+    /// ```
+    pub fn fire(&self, name: &str) -> bool {
+        self.flags.fire(name)
+    }
+
+    /// The visitor's id, for code that fires a trigger later, outside the request
+    /// ([`FlagsHandle::fire`](crate::FlagsHandle::fire)): store it with the order, say.
+    /// `None` without the fairing.
+    pub fn visitor_id(&self) -> Option<String> {
+        self.flags.visitor_id()
+    }
+
     /// Fires the goal event `event`: counts one conversion, for this visitor, in every flag
     /// whose `goal_event` it is and which counted the visitor as a view (once per visitor
     /// and flag). Returns the number of flags that counted it.
@@ -187,6 +211,19 @@ impl VisitorFlags {
                 .cloned()
         })
         .flatten()
+    }
+
+    /// Fires trigger `name`; see [`Flags::fire`].
+    pub fn fire(&self, name: &str) -> bool {
+        let Some(visit) = &self.visit else {
+            return false;
+        };
+        visit.fire(&visit.runtime().tracker.live(), name)
+    }
+
+    /// The visitor's id; see [`Flags::visitor_id`].
+    pub fn visitor_id(&self) -> Option<String> {
+        self.visit.as_ref().map(|visit| visit.visitor_id())
     }
 
     /// Fires the goal event `event`; see [`Flags::convert`].

@@ -107,7 +107,10 @@ fn percentage_of(value: &Value, body: &Value) -> Result<f64, Vec<FieldError>> {
 /// the rest means the database is away: 503.
 pub(crate) fn store_status(error: &StoreError) -> Status {
     match error {
-        StoreError::NotFound(_) => Status::NotFound,
+        StoreError::NotFound(_) | StoreError::NoPartner(_) | StoreError::NoSubscription(_) => {
+            Status::NotFound
+        }
+        StoreError::SubscriptionExists { .. } => Status::Conflict,
         StoreError::AlreadyExists(_) => Status::Conflict,
         StoreError::UnknownArm { .. } | StoreError::ArmLeftOut { .. } => {
             Status::UnprocessableEntity

@@ -12,10 +12,13 @@
 //! 2. [`engine`]: flag definitions, the policies (epsilon-greedy, epsilon-decay, UCB1,
 //!    Thompson sampling, fixed split), the statistics (t-tests, z-test, chi-square,
 //!    Wilson/Wald/Beta intervals, probability best), the winner rules, an offline
-//!    simulator, and the visit decision ([`engine::decision`]): what a visitor sees of a
-//!    flag and what is counted. Pure: no Rocket, no I/O.
-//! 3. [`store`]: flags, additive counters, who was counted, admin sessions and the
-//!    activity log, on SQLite or PostgreSQL.
+//!    simulator, the visit decision ([`engine::decision`]): what a visitor sees of a
+//!    flag and what is counted, and the rules of referral partners
+//!    ([`engine::partners`]): who captures a visitor, when a trigger completes. Pure: no
+//!    Rocket, no I/O.
+//! 3. [`store`]: flags, additive counters, who was counted, admin sessions, the
+//!    activity log, partners, referrals, completions and the outbox of their callbacks,
+//!    on SQLite or PostgreSQL.
 //! 4. [`track`]: the request path's memory: a snapshot to decide on, counts waiting for
 //!    the next flush.
 //! 5. [`config`] and [`database`]: the `bandits` and `databases.bandits` tables of

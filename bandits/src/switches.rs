@@ -101,6 +101,38 @@ impl FlagsHandle {
         .unwrap_or(false)
     }
 
+    /// Fires trigger `name` (declared in `bandits.triggers` and enabled) for the visitor
+    /// whose id is `visitor_id` ([`Flags::visitor_id`](crate::Flags::visitor_id)), from
+    /// code outside a request: a payment confirmed by a webhook, say. Resolved at the next
+    /// flush against the visitor's stored referral, as a trigger fired in a request is
+    /// against their cookie: it completes once per visitor and trigger, if the referral is
+    /// within the window when fired and its partner is active and subscribed. Returns
+    /// whether it was taken (false for an unknown or disabled trigger or a malformed id).
+    ///
+    /// ```no_run
+    /// # fn example(flags: bandits::FlagsHandle, visitor_id: &str) {
+    /// flags.fire(visitor_id, "Order placed");
+    /// # }
+    /// ```
+    pub fn fire(&self, visitor_id: &str, name: &str) -> bool {
+        let config = &self.runtime.config;
+        let enabled = config
+            .triggers()
+            .get(name)
+            .is_some_and(|trigger| trigger.enabled());
+        if !enabled || !crate::engine::visitor::VisitorState::is_id(visitor_id) {
+            return false;
+        }
+        self.runtime.tracker.fire(crate::store::Firing {
+            visitor: visitor_id.to_string(),
+            trigger: name.to_string(),
+            referral: None,
+            at: now_ms(),
+            window_ms: config.partners().rules().window_ms,
+            user: None,
+        })
+    }
+
     /// The current definition of flag `name`, as this instance holds it; `None` for a flag
     /// that does not exist.
     pub fn definition(&self, name: &str) -> Option<FlagDefinition> {

@@ -21,16 +21,17 @@ use crate::store::StoredFlag;
 use crate::track::{lock_or_recover, Live, Page};
 
 mod cache;
+mod partners;
 mod pinned;
 mod settled;
 
 pub(crate) use pinned::RequestPins;
 
 use cache::Decoded;
+pub(crate) use partners::fire_by_request;
 use settled::{Settled, SettledArms};
 
-/// Query parameters the plugin reads start with this: `?bandits_<flag>=<arm>`.
-pub const QUERY_PREFIX: &str = "bandits_";
+pub use crate::config::QUERY_PREFIX;
 /// `?bandits_force=<flag>:<arm>,...` forces arms for a privileged request.
 const FORCE_KEY: &str = "force";
 
@@ -60,6 +61,8 @@ pub(crate) struct Visit {
     /// What the request says about its visitor, fixed for the visit: read without the lock.
     facts: Facts,
     inner: Mutex<VisitInner>,
+    /// A referral or a trigger waits in `inner` for the response: read without the lock.
+    partner_rows: AtomicBool,
 }
 
 struct VisitInner {
@@ -77,6 +80,8 @@ struct VisitInner {
     pending: Vec<PendingEvent>,
     /// The arms this request has settled. Cleared whenever the visitor changes.
     settled: SettledArms,
+    /// Boxed: most visits have none, and the visit stays as small as before partners.
+    partner_rows: Option<Box<partners::PartnerRows>>,
 }
 
 /// The arm a visitor sees in a flag: its index among the flag's arms (always valid).
@@ -161,7 +166,9 @@ impl Visit {
                 dirty: false,
                 pending: Vec::new(),
                 settled: SettledArms::default(),
+                partner_rows: None,
             }),
+            partner_rows: AtomicBool::new(false),
         }
     }
 

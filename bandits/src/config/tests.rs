@@ -147,3 +147,62 @@ fn remembered_verdicts_stay_right_past_the_memory_and_for_long_agents() {
     }
     AGENTS.with(|agents| assert!(agents.borrow().len() <= AGENTS_KEPT));
 }
+
+#[test]
+fn partners_and_triggers_are_read_and_wrong_ones_name_their_key() {
+    use crate::engine::partners::Credit;
+    let config = config(
+        r#"
+        [bandits.partners]
+        query_key = "ref"
+        credit = "last"
+        window_days = 7
+
+        [[bandits.triggers]]
+        name = "User registered"
+        method = "post"
+        path = "/signup/"
+
+        [[bandits.triggers]]
+        name = "Order placed"
+        enabled = false
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.partners().query_key(), "ref");
+    assert_eq!(config.partners().rules().credit, Credit::Last);
+    assert_eq!(config.partners().rules().window_ms, 7 * 24 * 3_600_000);
+    let triggers = config.triggers();
+    assert!(triggers.any_fired_by_requests());
+    let fired: Vec<&str> = triggers
+        .fired_by("POST", "/signup", 302)
+        .map(|t| t.name())
+        .collect();
+    assert_eq!(fired, ["User registered"]);
+    assert_eq!(triggers.fired_by("POST", "/signup", 400).count(), 0);
+    assert!(triggers.get("Order placed").is_some_and(|t| !t.enabled()));
+
+    let defaults = Config::default();
+    assert_eq!(defaults.partners().query_key(), "affiliate_id");
+    assert_eq!(defaults.partners().rules().credit, Credit::First);
+    assert!(!defaults.triggers().any_fired_by_requests());
+
+    for (toml, key) in [
+        ("[bandits.partners]\nwindow_days = 0", "bandits.partners.window_days"),
+        ("[bandits.partners]\nquery_key = \"a b\"", "bandits.partners.query_key"),
+        ("[bandits.partners]\nquery_key = \"bandits_ref\"", "bandits.partners.query_key"),
+        ("[bandits.partners]\ncredit = \"middle\"", "bandits.partners.credit"),
+        (
+            "[[bandits.triggers]]\nname = \"a\"\n[[bandits.triggers]]\nname = \"b\"\npath = \"/x\"\nstatus = [\"9xx\"]",
+            "bandits.triggers[1].status[0]",
+        ),
+        (
+            "[[bandits.triggers]]\nname = \"a\"\n[[bandits.triggers]]\nname = \"a\"",
+            "bandits.triggers[1].name",
+        ),
+        ("[[bandits.triggers]]\nname = \"a\"\nmethod = \"POST\"", "bandits.triggers[0].method"),
+    ] {
+        let error = self::config(toml).unwrap_err();
+        assert_eq!(error.key, key, "{toml}: {error}");
+    }
+}

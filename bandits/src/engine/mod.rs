@@ -25,6 +25,7 @@
 pub mod backoff;
 pub mod decision;
 mod flag;
+pub mod partners;
 pub mod pinned;
 mod policy;
 pub mod report;

@@ -143,6 +143,45 @@ pub enum Rule {
         /// The arm left out.
         name: String,
     },
+    /// Text where a partner's uid (8 letters and digits) was expected.
+    #[error("must be a partner's uid: 8 letters and digits, got {found:?}")]
+    NotAUid {
+        /// The text found (its first 40 characters).
+        found: String,
+    },
+    /// A label for people that holds a control character.
+    #[error("must not hold control characters, found {found:?}")]
+    ControlCharacter {
+        /// The first control character.
+        found: char,
+    },
+    /// A name with spaces at either end.
+    #[error("must not start or end with a space")]
+    Padded,
+    /// A partner's callback URL that cannot be called.
+    #[error("must be an http or https URL holding {{visitor_id}}: it {reason}")]
+    CallbackUrl {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An HTTP method that is not one.
+    #[error("must be an HTTP method such as \"POST\", got {found:?}")]
+    Method {
+        /// The text found.
+        found: String,
+    },
+    /// A status class that is not one.
+    #[error("must be a status class: \"1xx\" to \"5xx\", got {found:?}")]
+    StatusClass {
+        /// The text found.
+        found: String,
+    },
+    /// A list that must not be empty.
+    #[error("must list one entry at least")]
+    EmptyList,
+    /// A request's method or status given for a trigger that no path fires.
+    #[error("needs a path: only requests to a path fire a trigger by method and status")]
+    NeedsPath,
     /// A valid definition the database could not save.
     #[error("not saved: {message}")]
     NotSaved {

@@ -31,6 +31,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::flag::MAX_NAME_LEN;
+use super::partners::{is_uid, Referral};
 
 /// The longest encoded state the plugin writes. Encrypted and base64-encoded it stays well
 /// under the 4,096 bytes browsers keep per cookie. A visitor whose assignments would not
@@ -97,10 +98,12 @@ pub struct VisitorState {
     id: String,
     assignments: BTreeMap<String, Assigned>,
     overrides: BTreeMap<String, (String, OverrideKind)>,
+    referral: Option<Referral>,
 }
 
 /// The cookie's wire form: short keys, one array per flag (`[epoch, arm, bits]`), and the
-/// overrides (`[arm, kind]`) only when there are some.
+/// overrides (`[arm, kind]`) and the referral (`[partner, referred_at]`) only when there
+/// are some: a cookie written before referrals existed decodes as one without.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
@@ -108,6 +111,8 @@ struct Wire {
     a: BTreeMap<String, (i64, String, u8)>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     o: BTreeMap<String, (String, u8)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<(String, i64)>,
 }
 
 const EXPOSED: u8 = 1;
@@ -124,7 +129,18 @@ impl VisitorState {
             id,
             assignments: BTreeMap::new(),
             overrides: BTreeMap::new(),
+            referral: None,
         }
+    }
+
+    /// The partner who referred the visitor, and when, if one did.
+    pub fn referral(&self) -> Option<&Referral> {
+        self.referral.as_ref()
+    }
+
+    /// Remembers (or, with `None`, forgets) who referred the visitor.
+    pub fn set_referral(&mut self, referral: Option<Referral>) {
+        self.referral = referral;
     }
 
     /// The arm the visitor asked for in flag `flag`, and how.
@@ -161,6 +177,15 @@ impl VisitorState {
         let before = self.overrides.len();
         self.overrides.retain(|_, (_, k)| *k != kind);
         self.overrides.len() != before
+    }
+
+    /// Whether `text` is a visitor id as [`new`](Self::new) makes them: 32 lowercase
+    /// hexadecimal characters.
+    pub fn is_id(text: &str) -> bool {
+        text.len() == ID_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 
     /// The visitor's id: 32 lowercase hexadecimal characters.
@@ -228,6 +253,10 @@ impl VisitorState {
                 .iter()
                 .map(|(flag, (arm, kind))| (flag.clone(), (arm.clone(), kind.code())))
                 .collect(),
+            r: self
+                .referral
+                .as_ref()
+                .map(|referral| (referral.partner.clone(), referral.referred_at)),
         };
         // Serializing strings, integers and a map with string keys cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -244,12 +273,7 @@ impl VisitorState {
             return None;
         }
         let wire: Wire = serde_json::from_str(text).ok()?;
-        let id_ok = wire.v.len() == ID_LEN
-            && wire
-                .v
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !id_ok {
+        if !VisitorState::is_id(&wire.v) {
             return None;
         }
         // Checked in place, then turned into assignments in the same map order (no second
@@ -280,10 +304,21 @@ impl VisitorState {
             }
             overrides.insert(flag, (arm, OverrideKind::from_code(code)?));
         }
+        let referral = match wire.r {
+            None => None,
+            Some((partner, referred_at)) if is_uid(&partner) && referred_at >= 0 => {
+                Some(Referral {
+                    partner,
+                    referred_at,
+                })
+            }
+            Some(_) => return None,
+        };
         Some(VisitorState {
             id: wire.v,
             assignments,
             overrides,
+            referral,
         })
     }
 }
@@ -383,6 +418,32 @@ mod tests {
         let bad_kind =
             "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"o\":{\"f\":[\"on\",7]}}";
         assert_eq!(VisitorState::decode(bad_kind), None);
+    }
+
+    #[test]
+    fn a_referral_round_trips_and_older_cookies_still_decode() {
+        // Written by the build before referrals: no "r".
+        let older = "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{\"f\":[1,\"on\",1]}}";
+        let mut state = VisitorState::decode(older).expect("an older cookie decodes");
+        assert_eq!(state.referral(), None);
+        assert_eq!(state.encode(), older, "and is written as it was");
+        state.set_referral(Some(Referral {
+            partner: "Ab3dE6gH".into(),
+            referred_at: 1_763_700_000_000,
+        }));
+        let text = state.encode();
+        assert!(
+            text.ends_with(",\"r\":[\"Ab3dE6gH\",1763700000000]}"),
+            "{text}"
+        );
+        assert_eq!(VisitorState::decode(&text), Some(state));
+        for bad in [
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"r\":[\"short\",1]}",
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"r\":[\"Ab3dE6gH\",-1]}",
+            "{\"v\":\"0123456789abcdef0123456789abcdef\",\"a\":{},\"r\":[\"Ab3dE6gH\"]}",
+        ] {
+            assert_eq!(VisitorState::decode(bad), None, "{bad}");
+        }
     }
 
     #[test]

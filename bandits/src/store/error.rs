@@ -40,6 +40,20 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No partner has this uid.
+    #[error("no partner with uid {0:?}")]
+    NoPartner(String),
+    /// No subscription has this id.
+    #[error("no subscription {0}")]
+    NoSubscription(i64),
+    /// The partner has this subscription (trigger and callback URL) already.
+    #[error("partner {partner:?} is subscribed to {trigger:?} with this callback URL already")]
+    SubscriptionExists {
+        /// The partner's uid.
+        partner: String,
+        /// The trigger.
+        trigger: String,
+    },
     /// The database was migrated by a newer rocket-bandits.
     #[error(
         "the database holds schema version {found}, newer than this rocket-bandits \

@@ -8,6 +8,7 @@ use sqlx::{Any, Row, Transaction};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::Event;
+use super::referrals::{self, Firing, NewReferral};
 use super::snapshot::{to_i64, StoredFlag};
 use crate::engine::EventKind;
 
@@ -51,12 +52,23 @@ pub struct Batch {
     /// is logged, unless the database has counted the same already (on any instance, at
     /// any time), in which case it is dropped and reported as a repeat.
     pub counted: Vec<Event>,
+    /// Visitors referred by partners: each replaces the visitor's stored referral only
+    /// when that one is older than [`NewReferral::replaces_older_than`].
+    pub referrals: Vec<NewReferral>,
+    /// Triggers fired, resolved against the referral: each completes at most once per
+    /// visitor and trigger in the database's life, and a completion puts its partner's
+    /// callbacks in the outbox.
+    pub firings: Vec<Firing>,
 }
 
 impl Batch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.increments.is_empty() && self.events.is_empty() && self.counted.is_empty()
+        self.increments.is_empty()
+            && self.events.is_empty()
+            && self.counted.is_empty()
+            && self.referrals.is_empty()
+            && self.firings.is_empty()
     }
 }
 
@@ -77,6 +89,10 @@ pub struct FlushReport {
     /// Entries of [`Batch::counted`] dropped because the database had counted the same
     /// visitor, flag, epoch and kind already.
     pub repeats: usize,
+    /// Referrals written (new, or replacing an older one).
+    pub referrals: usize,
+    /// Triggers completed for the first time.
+    pub completions: usize,
     /// The batch had been written already (by an earlier try whose reply was lost), so
     /// nothing was written this time.
     pub already_written: bool,
@@ -193,6 +209,9 @@ impl Store {
             query.execute(&mut *tx).await?;
             report.events += chunk.len();
         }
+        let written = referrals::record(&mut tx, &batch.referrals, &batch.firings, now).await?;
+        report.referrals = written.referrals;
+        report.completions = written.completions;
         tx.commit().await?;
         Ok(report)
     }

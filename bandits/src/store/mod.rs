@@ -37,6 +37,8 @@ mod flush;
 mod handle;
 mod log;
 mod outbox;
+mod partners;
+mod referrals;
 mod schema;
 mod sessions;
 mod snapshot;
@@ -52,6 +54,8 @@ pub use flush::{new_flush_id, Batch, FlushReport, Increment};
 pub use handle::Store;
 pub use log::{Event, EventQuery, History, HistoryPoint, LoggedEvent};
 pub use outbox::{Callback, Claimed, Delivery, DeliveryState, Outcome};
+pub use partners::{StoredPartner, StoredSubscription};
+pub use referrals::{Completion, Firing, NewReferral, StoredReferral};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::ADMIN_SESSION_MS;
 pub use snapshot::{ArmCounter, ChangeMarks, Snapshot, StoredFlag};
@@ -134,11 +138,14 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let counters = counters(&mut tx, None).await?;
+        let (partners, subscriptions) = partners::read_all(&mut tx).await?;
         tx.commit().await?;
 
         let mut snapshot = Snapshot {
             config_version,
             flags: rows.iter().map(stored_flag).collect::<Result<_, _>>()?,
+            partners,
+            subscriptions,
         };
         snapshot.set_totals(&counters);
         Ok(snapshot)

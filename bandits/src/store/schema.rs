@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 15] = [
+const OBJECTS: [&str; 19] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -36,6 +36,10 @@ const OBJECTS: [&str; 15] = [
     "bandits_outbox_due",
     "bandits_outbox_pending",
     "bandits_outbox_partner",
+    "bandits_partners",
+    "bandits_subscriptions",
+    "bandits_referrals",
+    "bandits_completions",
 ];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
@@ -174,6 +178,48 @@ fn statements(backend: Backend) -> Vec<String> {
         // The admin's delivery log of one partner, newest first.
         "CREATE INDEX IF NOT EXISTS bandits_outbox_partner ON bandits_outbox (partner, created_at)"
             .to_string(),
+        // Referral partners, edited by admins and read into memory with the flags (each
+        // edit raises the configuration version). `active` is 0 or 1 on both databases.
+        "CREATE TABLE IF NOT EXISTS bandits_partners (
+            uid TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            active BIGINT NOT NULL,
+            note TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )"
+        .to_string(),
+        format!(
+            "CREATE TABLE IF NOT EXISTS bandits_subscriptions (
+                {event_id},
+                partner TEXT NOT NULL,
+                trigger_name TEXT NOT NULL,
+                callback_url TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE (partner, trigger_name, callback_url)
+            )"
+        ),
+        // Who was referred by whom: one row per visitor, written by the flush.
+        "CREATE TABLE IF NOT EXISTS bandits_referrals (
+            visitor TEXT PRIMARY KEY,
+            partner TEXT NOT NULL,
+            referred_at BIGINT NOT NULL,
+            entry TEXT NOT NULL,
+            user_id TEXT
+        )"
+        .to_string(),
+        // Triggers completed: the primary key makes each visitor complete each trigger
+        // once, whichever instance flushes first.
+        "CREATE TABLE IF NOT EXISTS bandits_completions (
+            visitor TEXT NOT NULL,
+            trigger_name TEXT NOT NULL,
+            partner TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            completed_at BIGINT NOT NULL,
+            PRIMARY KEY (visitor, trigger_name)
+        )"
+        .to_string(),
     ]
 }
 

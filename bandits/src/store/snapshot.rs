@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::partners::{StoredPartner, StoredSubscription};
 use crate::engine::{ArmTotals, Flag};
 
 /// A flag as stored: the engine's flag, its counters and its bookkeeping.
@@ -36,12 +37,17 @@ impl StoredFlag {
 }
 
 /// Everything the site needs in memory, read at one configuration version.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// The configuration version: raised by every change to any flag.
+    /// The configuration version: raised by every change to any flag, partner or
+    /// subscription.
     pub config_version: i64,
     /// The flags, by name.
     pub flags: Vec<StoredFlag>,
+    /// The referral partners, by uid.
+    pub partners: Vec<StoredPartner>,
+    /// Their subscriptions, by id.
+    pub subscriptions: Vec<StoredSubscription>,
 }
 
 impl Snapshot {

@@ -17,6 +17,22 @@ pub struct Live {
     by_name: foldhash::HashMap<String, usize>,
     by_path: foldhash::HashMap<String, Page>,
     by_event: foldhash::HashMap<String, Vec<usize>>,
+    /// The active partners, by uid: an inactive partner's link registers no one and its
+    /// subscriptions complete nothing, so it is left out.
+    partners: foldhash::HashMap<String, LivePartner>,
+}
+
+/// An active partner as the request path knows it: the triggers it is subscribed to.
+#[derive(Debug, Default)]
+pub struct LivePartner {
+    triggers: Vec<String>,
+}
+
+impl LivePartner {
+    /// Whether the partner subscribes to trigger `trigger`.
+    pub fn subscribes_to(&self, trigger: &str) -> bool {
+        self.triggers.iter().any(|name| name == trigger)
+    }
 }
 
 /// The flags that concern one page (by [`path_key`]): one lookup per request finds both
@@ -69,11 +85,26 @@ impl Live {
                 by_event.entry(event.to_string()).or_default().push(i);
             }
         }
+        let mut partners: foldhash::HashMap<String, LivePartner> = snapshot
+            .partners
+            .iter()
+            .filter(|stored| stored.partner.active())
+            .map(|stored| (stored.uid.clone(), LivePartner::default()))
+            .collect();
+        for stored in &snapshot.subscriptions {
+            let subscription = &stored.subscription;
+            if let Some(partner) = partners.get_mut(subscription.partner()) {
+                if !partner.subscribes_to(subscription.trigger()) {
+                    partner.triggers.push(subscription.trigger().to_string());
+                }
+            }
+        }
         Live {
             snapshot: Arc::new(snapshot),
             by_name,
             by_path,
             by_event,
+            partners,
         }
     }
 
@@ -101,6 +132,17 @@ impl Live {
     /// The flags whose goal page is `page`.
     pub fn goal_of<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = &'a StoredFlag> {
         page.target.iter().map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The active partner whose uid is `uid`.
+    pub fn partner(&self, uid: &str) -> Option<&LivePartner> {
+        self.partners.get(uid)
+    }
+
+    /// Whether any partner is active: when none is, no request's query is read for a
+    /// partner's uid.
+    pub fn has_partners(&self) -> bool {
+        !self.partners.is_empty()
     }
 
     /// The flags whose goal is the event `event`.

@@ -42,17 +42,17 @@ use arc_swap::ArcSwap;
 mod live;
 mod pending;
 
-pub use live::{path_key, Live, Page};
+pub use live::{path_key, Live, LivePartner, Page};
 use pending::{arms_counted, distinct_arms, Pending, PutBack};
 pub use pending::{
     event_bytes, logged_path, DEFAULT_MAX_PENDING_EVENTS, DEFAULT_MAX_PENDING_EVENT_BYTES,
-    MAX_LOGGED_PATH, RECENT_COUNTS, TRUNCATED_MARK,
+    MAX_LOGGED_PATH, MAX_PENDING_PARTNER_ROWS, MAX_USER_LEN, RECENT_COUNTS, TRUNCATED_MARK,
 };
 
 use crate::engine::ArmTotals;
 use crate::store::{
-    Batch, ChangeMarks, Event, EventKind, FlushReport, Increment, Snapshot, Store, StoreError,
-    StoredFlag,
+    Batch, ChangeMarks, Event, EventKind, Firing, FlushReport, Increment, NewReferral, Snapshot,
+    Store, StoreError, StoredFlag,
 };
 
 /// The in-memory side of the plugin: a snapshot for decisions and the increments waiting
@@ -112,6 +112,7 @@ impl Tracker {
                     updated_at: 0,
                 })
                 .collect(),
+            ..Snapshot::default()
         };
         Tracker::with_snapshot(store, snapshot, false)
     }
@@ -273,6 +274,44 @@ impl Tracker {
         true
     }
 
+    /// Remembers a visitor referred by a partner, written at the next flush (the visitor
+    /// cookie carries it meanwhile). False when [`MAX_PENDING_PARTNER_ROWS`] referrals
+    /// wait already: it is dropped and counted.
+    pub fn refer(&self, referral: NewReferral) -> bool {
+        let mut pending = self.lock_pending();
+        if pending.referrals.len() >= MAX_PENDING_PARTNER_ROWS {
+            pending.dropped_partner_rows += 1;
+            return false;
+        }
+        pending.referrals.push(referral);
+        true
+    }
+
+    /// Fires a trigger for a visitor, resolved at the next flush: it completes there at
+    /// most once per visitor and trigger, on any instance. A repeat of one this tracker
+    /// took lately is refused at once, without waiting for the flush; so is one past
+    /// [`MAX_PENDING_PARTNER_ROWS`] (dropped and counted). Returns whether it was taken.
+    pub fn fire(&self, firing: Firing) -> bool {
+        let key = self
+            .recent_key
+            .hash_one(("trigger", &firing.visitor, &firing.trigger));
+        let mut pending = self.lock_pending();
+        if pending.firings.len() >= MAX_PENDING_PARTNER_ROWS {
+            pending.dropped_partner_rows += 1;
+            return false;
+        }
+        if !pending.recent.insert(key) {
+            return false;
+        }
+        pending.firings.push(firing);
+        true
+    }
+
+    /// Referrals and firings dropped so far because too many waited for a flush.
+    pub fn dropped_partner_rows(&self) -> u64 {
+        self.lock_pending().dropped_partner_rows
+    }
+
     /// Write transactions committed so far: one per flush that had something to write,
     /// however many requests it counts. Reads (the refresh of each round) are not writes.
     pub fn write_transactions(&self) -> u64 {
@@ -324,6 +363,8 @@ impl Tracker {
                     .collect(),
                 events: Vec::new(),
                 counted: std::mem::take(&mut pending.events),
+                referrals: std::mem::take(&mut pending.referrals),
+                firings: std::mem::take(&mut pending.firings),
             };
             pending.events_bytes = 0;
             // Still counted as pending (by `pending`) until written or put back.
@@ -339,6 +380,8 @@ impl Tracker {
             dropped: report.dropped + fresh.dropped,
             events: report.events + fresh.events,
             repeats: report.repeats + fresh.repeats,
+            referrals: report.referrals + fresh.referrals,
+            completions: report.completions + fresh.completions,
             already_written: report.already_written,
         })
     }
@@ -525,6 +568,7 @@ mod tests {
                 stored("pricing", Some("/pricing"), Some("/")),
                 stored("nowhere", None, None),
             ],
+            ..Snapshot::default()
         });
         let home = live.page("/").expect("flags concern /");
         assert_eq!(names(live.shown_on(home)), ["headline", "cta"]);
@@ -555,6 +599,7 @@ mod tests {
         let live = Live::new(Snapshot {
             config_version: 1,
             flags: vec![stored("headline", Some("/"), Some("/contact/"))],
+            ..Snapshot::default()
         });
         assert!(live.page("/").is_some());
         assert!(live.page("/contact").is_some());

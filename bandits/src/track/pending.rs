@@ -90,7 +90,23 @@ pub(super) struct Pending {
     pub(super) unconfirmed: Option<(String, Batch)>,
     /// The [`event_bytes`] of the unconfirmed batch's entries.
     pub(super) unconfirmed_bytes: usize,
+    /// Referrals captured, at most [`MAX_PENDING_PARTNER_ROWS`].
+    pub(super) referrals: Vec<crate::store::NewReferral>,
+    /// Triggers fired, at most [`MAX_PENDING_PARTNER_ROWS`].
+    pub(super) firings: Vec<crate::store::Firing>,
+    /// Referrals and firings dropped because their list was full.
+    pub(super) dropped_partner_rows: u64,
 }
+
+/// Referrals, and triggers fired, kept at most between two flushes (each list): every one
+/// is bounded (a visitor id, a uid, a trigger name, an entry of [`MAX_LOGGED_PATH`] bytes
+/// and a user id of [`MAX_USER_LEN`] bytes at most), so the two lists hold a few
+/// megabytes at most while the database is away. Past it, new ones are dropped and
+/// counted.
+pub const MAX_PENDING_PARTNER_ROWS: usize = 10_000;
+
+/// The longest user id a referral keeps; a longer one is not kept.
+pub const MAX_USER_LEN: usize = 256;
 
 /// How many counts [`Tracker::record`] remembers at least (and at most twice as many) to
 /// refuse repeats: 8 bytes each.

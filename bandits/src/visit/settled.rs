@@ -79,7 +79,7 @@ mod tests {
     fn live() -> Arc<Live> {
         Arc::new(Live::new(Snapshot {
             config_version: 0,
-            flags: Vec::new(),
+            ..Snapshot::default()
         }))
     }
 
