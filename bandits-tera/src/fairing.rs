@@ -15,6 +15,11 @@ use crate::source;
 /// What `rocket_dyn_templates` reads when `template_dir` is not set.
 const DEFAULT_TEMPLATE_DIR: &str = "templates";
 
+/// The start of a rewritten copy's name in the system's temporary directory; the process
+/// id follows, so that a later start can remove the copies of processes that ended without
+/// removing their own (killed, for one).
+const COPY_PREFIX: &str = "bandits-templates-";
+
 type Callback = dyn Fn(&mut Engines) + Send + Sync;
 
 /// Rewrites the templates at ignition, then attaches `Template::custom` with the flag
@@ -100,9 +105,13 @@ struct Rewritten {
 
 impl Rewritten {
     fn new(source: PathBuf) -> Result<Rewritten, TemplateError> {
+        let temp = std::env::temp_dir();
+        remove_abandoned(&temp, |pid| {
+            Path::new("/proc").join(pid.to_string()).exists()
+        });
         let target = tempfile::Builder::new()
-            .prefix("bandits-templates-")
-            .tempdir()
+            .prefix(&format!("{COPY_PREFIX}{}-", std::process::id()))
+            .tempdir_in(&temp)
             .map_err(|error| TemplateError::io(&source, error))?;
         copy_dir(&source, target.path())?;
         Ok(Rewritten {
@@ -120,6 +129,32 @@ impl Rewritten {
             // keeps the last templates that loaded.
             if let Err(error) = copy_dir(&self.source, self.target.path()) {
                 log::error!("rocket-bandits: {error}");
+            }
+        }
+    }
+}
+
+/// Removes the rewritten copies in `temp` whose process no longer runs, by `running`. Only
+/// where the system lists its processes in `/proc`; elsewhere a killed process's copy (a
+/// few kilobytes) stays until the system clears its temporary directory.
+fn remove_abandoned(temp: &Path, running: impl Fn(u32) -> bool) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(COPY_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !running(pid) {
+                // Another start may be removing it at the same time: either removes it.
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
@@ -220,6 +255,35 @@ fn plain_tera(path: &Path, relative: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, T
     }
     let plain = plain.into_owned();
     Ok(plain.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{remove_abandoned, COPY_PREFIX};
+
+    #[test]
+    fn the_copies_of_processes_that_ended_are_removed_and_no_others() {
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let own = std::process::id();
+        let names = [
+            format!("{COPY_PREFIX}{own}-aaaa"),
+            format!("{COPY_PREFIX}7-bbbb"),
+            format!("{COPY_PREFIX}8-cccc"),
+            "bandits-templates-x-dddd".to_string(),
+            "other-9-eeee".to_string(),
+        ];
+        for name in &names {
+            std::fs::create_dir(temp.path().join(name)).expect("a folder");
+        }
+        remove_abandoned(temp.path(), |pid| pid == 8);
+        let left: Vec<bool> = names
+            .iter()
+            .map(|name| temp.path().join(name).exists())
+            .collect();
+        let on_linux = std::path::Path::new("/proc/self").exists();
+        // Ours, a running process's, and names that are not copies stay; a dead one's goes.
+        assert_eq!(left, [true, !on_linux, true, true, true]);
+    }
 }
 
 #[cfg(debug_assertions)]

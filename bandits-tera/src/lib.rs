@@ -71,8 +71,8 @@
 //!
 //! Tera has no way to add tags, delimiters or positional arguments, so at ignition the
 //! fairing rewrites each `*.tera` file of `template_dir` into plain Tera ([`rewrite`]), in
-//! a directory of its own that `rocket_dyn_templates` then loads (and removes it when the
-//! site stops). Only the forms above change: text, comments, `{% raw %}` blocks and other
+//! a directory of its own that `rocket_dyn_templates` then loads (removed when the site
+//! stops; a killed process's copy is removed at a later start). Only the forms above change: text, comments, `{% raw %}` blocks and other
 //! `<%` text such as `<%= name %>` stay byte for byte, and no line moves, so a mistake
 //! stops the launch with the author's file and line:
 //!
