@@ -1,4 +1,4 @@
-//! The JSON API under `/bandits/api`: flags, their statistics, resets.
+//! The JSON API under `/bandits/api`: flags, their statistics, resets; referral partners.
 //!
 //! The [`Bandits`](crate::Bandits) fairing mounts it. Every route needs
 //! `Authorization: Bearer <admin token>` (the `bandits.admin_token`
@@ -20,13 +20,18 @@
 //! | `POST /bandits/api/flags/<name>/reset` | starts its experiment afresh |
 //! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner |
 //! | `GET /bandits/api/status` | this instance: database reachable, counts waiting, writes so far |
+//! | `GET`, `POST /bandits/api/partners` | referral partners with their counts; creates one (201) |
+//! | `GET`, `PUT`, `PATCH /bandits/api/partners/<uid>` | one partner with its subscriptions, referred visitors and callbacks; edits it (`DELETE` is refused with 405: deactivate instead) |
+//! | `POST /bandits/api/partners/<uid>/subscriptions`, `PUT`, `DELETE .../<id>` | its subscriptions |
+//! | `POST /bandits/api/partners/<uid>/deliveries/<event_id>/retry` | "retry now" (409 once delivered) |
+//! | `GET /bandits/api/triggers` | the configured triggers and what fires them |
 
-use rocket::data::{self, Data, FromData};
 use rocket::http::Status;
 use rocket::request::Request;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, delete, get, post, put, routes, Catcher, Route};
 
+use crate::api::answer::{failure, invalid, Failure, JsonBody};
 use crate::database::BanditsDatabase;
 use crate::engine::{FieldError, Rule};
 use crate::input::{parse_flag, store_status};
@@ -38,7 +43,9 @@ pub const BASE: &str = crate::config::API_BASE;
 
 /// The API's routes, to mount at [`BASE`].
 pub fn routes() -> Vec<Route> {
-    routes![list, create, read, update, remove, reset, stats, status]
+    let mut routes = routes![list, create, read, update, remove, reset, stats, status];
+    routes.extend(crate::api::partners::routes());
+    routes
 }
 
 /// JSON error bodies for everything under [`BASE`], to register there.
@@ -48,56 +55,8 @@ pub fn catchers() -> Vec<Catcher> {
 
 pub use crate::auth::{Admin, AdminCheck};
 
-/// A JSON request body: refused with 415 unless the request says `Content-Type:
-/// application/json`, so that no HTML form of another site can send one.
-pub(crate) struct JsonBody(Value);
-
-#[rocket::async_trait]
-impl<'r> FromData<'r> for JsonBody {
-    type Error = String;
-
-    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        if !request.content_type().is_some_and(|kind| kind.is_json()) {
-            return data::Outcome::Error((
-                Status::UnsupportedMediaType,
-                "send Content-Type: application/json".to_string(),
-            ));
-        }
-        match Json::<Value>::from_data(request, data).await {
-            data::Outcome::Success(Json(value)) => data::Outcome::Success(JsonBody(value)),
-            data::Outcome::Error((status, error)) => {
-                data::Outcome::Error((status, error.to_string()))
-            }
-            data::Outcome::Forward(forward) => data::Outcome::Forward(forward),
-        }
-    }
-}
-
-/// An error answer: a status and a JSON body.
-type Failure = (Status, Json<Value>);
-
-fn failure(status: Status, message: impl Into<String>) -> Failure {
-    (
-        status,
-        Json(json!({ "error": message.into(), "errors": [] })),
-    )
-}
-
-fn invalid(errors: Vec<FieldError>) -> Failure {
-    let fields: Vec<Value> = errors
-        .iter()
-        .map(|error| json!({ "field": error.field, "message": error.rule.to_string() }))
-        .collect();
-    let summary = errors
-        .iter()
-        .map(FieldError::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
-    (
-        Status::UnprocessableEntity,
-        Json(json!({ "error": summary, "errors": fields })),
-    )
-}
+mod answer;
+mod partners;
 
 fn store_failure(error: StoreError) -> Failure {
     match &error {

@@ -8,8 +8,95 @@
 use rocket::http::Status;
 use rocket::serde::json::Value;
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::config::Triggers;
+use crate::engine::partners::{Partner, PartnerDefinition, Subscription, SubscriptionDefinition};
 use crate::engine::{FieldError, Flag, FlagDefinition, Rule};
 use crate::store::StoreError;
+
+/// `body` read into `T`, or the one problem serde found, naming its field: the path to
+/// it, the name of a field missing or unknown, or `body` for a body of the wrong shape.
+fn read_fields<T: DeserializeOwned>(body: Value) -> Result<T, Vec<FieldError>> {
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let message = error.inner().to_string();
+        let path = error.path().to_string();
+        let field = if path != "." {
+            path
+        } else if let Some(named) = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
+            .and_then(|rest| rest.split('`').next())
+        {
+            named.to_string()
+        } else {
+            "body".to_string()
+        };
+        vec![FieldError::new(field, Rule::Unreadable { message })]
+    })
+}
+
+/// Reads and validates a partner from its JSON fields (`name`, `note`, `active`; any other
+/// field is refused). With `before`, the fields left out keep their values (a `PATCH`);
+/// without, `name` is required and the others take their defaults (active, no note).
+pub(crate) fn parse_partner(
+    body: Value,
+    before: Option<&Partner>,
+) -> Result<Partner, Vec<FieldError>> {
+    let body = match (before, body) {
+        (Some(before), Value::Object(changes)) => {
+            let mut merged = serde_json::Map::new();
+            merged.insert("name".into(), before.name().into());
+            merged.insert("note".into(), before.note().into());
+            merged.insert("active".into(), before.active().into());
+            merged.extend(changes);
+            Value::Object(merged)
+        }
+        (_, body) => body,
+    };
+    read_fields::<PartnerDefinition>(body)?.validate()
+}
+
+/// A subscription's fields as the API takes them: its partner is the one in the path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionFields {
+    trigger: String,
+    callback_url: String,
+}
+
+/// Reads and validates partner `partner`'s subscription from its JSON fields (`trigger`,
+/// `callback_url`), refusing a trigger that `triggers` does not declare.
+pub(crate) fn parse_subscription(
+    body: Value,
+    partner: &str,
+    triggers: &Triggers,
+) -> Result<Subscription, Vec<FieldError>> {
+    let fields: SubscriptionFields = read_fields(body)?;
+    let declared = triggers.get(&fields.trigger).is_some();
+    let trigger = fields.trigger.clone();
+    let checked = SubscriptionDefinition {
+        partner: partner.to_string(),
+        trigger: fields.trigger,
+        callback_url: fields.callback_url,
+    }
+    .validate();
+    let mut errors = match checked {
+        Ok(subscription) if declared => return Ok(subscription),
+        Ok(_) => Vec::new(),
+        Err(errors) => errors,
+    };
+    if !declared && !errors.iter().any(|error| error.field == "trigger") {
+        errors.push(FieldError::new(
+            "trigger",
+            Rule::UnknownTrigger {
+                name: trigger.chars().take(100).collect(),
+            },
+        ));
+    }
+    Err(errors)
+}
 
 /// Reads and validates a flag from its JSON definition, naming the field of every
 /// problem. `name_from_path` is the flag being replaced, if any (flags cannot be renamed).
@@ -28,21 +115,7 @@ pub(crate) fn parse_flag(
         None => None,
         Some(value) => Some(percentage_of(&value, &body)?),
     };
-    let mut definition: FlagDefinition =
-        serde_path_to_error::deserialize(body).map_err(|error| {
-            let path = error.path().to_string();
-            let field = if path == "." {
-                "body".to_string()
-            } else {
-                path
-            };
-            vec![FieldError::new(
-                field,
-                Rule::Unreadable {
-                    message: error.inner().to_string(),
-                },
-            )]
-        })?;
+    let mut definition: FlagDefinition = read_fields(body)?;
     if let Some(name) = name_from_path {
         if definition.name.is_empty() {
             definition.name = name.to_string();

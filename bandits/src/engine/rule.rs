@@ -182,6 +182,12 @@ pub enum Rule {
     /// A request's method or status given for a trigger that no path fires.
     #[error("needs a path: only requests to a path fire a trigger by method and status")]
     NeedsPath,
+    /// A trigger name that `bandits.triggers` does not declare.
+    #[error("{name:?} is not a trigger declared in bandits.triggers")]
+    UnknownTrigger {
+        /// The name given (its first 100 characters).
+        name: String,
+    },
     /// A valid definition the database could not save.
     #[error("not saved: {message}")]
     NotSaved {

@@ -90,18 +90,24 @@ impl Store {
         .bind(visitor)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(StoredReferral {
-                visitor: row.try_get("visitor")?,
-                referral: Referral {
-                    partner: row.try_get("partner")?,
-                    referred_at: row.try_get("referred_at")?,
-                },
-                entry: row.try_get("entry")?,
-                user: row.try_get("user_id")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(stored_referral).transpose()
+    }
+
+    /// The visitors `partner` referred, most recently referred first, at most `limit`.
+    pub async fn referrals_of(
+        &self,
+        partner: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredReferral>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT visitor, partner, referred_at, entry, user_id FROM bandits_referrals
+             WHERE partner = $1 ORDER BY referred_at DESC, visitor LIMIT $2",
+        )
+        .bind(partner)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_referral).collect()
     }
 
     /// The completions of `visitor`, or of every visitor, oldest first.
@@ -134,6 +140,18 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn stored_referral(row: &sqlx::any::AnyRow) -> Result<StoredReferral, StoreError> {
+    Ok(StoredReferral {
+        visitor: row.try_get("visitor")?,
+        referral: Referral {
+            partner: row.try_get("partner")?,
+            referred_at: row.try_get("referred_at")?,
+        },
+        entry: row.try_get("entry")?,
+        user: row.try_get("user_id")?,
+    })
 }
 
 /// Writes `referrals` and resolves `firings` inside the flush's transaction `tx`, at

@@ -59,6 +59,14 @@ impl StatusClasses {
         (1..=5).contains(&class) && self.0 & (1 << class) != 0
     }
 
+    /// The classes in the set, as written in the configuration: `["2xx", "3xx"]`.
+    pub fn names(self) -> Vec<String> {
+        (1..=5u8)
+            .filter(|class| self.0 & (1 << class) != 0)
+            .map(|class| format!("{class}xx"))
+            .collect()
+    }
+
     /// `"2xx"` to `"5xx"` (any case); `None` for anything else.
     fn parse_one(text: &str) -> Option<u8> {
         match text.trim().to_ascii_lowercase().as_str() {
@@ -211,6 +219,18 @@ impl Trigger {
     /// Whether requests fire it (it has a path), whether or not it is enabled.
     pub fn fired_by_requests(&self) -> bool {
         self.request.is_some()
+    }
+
+    /// The method, path and status classes of the requests that fire it, when requests
+    /// do (`None`: only code fires it). The method is `None` when any method does.
+    pub fn fired_by_request(&self) -> Option<(Option<&str>, &str, StatusClasses)> {
+        self.request.as_ref().map(|request| {
+            (
+                request.method.as_deref(),
+                request.path.as_str(),
+                request.status,
+            )
+        })
     }
 
     /// Whether a request with this method and path, answered with `status`, fires the
