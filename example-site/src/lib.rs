@@ -8,7 +8,15 @@
 //! - `checkout-flow`: `/checkout` is split into two handlers with `#[flag_variant]`; the
 //!   goal is the event `purchase`.
 //!
-//! At first start the site creates the three flags in its database, an SQLite file
+//! - a referral partner, `Example partner` ([`partner`]): a visitor who arrives through
+//!   its link (`/?affiliate_id=<uid>`, the uid in the startup log and on
+//!   `/partner-receiver`) and then signs up fires the trigger "User registered", declared
+//!   in the site's configuration (`POST /signup` answered 2xx or 3xx, no code in the
+//!   handler); the partner's callback goes to a receiver the site serves itself under the
+//!   excluded path `/partner-receiver`, whose page shows the callbacks received.
+//!
+//! At first start the site creates the three flags, the partner and its subscription in
+//! its database (a later start finds them and creates nothing twice), an SQLite file
 //! `bandits.sqlite` in the working directory, so `cargo run -p example-site` shows working
 //! experiments at once. In debug builds, when no `bandits.admin_token` is configured, the
 //! site uses [`EXAMPLE_ADMIN_TOKEN`] so the README's `curl` examples work as they are.
@@ -20,6 +28,8 @@ use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
 use rocket::{get, post, routes, Build, Rocket};
 use rocket_dyn_templates::context;
+
+pub mod partner;
 
 /// The admin token of a debug build of the example site without one configured. Never use
 /// a token written in source code on a real site.
@@ -192,26 +202,46 @@ pub fn assemble(mut figment: Figment, setup: Setup) -> Rocket<Build> {
             concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
         ));
     }
+    if !figment.contains("bandits.triggers") {
+        figment = figment.merge((
+            "bandits.triggers",
+            rocket::serde::json::json!([{
+                "name": partner::TRIGGER,
+                "method": "POST",
+                "path": "/signup",
+                "status": ["2xx", "3xx"],
+            }]),
+        ));
+    }
+    if !figment.contains("bandits.exclude_prefixes") {
+        // The site's own partner receiver: a callback received counts nothing.
+        figment = figment.merge(("bandits.exclude_prefixes", [partner::RECEIVER_PREFIX]));
+    }
     let mut rocket = rocket::custom(figment);
     if setup.attached {
         let bandits = setup
             .flags()
             .into_iter()
             .fold(Bandits::fairing(), |bandits, flag| bandits.with_flag(flag));
-        rocket = rocket.attach(bandits);
+        rocket = rocket.attach(bandits).attach(partner::fairing());
     }
-    rocket.attach(bandits_tera::fairing()).mount(
-        "/",
-        routes![
-            index,
-            contact,
-            signup_form,
-            signup,
-            checkout_one_page,
-            checkout_classic,
-            purchase
-        ],
-    )
+    rocket
+        .attach(bandits_tera::fairing())
+        .manage(partner::PartnerUid::default())
+        .manage(partner::ReceivedCalls::default())
+        .mount(partner::RECEIVER_PREFIX, partner::routes())
+        .mount(
+            "/",
+            routes![
+                index,
+                contact,
+                signup_form,
+                signup,
+                checkout_one_page,
+                checkout_classic,
+                purchase
+            ],
+        )
 }
 
 /// The headline each arm of `headline-flag` shows.
@@ -255,7 +285,9 @@ fn signup_form() -> RawHtml<String> {
 
 #[post("/signup")]
 fn signup(flags: Flags<'_>) -> RawHtml<String> {
-    // The goal of signup-cta: counted once per visitor who saw the link on `/`.
+    // The goal of signup-cta: counted once per visitor who saw the link on `/`. The
+    // partners' trigger "User registered" needs no line here: the configuration ties it to
+    // this request.
     flags.convert("signup");
     page("Welcome", "<p>Your account is ready.</p>")
 }
