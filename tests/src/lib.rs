@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod browser;
 pub mod log_capture;
+pub mod process;
 pub mod proxy;
 pub mod receiver;
 pub mod routes;

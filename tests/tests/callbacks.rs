@@ -5,12 +5,13 @@
 //! as a completion does in its own transaction.
 
 use std::collections::HashMap;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bandits::store::{Callback, DeliveryState, Store};
 use bandits::Bandits;
 use bandits_integration_tests::browser::SECRET_KEY;
+use bandits_integration_tests::process::{free_port, server_address, site_command};
 use bandits_integration_tests::proxy::{through, Proxy};
 use bandits_integration_tests::receiver::Receiver;
 use bandits_integration_tests::{each_database, eventually, on_postgres};
@@ -387,27 +388,6 @@ async fn a_claim_takes_at_most_its_limit_and_nothing_another_instance_holds() {
     .await;
 }
 
-/// The address of the PostgreSQL server of `url`.
-fn server_address(url: &str) -> std::net::SocketAddr {
-    use std::net::ToSocketAddrs;
-    let authority = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .expect("a server URL");
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host_port = if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .expect("the server's address")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_delays_callbacks_and_sends_none_twice() {
     on_postgres(|store, url| async move {
@@ -483,22 +463,9 @@ struct SiteProcess(Child);
 
 impl SiteProcess {
     fn start(url: &str) -> SiteProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .expect("a free port");
-        let child = Command::new(SITE)
-            .env("ROCKET_ADDRESS", "127.0.0.1")
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_SECRET_KEY", SECRET_KEY)
-            .env("ROCKET_LOG_LEVEL", "critical")
-            .env("ROCKET_CLI_COLORS", "false")
-            .env("ROCKET_DATABASES", format!("{{bandits={{url=\"{url}\"}}}}"))
-            .env(
-                "ROCKET_BANDITS",
-                "{callbacks={timeout_ms=1000,poll_interval_ms=20,retry_initial_ms=50,\
-                 retry_max_ms=200,max_in_flight=4}}",
-            )
+        let bandits = "{callbacks={timeout_ms=1000,poll_interval_ms=20,retry_initial_ms=50,\
+                       retry_max_ms=200,max_in_flight=4}}";
+        let child = site_command(SITE, url, free_port(), bandits)
             .spawn()
             .expect("the site binary starts");
         SiteProcess(child)

@@ -8,23 +8,16 @@
 //!   callback, received by `/partner-receiver` with the event id as `Idempotency-Key`; a
 //!   visitor without a referral who posts `/signup` produces none.
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use bandits::store::Store;
-use bandits_integration_tests::browser::{BROWSER, COOKIE, SECRET_KEY};
+use bandits_integration_tests::browser::{BROWSER, COOKIE};
 use bandits_integration_tests::eventually;
+use bandits_integration_tests::process::{free_port, site_command};
 use example_site::partner::{PARTNER_NAME, TRIGGER};
 
 const SITE: &str = env!("CARGO_BIN_EXE_bandits-site");
-
-/// A free port on 127.0.0.1 (bound, then let go).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
 
 /// The site as a process; killed when dropped.
 struct Site {
@@ -35,17 +28,8 @@ impl Site {
     /// Starts the site on `port` and the database at `url`, and waits until its partner
     /// is set up (the receiver page shows the uid); returns the site and the uid.
     fn start(url: &str, port: u16) -> (Site, String) {
-        let child = Command::new(SITE)
-            .env("ROCKET_ADDRESS", "127.0.0.1")
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_SECRET_KEY", SECRET_KEY)
-            .env("ROCKET_LOG_LEVEL", "critical")
-            .env("ROCKET_CLI_COLORS", "false")
-            .env("ROCKET_DATABASES", format!("{{bandits={{url=\"{url}\"}}}}"))
-            .env(
-                "ROCKET_BANDITS",
-                "{flush_interval_ms=50,callbacks={poll_interval_ms=20}}",
-            )
+        let bandits = "{flush_interval_ms=50,callbacks={poll_interval_ms=20}}";
+        let child = site_command(SITE, url, port, bandits)
             .spawn()
             .expect("the site binary starts");
         let mut site = Site { child };

@@ -9,7 +9,6 @@
 //! visitor holds, for the checks on each page.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::Store;
 use bandits::Bandits;
 use bandits_integration_tests::browser::{remembered, totals, Visitor, SECRET_KEY};
+use bandits_integration_tests::process::server_address;
 use bandits_integration_tests::proxy::{through, Proxy};
 use bandits_integration_tests::{each_database, eventually, on_postgres, postgres_server, routes};
 use rocket::figment::value::Value;
@@ -176,25 +176,6 @@ async fn requests_never_wait_for_a_locked_database() {
         assert_counted_as_remembered(&store, &early).await;
     })
     .await;
-}
-
-fn server_address(url: &str) -> SocketAddr {
-    let authority = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .expect("a server URL");
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host_port = if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .expect("the PostgreSQL server's address")
 }
 
 #[tokio::test]

@@ -15,15 +15,16 @@
 //! answer to `/contact/` after that came back. Every load runs until its test has seen
 //! what it needs (bounded in time: a stalled load fails after two minutes).
 
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bandits::engine::WinnerRule;
 use bandits::store::Store;
-use bandits_integration_tests::browser::{remembered, sum, BROWSER, COOKIE, SECRET_KEY, TOKEN};
+use bandits_integration_tests::browser::{remembered, sum, BROWSER, COOKIE, TOKEN};
 use bandits_integration_tests::on_postgres;
+use bandits_integration_tests::process::{free_port, site_command};
 use rand::Rng;
 use sqlx::{AnyConnection, Connection};
 
@@ -32,14 +33,6 @@ const SITE: &str = env!("CARGO_BIN_EXE_bandits-site");
 /// The tests run one at a time: each loads both cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const FLAG: &str = "headline-flag";
-
-/// A free port on 127.0.0.1 (bound, then let go).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
 
 /// One site process.
 struct Instance {
@@ -50,18 +43,9 @@ impl Instance {
     /// Starts the site on `port`, on the database at `url`, flushing every `flush_ms`, and
     /// waits until it answers.
     fn start(url: &str, port: u16, flush_ms: u64) -> Instance {
-        let child = Command::new(SITE)
+        let bandits = format!("{{admin_token=\"{TOKEN}\",flush_interval_ms={flush_ms}}}");
+        let child = site_command(SITE, url, port, &bandits)
             .env("EXAMPLE_SITE_FLAGS", "1")
-            .env("ROCKET_ADDRESS", "127.0.0.1")
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_SECRET_KEY", SECRET_KEY)
-            .env("ROCKET_LOG_LEVEL", "critical")
-            .env("ROCKET_CLI_COLORS", "false")
-            .env("ROCKET_DATABASES", format!("{{bandits={{url=\"{url}\"}}}}"))
-            .env(
-                "ROCKET_BANDITS",
-                format!("{{admin_token=\"{TOKEN}\",flush_interval_ms={flush_ms}}}"),
-            )
             .spawn()
             .expect("the site binary starts");
         let mut instance = Instance { child };
