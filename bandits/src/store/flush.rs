@@ -129,7 +129,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(report);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let first_time = sqlx::query(
             "INSERT INTO bandits_flushes (id, at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
         )

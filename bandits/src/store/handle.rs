@@ -51,6 +51,17 @@ impl Store {
         self.backend
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock as it begins (`BEGIN
+    /// IMMEDIATE`), so it waits its turn within the busy timeout: a transaction that reads
+    /// first and writes later is refused at once ("database is locked") when another
+    /// connection wrote in between.
+    pub(super) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

@@ -77,7 +77,7 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         schema::migrate(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(())
@@ -172,7 +172,7 @@ impl Store {
     /// Stores a new flag with zero counters, at time `now` (milliseconds since the Unix
     /// epoch).
     pub async fn create_flag(&self, flag: &Flag, now: i64) -> Result<StoredFlag, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_flag(&mut tx, flag, now).await?;
         finish_change(tx, flag.name()).await
     }
@@ -181,7 +181,7 @@ impl Store {
     /// at zero, removed arms' counters are deleted. Locking a winner here records `now`
     /// as the time of the lock.
     pub async fn update_flag(&self, flag: &Flag, now: i64) -> Result<StoredFlag, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let before = read_flag(&mut tx, flag.name()).await?;
         replace_flag(&mut tx, &before, flag, now).await?;
         finish_change(tx, flag.name()).await
@@ -214,7 +214,7 @@ impl Store {
         flags: &[Flag],
         now: i64,
     ) -> Result<Vec<Imported>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut done = Vec::with_capacity(flags.len());
         for flag in flags {
             let before = match read_flag(&mut tx, flag.name()).await {
@@ -265,7 +265,7 @@ impl Store {
         arm: &str,
         now: i64,
     ) -> Result<StoredFlag, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let before = read_flag(&mut tx, name).await?;
         if before.epoch != epoch || before.flag.winner().is_some() {
             tx.commit().await?;
@@ -295,7 +295,7 @@ impl Store {
     /// Starts a flag's experiment afresh: counters to zero, no winner, a new epoch (so
     /// every visitor is assigned again). The activity log keeps the old epoch's entries.
     pub async fn reset_flag(&self, name: &str, now: i64) -> Result<StoredFlag, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let before = read_flag(&mut tx, name).await?;
         let definition = FlagDefinition {
             winner: None,
@@ -335,7 +335,7 @@ impl Store {
 
     /// Deletes a flag, its counters and its activity log.
     pub async fn delete_flag(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let deleted = sqlx::query("DELETE FROM bandits_flags WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

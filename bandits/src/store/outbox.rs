@@ -58,7 +58,7 @@ impl super::Store {
         callbacks: &[Callback],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         enqueue(&mut tx, callbacks, now).await?;
         tx.commit().await?;
         Ok(())

@@ -177,7 +177,7 @@ impl Store {
         partner: &Partner,
         now: i64,
     ) -> Result<StoredPartner, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for _ in 0..UID_TRIES {
             let uid = new_uid(&mut rand::rng());
             let inserted = sqlx::query(
@@ -211,7 +211,7 @@ impl Store {
         partner: &Partner,
         now: i64,
     ) -> Result<StoredPartner, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE bandits_partners SET name = $1, active = $2, note = $3, updated_at = $4
              WHERE uid = $5",
@@ -272,7 +272,7 @@ impl Store {
         subscription: &Subscription,
         now: i64,
     ) -> Result<StoredSubscription, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         read_partner(&mut tx, subscription.partner()).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO bandits_subscriptions
@@ -299,7 +299,7 @@ impl Store {
         subscription: &Subscription,
         now: i64,
     ) -> Result<StoredSubscription, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         read_partner(&mut tx, subscription.partner()).await?;
         let updated = sqlx::query(
             "UPDATE bandits_subscriptions
@@ -326,7 +326,7 @@ impl Store {
 
     /// Deletes subscription `id`. Callbacks already in the outbox are still sent.
     pub async fn unsubscribe(&self, id: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let deleted = sqlx::query("DELETE FROM bandits_subscriptions WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

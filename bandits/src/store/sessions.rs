@@ -17,7 +17,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM bandits_admin_sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&mut *tx)
