@@ -51,6 +51,7 @@
 //! | `flag("x")`, `variant("x")`, `payload("x")` in `{{ }}` and `{% %}` | `flag(name="x")`, `variant(name="x")`, `payload(name="x")` |
 //! | `payload("x", "label")` | `payload(name="x", key="label")` |
 //! | `{% switch "x" %}`, `{% sample "x" %}` | a flag with `everyone` or `percent` targeting, then `{% flag "x" %}` |
+//! | waffle's `wafflejs` | `{{ bandits_script() }}`: a `<script>` defining `window.bandits` with the visitor's browser-readable flags, as `/bandits/flags.js` does, inline |
 //!
 //! `flag` is true when the visitor's arm is not the control; `variant` gives the arm's name;
 //! `payload` the arm's JSON payload, or null. `payload("x", "label")` gives one member of an
@@ -122,6 +123,7 @@ static WARNED_NO_RESPONDER: AtomicBool = AtomicBool::new(false);
 /// });
 /// ```
 pub fn register(tera: &mut Tera) {
+    tera.register_function("bandits_script", BanditsScript);
     tera.register_function("flag", |args: &HashMap<String, Value>| {
         let name = flag_name("flag", args)?;
         Ok(Value::Bool(
@@ -154,6 +156,24 @@ pub fn register(tera: &mut Tera) {
             .or_else(|| args.get("default").cloned())
             .unwrap_or(Value::Null))
     });
+}
+
+/// `bandits_script()`: a `<script>` element defining `window.bandits` with the visitor's
+/// browser-readable flags, as `/bandits/flags.js` does, without another request. Its
+/// output is not escaped by Tera: the flags are written so that nothing in them can end
+/// the element.
+struct BanditsScript;
+
+impl tera::Function for BanditsScript {
+    fn call(&self, _args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let flags = with_flags(VisitorFlags::browser_flags)
+            .unwrap_or_else(|| VisitorFlags::default().browser_flags());
+        Ok(Value::String(bandits::browser::inline_script(&flags)))
+    }
+
+    fn is_safe(&self) -> bool {
+        true
+    }
 }
 
 /// The templates, rewritten into plain Tera at ignition, with [`register`] applied:

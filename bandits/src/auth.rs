@@ -93,7 +93,7 @@ impl<'r> FromRequest<'r> for Admin {
 /// `Sec-Fetch-Site` (anything but `same-origin`, or `none` for one the user typed), or,
 /// from browsers without it, by an `Origin` other than the request's own host. A request
 /// with neither header is not a browser's cross-site request.
-fn from_another_site(request: &Request<'_>) -> bool {
+pub(crate) fn from_another_site(request: &Request<'_>) -> bool {
     let headers = request.headers();
     if let Some(site) = headers.get_one("Sec-Fetch-Site") {
         return !matches!(site.trim(), "same-origin" | "none");

@@ -269,6 +269,8 @@ impl Fairing for Bandits {
             .manage(crate::admin::SignInLimiter::default())
             .mount(api::BASE, api::routes())
             .register(api::BASE, api::catchers())
+            .mount(crate::browser::BASE, crate::browser::routes())
+            .mount(crate::browser::OFREP_BASE, crate::browser::ofrep_routes())
             .mount(admin_prefix.as_str(), crate::admin::routes())
             .register(admin_prefix.as_str(), crate::admin::catchers()))
     }
@@ -400,7 +402,9 @@ impl Fairing for Bandits {
         }
         let at = now_ms();
         let visitor = visit.visitor_id();
-        let path = request.uri().path();
+        let path = visit
+            .logged_page()
+            .unwrap_or_else(|| request.uri().path().as_str());
         for event in pending {
             runtime.tracker.count(Event {
                 at,

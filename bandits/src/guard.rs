@@ -213,6 +213,18 @@ impl VisitorFlags {
         .flatten()
     }
 
+    /// The flags the browser may read (`client_side`), each with the visitor's arm,
+    /// whether it is active and its payload: `{"flags": {"<name>": {"variant", "active",
+    /// "payload"}}}`, as `GET /bandits/flags.json` answers. For a page that carries its
+    /// flags to its script ([`browser::inline_script`](crate::browser::inline_script));
+    /// call [`remember`](Self::remember) after, as after any read.
+    pub fn browser_flags(&self) -> serde_json::Value {
+        match &self.visit {
+            Some(visit) => crate::browser::flags_of(visit),
+            None => serde_json::json!({ "flags": {} }),
+        }
+    }
+
     /// Fires trigger `name`; see [`Flags::fire`].
     pub fn fire(&self, name: &str) -> bool {
         let Some(visit) = &self.visit else {

@@ -69,6 +69,7 @@
 pub mod admin;
 pub mod api;
 mod auth;
+pub mod browser;
 pub mod callbacks;
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -65,6 +65,19 @@ pub(crate) struct Visit {
     inner: Mutex<VisitInner>,
     /// A referral or a trigger waits in `inner` for the response: read without the lock.
     partner_rows: AtomicBool,
+    /// The page a browser endpoint's request stands for ([`Visit::of_browser`]).
+    page: Option<String>,
+    /// The request came with a valid visitor cookie.
+    known: bool,
+}
+
+/// Which path decides whether a visit counts.
+#[derive(Clone, Copy)]
+enum Counted<'a> {
+    /// The request's own.
+    RequestPath,
+    /// A browser endpoint's: the page given, or any counted page.
+    Browser(Option<&'a str>),
 }
 
 struct VisitInner {
@@ -129,10 +142,33 @@ impl Visit {
         request
             .local_cache(VisitSlot::default)
             .0
-            .get_or_init(|| Arc::new(Visit::new(request, runtime)))
+            .get_or_init(|| Arc::new(Visit::new(request, runtime, Counted::RequestPath)))
     }
 
-    fn new(request: &Request<'_>, runtime: &Arc<Runtime>) -> Visit {
+    /// The visit of a browser endpoint's request (`/bandits/flags.json`, `flags.js`,
+    /// `convert`, OpenFeature's evaluations), which the plugin's own path would keep from
+    /// counting: it counts as a request of `page`, the page the browser shows, when one is
+    /// given and counts; without one, as a request of a counted page. The activity log
+    /// records `page` as the path. A visit the fairing made already for the request keeps
+    /// its own.
+    pub(crate) fn of_browser<'r>(
+        request: &'r Request<'_>,
+        runtime: &Arc<Runtime>,
+        page: Option<&str>,
+    ) -> &'r Arc<Visit> {
+        request
+            .local_cache(VisitSlot::default)
+            .0
+            .get_or_init(|| Arc::new(Visit::new(request, runtime, Counted::Browser(page))))
+    }
+
+    /// The path the activity log records for this visit's counts: the page a browser
+    /// endpoint stood for, if any.
+    pub(crate) fn logged_page(&self) -> Option<&str> {
+        self.page.as_deref()
+    }
+
+    fn new(request: &Request<'_>, runtime: &Arc<Runtime>, counted: Counted<'_>) -> Visit {
         // SeqCst with the shutdown's store of `closing` then load of `in_flight`: either the
         // shutdown waits for this request, or this request sees that it must not count.
         runtime.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -147,9 +183,17 @@ impl Visit {
             .privileged
             .as_ref()
             .is_some_and(|hook| hook(request));
+        let counted_path = match counted {
+            Counted::RequestPath => Some(request.uri().path().as_str()),
+            Counted::Browser(page) => page,
+        };
         let counts_here = !closing
             && !matches!(request.method(), Method::Head | Method::Options)
-            && !config.is_excluded_path(request.uri().path().as_str());
+            && !counted_path.is_some_and(|path| config.is_excluded_path(path));
+        let page = match counted {
+            Counted::Browser(Some(page)) => Some(page.to_string()),
+            _ => None,
+        };
         Visit {
             runtime: Arc::clone(runtime),
             facts: Facts {
@@ -172,6 +216,8 @@ impl Visit {
                 partner_rows: None,
             }),
             partner_rows: AtomicBool::new(false),
+            page,
+            known: !fresh,
         }
     }
 
@@ -186,6 +232,11 @@ impl Visit {
 
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Whether the request came with a valid visitor cookie.
+    pub(crate) fn is_known(&self) -> bool {
+        self.known
     }
 
     pub(crate) fn visitor_id(&self) -> String {
@@ -264,6 +315,29 @@ impl Visit {
     /// visitor as a view of it (once).
     pub(crate) fn arm(&self, live: &Arc<Live>, stored: &StoredFlag, expose: bool) -> Seen {
         self.lock().arm(&self.facts, live, stored, expose)
+    }
+
+    /// The row of the visit decision's precedence table that decides what the visitor
+    /// sees of `stored` now: a rule that keeps them out, or
+    /// [`Entered`](Precedence::Entered) when they hold an arm of its experiment (after
+    /// [`arm`](Self::arm) gave them one), else [`Offline`](Precedence::Offline): the
+    /// control, given because no arm could be (the database away, or no room in the
+    /// cookie).
+    pub(crate) fn precedence(&self, stored: &StoredFlag) -> Precedence {
+        let inner = self.lock();
+        let flag = &stored.flag;
+        let now = inner.now_for(flag);
+        if let Some((by, _)) = decision::kept_out(&self.facts, &inner.visitor, flag, now) {
+            return by;
+        }
+        let holds = inner.visitor.get(flag.name()).is_some_and(|assigned| {
+            assigned.epoch == stored.epoch && flag.arm_index(&assigned.arm).is_some()
+        });
+        if holds {
+            Precedence::Entered
+        } else {
+            Precedence::Offline
+        }
     }
 
     /// Counts a conversion for every flag whose goal event is `event` and which the

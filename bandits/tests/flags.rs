@@ -282,6 +282,7 @@ fn every_problem_is_reported_at_once() {
         target_path: Some(String::new()),
         goal_event: Some("Sign Up".into()),
         exclude_signed_in: true,
+        client_side: true,
         targeting: bandits::engine::targeting::Targeting {
             percent: Some(101.0),
             ..Default::default()

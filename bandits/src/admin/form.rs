@@ -59,6 +59,7 @@ pub(super) struct FlagForm {
     #[field(default = String::new())]
     pub(super) winner: String,
     pub(super) exclude_signed_in: bool,
+    pub(super) client_side: bool,
     #[field(default = String::new())]
     pub(super) everyone: String,
     #[field(default = String::new())]
@@ -113,6 +114,7 @@ impl FlagForm {
             min_views: definition.min_views.to_string(),
             winner: definition.winner.clone().unwrap_or_default(),
             exclude_signed_in: definition.exclude_signed_in,
+            client_side: definition.client_side,
             ..<FlagForm as Default>::default()
         };
         match &definition.policy {
@@ -322,6 +324,7 @@ impl FlagForm {
         }
         body.insert("winner_rule".into(), Value::Object(rule));
         body.insert("exclude_signed_in".into(), json!(self.exclude_signed_in));
+        body.insert("client_side".into(), json!(self.client_side));
 
         let mut targeting = match body.remove("targeting") {
             Some(Value::Object(map)) => map,

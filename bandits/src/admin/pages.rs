@@ -448,6 +448,9 @@ impl Page<'_> {
                     (text_field("Shown on (source path)", "source_path", &form.source_path, "/", exact("source_path")))
                     (text_field("Goal page (target path)", "target_path", &form.target_path, "/contact/", exact("target_path")))
                     (text_field("Goal event (fired from code)", "goal_event", &form.goal_event, "signup", exact("goal_event")))
+                    div.checks {
+                        label { input type="checkbox" name="client_side" value="true" checked[form.client_side]; " readable in the browser (flags.json, flags.js, OpenFeature)" }
+                    }
                 }
                 fieldset {
                     legend { "Policy" }

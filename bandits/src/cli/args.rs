@@ -115,6 +115,9 @@ pub(crate) struct Create {
     /// Free text for the team.
     #[arg(long)]
     pub note: Option<String>,
+    /// Whether the browser may read the flag (flags.json, flags.js, OpenFeature) [default: off].
+    #[arg(long, value_enum)]
+    pub client_side: Option<Switch>,
     #[command(flatten)]
     pub targeting: Targeting,
 }
@@ -123,13 +126,16 @@ pub(crate) struct Create {
 #[derive(Debug, Args)]
 #[command(group(
     clap::ArgGroup::new("change")
-        .args(["everyone", "percent", "testing"])
+        .args(["everyone", "percent", "testing", "client_side"])
         .required(true)
         .multiple(true)
 ))]
 pub(crate) struct Set {
     /// The flag's name.
     pub name: String,
+    /// Whether the browser may read the flag (flags.json, flags.js, OpenFeature).
+    #[arg(long, value_enum)]
+    pub client_side: Option<Switch>,
     #[command(flatten)]
     pub targeting: Targeting,
 }

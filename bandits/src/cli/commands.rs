@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::args::{Create, Set};
+use super::args::{Create, Set, Switch};
 use super::console::Console;
 use super::definition::{create_body, set_targeting};
 use super::failure::Failure;
@@ -90,6 +90,9 @@ pub(crate) async fn set(
     set_targeting(&mut targeting, &set.targeting).map_err(|error| vec![error])?;
     if let Some(body) = body.as_object_mut() {
         body.insert("targeting".into(), Value::Object(targeting));
+        if let Some(client_side) = set.client_side {
+            body.insert("client_side".into(), Value::Bool(client_side == Switch::On));
+        }
     }
     let flag = parse_flag(body, Some(&set.name))?;
     if flag.definition() == before.flag.definition() {

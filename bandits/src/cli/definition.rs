@@ -59,6 +59,9 @@ pub(crate) fn create_body(create: &Create) -> Result<Value, Vec<FieldError>> {
         });
         read("min_views", views.map(Value::from));
     }
+    if let Some(client_side) = create.client_side {
+        body.insert("client_side".into(), json!(client_side == Switch::On));
+    }
     let mut targeting = Map::new();
     if let Err(error) = set_targeting(&mut targeting, &create.targeting) {
         errors.push(error);

@@ -165,8 +165,13 @@ pub(crate) fn flag_text(stored: &StoredFlag) -> String {
 pub(crate) fn summary(flag: &Flag) -> String {
     let targeting = flag.targeting();
     let arms: Vec<&str> = flag.arms().iter().map(|arm| arm.name.as_str()).collect();
+    let browser = if flag.client_side() {
+        ", client side"
+    } else {
+        ""
+    };
     format!(
-        "arms {}, {}, everyone {}, percent {}, testing {}",
+        "arms {}, {}, everyone {}, percent {}, testing {}{browser}",
         arms.join(","),
         flag.policy().label(),
         everyone(targeting),

@@ -110,6 +110,10 @@ pub struct FlagDefinition {
     /// counted. Takes effect where the site says who is signed in (the fairing's
     /// `signed_in` hook); without the hook every visitor counts.
     pub exclude_signed_in: bool,
+    /// The browser may read the flag: `GET /bandits/flags.json`, `flags.js` and
+    /// OpenFeature's remote evaluation list it with the visitor's arm and payload. Off by
+    /// default, so internal experiments and their payloads stay on the server.
+    pub client_side: bool,
     /// Who enters the experiment: waffle's everyone, percent, users, groups, languages,
     /// rollout and testing mode. The default lets every visitor in.
     pub targeting: Targeting,
@@ -130,6 +134,7 @@ impl Default for FlagDefinition {
             target_path: None,
             goal_event: None,
             exclude_signed_in: false,
+            client_side: false,
             targeting: Targeting::default(),
         }
     }
@@ -341,7 +346,7 @@ fn check_length(text: &str, min: usize, max: usize) -> Result<(), Rule> {
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<(), Rule> {
+pub(crate) fn check_name(name: &str) -> Result<(), Rule> {
     check_length(name, 1, MAX_NAME_LEN)?;
     match name
         .chars()
@@ -470,6 +475,11 @@ impl Flag {
     /// Whether signed-in visitors are left out of the experiment.
     pub fn exclude_signed_in(&self) -> bool {
         self.definition.exclude_signed_in
+    }
+
+    /// Whether the browser may read the flag ([`FlagDefinition::client_side`]).
+    pub fn client_side(&self) -> bool {
+        self.definition.client_side
     }
 
     /// The index of the locked winner, if one is locked.

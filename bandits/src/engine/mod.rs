@@ -39,6 +39,7 @@ pub mod visitor;
 mod winner;
 
 pub use decision::EventKind;
+pub(crate) use flag::check_name;
 pub use flag::{
     Arm, FieldError, Flag, FlagDefinition, InvalidFlag, MAX_ARMS, MAX_NAME_LEN, MAX_NOTE_LEN,
     MAX_PATH_LEN,

@@ -257,6 +257,34 @@ async fn every_command(url: &str) {
     assert_eq!(after.flag.targeting().everyone, None);
     assert_eq!(after.flag.targeting().percent, Some(25.0));
     assert!(after.flag.targeting().testing);
+    assert!(
+        !after.flag.client_side(),
+        "flags stay on the server by default"
+    );
+    let browser = bandits(
+        url,
+        &["flags", "set", "headline-flag", "--client-side", "on"],
+    )
+    .ok();
+    assert!(browser.stdout.contains("client side"), "{}", browser.stdout);
+    let after = store.flag("headline-flag").await.expect("the flag");
+    assert!(after.flag.client_side());
+    assert_eq!(
+        after.flag.targeting().percent,
+        Some(25.0),
+        "the rest is kept"
+    );
+    bandits(
+        url,
+        &["flags", "set", "headline-flag", "--client-side", "off"],
+    )
+    .ok();
+    assert!(!store
+        .flag("headline-flag")
+        .await
+        .expect("the flag")
+        .flag
+        .client_side());
     assert_eq!(after.flag.note(), "Shorter headline");
     assert_eq!(after.totals[1], ArmTotals::new(40, 7));
     bandits(
