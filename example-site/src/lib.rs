@@ -1,4 +1,4 @@
-//! The example site: a small Rocket application running three experiments, one for each
+//! The example site: a small Rocket application running four experiments, one for each
 //! way a site shows a variant.
 //!
 //! - `headline-flag` (the seed's demo): `/` shows one of two headlines through django-
@@ -7,6 +7,9 @@
 //!   and the goal is the event `signup`, fired from code when the form on `/signup` is sent.
 //! - `checkout-flow`: `/checkout` is split into two handlers with `#[flag_variant]`; the
 //!   goal is the event `purchase`.
+//! - `pricing-layout`: `/pricing` is rendered in the browser from `/bandits/flags.js`
+//!   (the flag is `client_side`); its "Buy" button fires the goal event `buy` with
+//!   `bandits.convert("buy")`.
 //!
 //! - a referral partner, `Example partner` ([`partner`]): a visitor who arrives through
 //!   its link (`/?affiliate_id=<uid>`, the uid in the startup log and on
@@ -15,7 +18,7 @@
 //!   handler); the partner's callback goes to a receiver the site serves itself under the
 //!   excluded path `/partner-receiver`, whose page shows the callbacks received.
 //!
-//! At first start the site creates the three flags, the partner and its subscription in
+//! At first start the site creates the four flags, the partner and its subscription in
 //! its database (a later start finds them and creates nothing twice), an SQLite file
 //! `bandits.sqlite` in the working directory, so `cargo run -p example-site` shows working
 //! experiments at once. In debug builds, when no `bandits.admin_token` is configured, the
@@ -79,6 +82,27 @@ pub fn checkout_flag() -> Flag {
     .expect("the built-in flag definition is valid")
 }
 
+/// The price table's layout, read in the browser: `/pricing` renders itself from
+/// `/bandits/flags.js`, and its "Buy" button fires the goal event `buy` with
+/// `bandits.convert("buy")`. Each arm's payload says how many columns and which plan to
+/// highlight.
+pub fn pricing_flag() -> Flag {
+    let layout = |columns: u8, highlight: &str| rocket::serde::json::json!({ "columns": columns, "highlight": highlight });
+    FlagDefinition {
+        note: "Which price table sells more? Rendered in the browser from flags.js.".into(),
+        client_side: true,
+        arms: vec![
+            Arm::new("table").with_payload(layout(3, "pro")),
+            Arm::new("cards").with_payload(layout(1, "team")),
+        ],
+        source_path: Some("/pricing".into()),
+        goal_event: Some("buy".into()),
+        ..FlagDefinition::new("pricing-layout").with_policy(Policy::thompson())
+    }
+    .validate()
+    .expect("the built-in flag definition is valid")
+}
+
 /// How the site is put together. The default is the site as shipped; the benchmark
 /// (`scripts/bench.sh`) varies it through two environment variables read by
 /// [`Setup::from_env`]:
@@ -86,12 +110,12 @@ pub fn checkout_flag() -> Flag {
 /// | variable | values | default |
 /// |---|---|---|
 /// | `EXAMPLE_SITE_BANDITS` | `on`, or `off` for the site without the plugin (every flag reads inactive) | `on` |
-/// | `EXAMPLE_SITE_FLAGS` | a number N: `headline-flag` on `/` and N - 1 more flags on other pages, instead of the three experiments | the three experiments |
+/// | `EXAMPLE_SITE_FLAGS` | a number N: `headline-flag` on `/` and N - 1 more flags on other pages, instead of the four experiments | the four experiments |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
     /// Whether the `Bandits` fairing is attached.
     pub attached: bool,
-    /// `Some(n)`: `headline-flag` and n - 1 generated flags instead of the three experiments.
+    /// `Some(n)`: `headline-flag` and n - 1 generated flags instead of the four experiments.
     pub flags: Option<usize>,
 }
 
@@ -141,7 +165,12 @@ impl Setup {
     /// The flags the site defines in code.
     pub fn flags(&self) -> Vec<Flag> {
         match self.flags {
-            None => vec![headline_flag(), signup_flag(), checkout_flag()],
+            None => vec![
+                headline_flag(),
+                signup_flag(),
+                checkout_flag(),
+                pricing_flag(),
+            ],
             Some(n) => std::iter::once(headline_flag())
                 .chain((1..n).map(filler_flag))
                 .collect(),
@@ -239,7 +268,8 @@ pub fn assemble(mut figment: Figment, setup: Setup) -> Rocket<Build> {
                 signup,
                 checkout_one_page,
                 checkout_classic,
-                purchase
+                purchase,
+                pricing
             ],
         )
 }
@@ -317,6 +347,15 @@ fn checkout_classic() -> RawHtml<String> {
 fn purchase(flags: Flags<'_>) -> RawHtml<String> {
     flags.convert("purchase");
     page("Thank you", "<p>Your order is on its way.</p>")
+}
+
+/// The price table, rendered in the browser: the page is the same for every visitor, and
+/// its script reads the layout from `window.bandits`, which `/bandits/flags.js` defines;
+/// `?page=/pricing` counts the visit there, for a page whose HTML a cache or a CDN might
+/// serve.
+#[get("/pricing")]
+fn pricing() -> RawHtml<&'static str> {
+    RawHtml(include_str!("pricing.html"))
 }
 
 #[cfg(test)]
