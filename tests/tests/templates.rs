@@ -29,6 +29,13 @@ fn template_first() -> FlagTemplate {
     FlagTemplate::render("page", context! { guard: "-" })
 }
 
+/// The visitor's browser-readable flags, inline: `{{ bandits_script() }}`.
+#[get("/script")]
+fn script(flags: Flags<'_>) -> FlagTemplate {
+    let _ = flags.variant("tpl");
+    FlagTemplate::render("script", context! {})
+}
+
 /// The set-up forgotten: a plain Template.
 #[get("/plain")]
 fn plain() -> Template {
@@ -110,6 +117,7 @@ fn flags() -> Vec<Flag> {
                 Arm::new("off").with_payload(json!({ "label": "<b>Plain</b>" })),
                 Arm::new("on").with_payload(json!({ "label": "Bold" })),
             ],
+            client_side: true,
             ..FlagDefinition::new("tpl").with_policy(Policy::even_split(2))
         }),
         valid(
@@ -155,6 +163,7 @@ async fn start(url: &str) -> Client {
             routes![
                 guard_then_template,
                 template_first,
+                script,
                 plain,
                 all,
                 checkout_one_page,
@@ -381,4 +390,39 @@ async fn each_split_handler_serves_only_its_arm_and_the_split_follows_the_policy
 fn misuse_is_a_compile_error_at_the_offending_token() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
+}
+
+#[tokio::test]
+async fn a_page_carries_its_browser_flags_inline_and_escaped() {
+    each_database(|_store, url| async move {
+        let client = start(&url).await;
+        let mut visitor = Visitor::browser();
+        let page = visitor.get(&client, "/script").await;
+        assert_eq!(page.status, Status::Ok);
+        let arm = held(&mut visitor, &client, "tpl").await.expect("an arm");
+        let body = page.body.trim();
+        assert!(
+            body.starts_with("<script>") && body.ends_with("</script>"),
+            "{body}"
+        );
+        assert_eq!(
+            body.matches("</script>").count(),
+            1,
+            "nothing ends it early"
+        );
+        assert!(body.contains("window.bandits"));
+        assert!(
+            body.contains(&format!("\"variant\":\"{arm}\"")),
+            "the arm the guard gave: {body}"
+        );
+        if arm == "off" {
+            assert!(body.contains("\\u003cb\\u003ePlain"), "{body}");
+        }
+        assert!(
+            !body.contains("secret"),
+            "flags not opted in stay on the server"
+        );
+        client.terminate().await;
+    })
+    .await;
 }
