@@ -739,6 +739,7 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
                 ("weights", "1, 1, 2"),
                 ("rollout_start", "2026-12-01T00:00"),
                 ("rollout_end", "2026-12-08T00:00"),
+                ("client_side", "true"),
             ]),
         )
         .await;
@@ -746,6 +747,21 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
         drop(saved);
         let edited = store.flag("headline-flag").await.expect("kept");
         assert_eq!(edited.flag.note(), "Edited");
+        assert!(
+            edited.flag.client_side(),
+            "readable in the browser, as ticked"
+        );
+        let page = client
+            .get(format!("{ADMIN}/flags/headline-flag/edit"))
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert!(
+            page.contains(r#"name="client_side" value="true" checked"#),
+            "{page}"
+        );
         assert_eq!(edited.flag.arms().len(), 3);
         let rollout = edited.flag.targeting().rollout.expect("a rollout");
         assert_eq!(rollout.end - rollout.start, 7 * 24 * 3_600_000);

@@ -7,7 +7,7 @@
 use bandits::engine::{Arm, FlagDefinition, Policy};
 use bandits::store::Store;
 use bandits::{Bandits, Flags};
-use bandits_integration_tests::browser::{totals, Visitor, BROWSER, COOKIE, SECRET_KEY};
+use bandits_integration_tests::browser::{totals, Visitor, BROWSER, COOKIE, SECRET_KEY, TOKEN};
 use bandits_integration_tests::each_database;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::Client;
@@ -27,6 +27,7 @@ async fn start(url: &str) -> Client {
         .merge(("databases.bandits.url", url))
         // Long enough that only the shutdown flush writes: counts are exact.
         .merge(("bandits.flush_interval_ms", 60_000))
+        .merge(("bandits.admin_token", TOKEN))
         .merge(("secret_key", SECRET_KEY))
         .merge(("log_level", "off"));
     let rocket = rocket::custom(figment)
@@ -397,6 +398,48 @@ async fn browser_answers_are_the_visitors_own() {
                 );
             }
         }
+        client.terminate().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_api_opts_a_flag_in_and_out_of_the_browser() {
+    each_database(|_store, url| async move {
+        let client = start(&url).await;
+        let api = |method: rocket::http::Method, path: &str, body: &str| {
+            client
+                .req(method, path.to_string())
+                .header(ContentType::JSON)
+                .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+                .body(body)
+        };
+        let created = api(
+            rocket::http::Method::Post,
+            "/bandits/api/flags",
+            r#"{"name": "banner", "client_side": true}"#,
+        )
+        .dispatch()
+        .await;
+        assert_eq!(created.status(), Status::Created);
+        drop(created);
+        let mut visitor = Visitor::browser();
+        let listed = json_of(&visitor.get(&client, "/bandits/flags.json").await.body);
+        assert!(listed["flags"].get("banner").is_some(), "{listed}");
+        let replaced = api(
+            rocket::http::Method::Put,
+            "/bandits/api/flags/banner",
+            r#"{"name": "banner"}"#,
+        )
+        .dispatch()
+        .await;
+        assert_eq!(replaced.status(), Status::Ok);
+        drop(replaced);
+        let listed = json_of(&visitor.get(&client, "/bandits/flags.json").await.body);
+        assert!(
+            listed["flags"].get("banner").is_none(),
+            "off by default: {listed}"
+        );
         client.terminate().await;
     })
     .await;
