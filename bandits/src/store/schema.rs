@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 19] = [
+const OBJECTS: [&str; 20] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -40,6 +40,7 @@ const OBJECTS: [&str; 19] = [
     "bandits_subscriptions",
     "bandits_referrals",
     "bandits_completions",
+    "bandits_trigger_switches",
 ];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
@@ -218,6 +219,17 @@ fn statements(backend: Backend) -> Vec<String> {
             event_id TEXT NOT NULL,
             completed_at BIGINT NOT NULL,
             PRIMARY KEY (visitor, trigger_name)
+        )"
+        .to_string(),
+        // Admins' switches of triggers declared in the configuration: a row wins over the
+        // configuration's `enabled`; no row, the configuration decides. Read into memory
+        // with the partners (each change raises the configuration version). `enabled` is 0
+        // or 1 on both databases. Added without raising the schema version: older builds
+        // never read it.
+        "CREATE TABLE IF NOT EXISTS bandits_trigger_switches (
+            name TEXT PRIMARY KEY,
+            enabled BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
         )"
         .to_string(),
     ]
