@@ -101,7 +101,8 @@ impl FlagsHandle {
         .unwrap_or(false)
     }
 
-    /// Fires trigger `name` (declared in `bandits.triggers` and enabled) for the visitor
+    /// Fires trigger `name` (declared in `bandits.triggers` and enabled, by an admin's
+    /// switch or else by the configuration) for the visitor
     /// whose id is `visitor_id` ([`Flags::visitor_id`](crate::Flags::visitor_id)), from
     /// code outside a request: a payment confirmed by a webhook, say. Resolved at the next
     /// flush against the visitor's stored referral, as a trigger fired in a request is
@@ -116,10 +117,11 @@ impl FlagsHandle {
     /// ```
     pub fn fire(&self, visitor_id: &str, name: &str) -> bool {
         let config = &self.runtime.config;
+        let live = self.runtime.tracker.live();
         let enabled = config
             .triggers()
             .get(name)
-            .is_some_and(|trigger| trigger.enabled());
+            .is_some_and(|trigger| live.trigger_enabled(trigger));
         if !enabled || !crate::engine::visitor::VisitorState::is_id(visitor_id) {
             return false;
         }
