@@ -1,6 +1,6 @@
-//! The API's referral partners: partners with their counts, subscriptions, the delivery
-//! log of their callbacks with "retry now", and the configured triggers. A change is seen
-//! at once on this instance and by the others at their next flush.
+//! The API's referral partners: partners with their counts, subscriptions, and the
+//! delivery log of their callbacks with "retry now" (triggers have a file of their own).
+//! A change is seen at once on this instance and by the others at their next flush.
 
 use std::collections::BTreeMap;
 
@@ -37,8 +37,7 @@ pub(crate) fn routes() -> Vec<Route> {
         subscribe,
         update_subscription,
         unsubscribe,
-        retry,
-        triggers
+        retry
     ]
 }
 
@@ -349,8 +348,9 @@ async fn remove(_admin: Admin, db: &BanditsDatabase, uid: &str) -> Result<NotDel
     })
 }
 
-/// The triggers the configuration declares, for the routes that check a subscription's.
-struct Declared(Triggers);
+/// The triggers the configuration declares, for the routes that check a subscription's
+/// and those of the triggers themselves.
+pub(super) struct Declared(pub(super) Triggers);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Declared {
@@ -483,47 +483,4 @@ async fn retry(
         .map_err(store_failure)?
         .ok_or_else(missing)?;
     to_json(&DeliveryAnswer::from(&after))
-}
-
-/// What fires a trigger from requests; code fires any enabled trigger by name.
-#[derive(Serialize)]
-struct FiredBy<'a> {
-    method: Option<&'a str>,
-    path: &'a str,
-    status: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct TriggerAnswer<'a> {
-    name: &'a str,
-    enabled: bool,
-    /// `None`: only code fires it.
-    requests: Option<FiredBy<'a>>,
-}
-
-#[derive(Serialize)]
-struct TriggerList<'a> {
-    triggers: Vec<TriggerAnswer<'a>>,
-}
-
-#[get("/triggers")]
-fn triggers(_admin: Admin, declared: Declared) -> Result<Json<Value>, Failure> {
-    let answer = TriggerList {
-        triggers: declared
-            .0
-            .iter()
-            .map(|trigger| TriggerAnswer {
-                name: trigger.name(),
-                enabled: trigger.enabled(),
-                requests: trigger
-                    .fired_by_request()
-                    .map(|(method, path, status)| FiredBy {
-                        method,
-                        path,
-                        status: status.names(),
-                    }),
-            })
-            .collect(),
-    };
-    to_json(&answer)
 }
