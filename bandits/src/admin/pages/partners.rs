@@ -88,7 +88,7 @@ impl Page<'_> {
                             }
                         }
                     }
-                    p.muted { (partners.len()) " partners" }
+                    p.muted { (partners.len()) @if partners.len() == 1 { " partner" } @else { " partners" } }
                 }
             },
         )
