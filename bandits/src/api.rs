@@ -58,6 +58,7 @@ pub fn catchers() -> Vec<Catcher> {
 pub use crate::auth::{Admin, AdminCheck};
 
 mod answer;
+mod declared;
 mod partners;
 mod triggers;
 

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 
 use rocket::http::{Header, Status};
-use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{Json, Value};
 use rocket::{delete, get, patch, post, put, routes, Responder, Route};
 use serde::Serialize;
 
-use crate::api::answer::{failure, invalid, Failure, JsonBody};
+use crate::api::answer::{failure, invalid, to_json, Failure, JsonBody};
+use crate::api::declared::Declared;
 use crate::auth::Admin;
-use crate::config::{Config, Triggers};
 use crate::database::BanditsDatabase;
 use crate::input::{parse_partner, parse_subscription, store_status};
 use crate::runtime::{reload, Reloader};
@@ -43,13 +42,6 @@ pub(crate) fn routes() -> Vec<Route> {
 
 fn store_failure(error: StoreError) -> Failure {
     failure(store_status(&error), error.to_string())
-}
-
-/// An answer's typed struct as JSON.
-fn to_json<T: Serialize>(answer: &T) -> Result<Json<Value>, Failure> {
-    serde_json::to_value(answer)
-        .map(Json)
-        .map_err(|error| failure(Status::InternalServerError, error.to_string()))
 }
 
 fn now() -> i64 {
@@ -346,26 +338,6 @@ async fn remove(_admin: Admin, db: &BanditsDatabase, uid: &str) -> Result<NotDel
         body,
         allow: Header::new("Allow", "GET, PUT, PATCH"),
     })
-}
-
-/// The triggers the configuration declares, for the routes that check a subscription's
-/// and those of the triggers themselves.
-pub(super) struct Declared(pub(super) Triggers);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Declared {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        // The fairing manages the configuration; an API mounted without it reads its own.
-        let triggers = match request.rocket().state::<Config>() {
-            Some(config) => config.triggers().clone(),
-            None => Config::from_figment(request.rocket().figment())
-                .map(|config| config.triggers().clone())
-                .unwrap_or_default(),
-        };
-        Outcome::Success(Declared(triggers))
-    }
 }
 
 /// Subscription `id` of partner `uid`, or 404 when the partner has no such subscription.

@@ -12,8 +12,8 @@ use rocket::serde::json::{Json, Value};
 use rocket::{get, patch, routes, Route};
 use serde::Serialize;
 
-use crate::api::answer::{failure, invalid, Failure, JsonBody};
-use crate::api::partners::Declared;
+use crate::api::answer::{failure, invalid, to_json, Failure, JsonBody};
+use crate::api::declared::Declared;
 use crate::auth::Admin;
 use crate::database::BanditsDatabase;
 use crate::engine::partners::Trigger;
@@ -70,12 +70,6 @@ impl<'a> TriggerAnswer<'a> {
 #[derive(Serialize)]
 struct TriggerList<'a> {
     triggers: Vec<TriggerAnswer<'a>>,
-}
-
-fn to_json<T: Serialize>(answer: &T) -> Result<Json<Value>, Failure> {
-    serde_json::to_value(answer)
-        .map(Json)
-        .map_err(|error| failure(Status::InternalServerError, error.to_string()))
 }
 
 async fn switches(db: &BanditsDatabase) -> Result<Vec<TriggerSwitch>, Failure> {
