@@ -1,8 +1,7 @@
-//! The forms of referral partners, their subscriptions and the triggers' switches: each
-//! read into the JSON body the API takes, and validated by the same code
+//! The forms of referral partners and their subscriptions: each read into the JSON body
+//! the API takes, and validated by the same code
 //! ([`parse_partner`](crate::input::parse_partner),
-//! [`parse_subscription`](crate::input::parse_subscription),
-//! [`parse_trigger_switch`](crate::input::parse_trigger_switch)).
+//! [`parse_subscription`](crate::input::parse_subscription)).
 
 use rocket::form::FromForm;
 use rocket::serde::json::{json, Value};
@@ -81,37 +80,6 @@ impl SubscriptionForm {
 }
 
 impl WithCsrf for SubscriptionForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-/// One of the triggers page's buttons: switch trigger `name` on (`enabled=true`), off
-/// (`false`), or back to the configuration (empty).
-#[derive(Debug, Clone, Default, FromForm)]
-pub(super) struct SwitchForm {
-    pub(super) csrf: Option<String>,
-    #[field(default = String::new())]
-    pub(super) name: String,
-    #[field(default = String::new())]
-    pub(super) enabled: String,
-}
-
-impl SwitchForm {
-    /// The body the API would take: `true` and `false` as booleans, empty as `null`,
-    /// anything else as the text sent (which the API's reader refuses, naming the field).
-    pub(super) fn to_json(&self) -> Value {
-        let enabled = match self.enabled.as_str() {
-            "true" => json!(true),
-            "false" => json!(false),
-            "" => Value::Null,
-            other => json!(other),
-        };
-        json!({ "enabled": enabled })
-    }
-}
-
-impl WithCsrf for SwitchForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
     }

@@ -2,12 +2,13 @@
 //! switch that turns one off (or on) without a release. A switch, when set, wins over the
 //! configuration both ways; "use configuration" clears it.
 
+use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
+use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, Route};
 
-use super::partner_form::SwitchForm;
-use super::session::Checked;
+use super::session::{Checked, WithCsrf};
 use super::AdminPage;
 use crate::clock::now_ms;
 use crate::input::{parse_trigger_switch, store_status};
@@ -15,6 +16,37 @@ use crate::runtime::Reloader;
 
 pub(super) fn routes() -> Vec<Route> {
     routes![list, switch]
+}
+
+/// One of the triggers page's buttons: switch trigger `name` on (`enabled=true`), off
+/// (`false`), or back to the configuration (empty).
+#[derive(Debug, Clone, Default, FromForm)]
+struct SwitchForm {
+    csrf: Option<String>,
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = String::new())]
+    enabled: String,
+}
+
+impl SwitchForm {
+    /// The body the API would take: `true` and `false` as booleans, empty as `null`,
+    /// anything else as the text sent (which the API's reader refuses, naming the field).
+    fn to_json(&self) -> Value {
+        let enabled = match self.enabled.as_str() {
+            "true" => json!(true),
+            "false" => json!(false),
+            "" => Value::Null,
+            other => json!(other),
+        };
+        json!({ "enabled": enabled })
+    }
+}
+
+impl WithCsrf for SwitchForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 #[get("/triggers")]
