@@ -102,13 +102,13 @@ impl FlagsHandle {
     }
 
     /// Fires trigger `name` (declared in `bandits.triggers` and enabled, by an admin's
-    /// switch or else by the configuration) for the visitor
-    /// whose id is `visitor_id` ([`Flags::visitor_id`](crate::Flags::visitor_id)), from
-    /// code outside a request: a payment confirmed by a webhook, say. Resolved at the next
-    /// flush against the visitor's stored referral, as a trigger fired in a request is
-    /// against their cookie: it completes once per visitor and trigger, if the referral is
-    /// within the window when fired and its partner is active and subscribed. Returns
-    /// whether it was taken (false for an unknown or disabled trigger or a malformed id).
+    /// switch or else by the configuration) for the visitor whose id is `visitor_id`
+    /// ([`Flags::visitor_id`](crate::Flags::visitor_id)), from code outside a request: a
+    /// payment confirmed by a webhook, say. Resolved at the next flush against the
+    /// visitor's stored referral, as a trigger fired in a request is against their cookie:
+    /// it completes once per visitor and trigger, if the referral is within the window
+    /// when fired and its partner is active and subscribed. Returns whether it was taken
+    /// (false for an unknown or disabled trigger or a malformed id).
     ///
     /// ```no_run
     /// # fn example(flags: bandits::FlagsHandle, visitor_id: &str) {

@@ -63,8 +63,7 @@ impl Visit {
     /// Fires trigger `name` from code for this visitor; recorded when the response
     /// leaves, unless it is an error. Returns whether it may complete: the trigger is
     /// declared and enabled (by the admin's switch, or else the configuration), and the
-    /// visitor holds a current referral of an active
-    /// partner subscribed to it.
+    /// visitor holds a current referral of an active partner subscribed to it.
     pub(crate) fn fire(&self, live: &Live, name: &str) -> bool {
         let Some(trigger) = self.runtime.config.triggers().get(name) else {
             if !WARNED_UNKNOWN_TRIGGER.swap(true, Ordering::Relaxed) {
