@@ -54,6 +54,7 @@ fn event(kind: EventKind, flag: &str, visitor: String, arm: &str, at: i64) -> Ev
         epoch: 0,
         arm: arm.to_string(),
         path: "/".to_string(),
+        partner: None,
     }
 }
 
@@ -77,6 +78,7 @@ fn batch(form: Form, events: Vec<Event>) -> Batch {
                             arm: event.arm.clone(),
                             views: 0,
                             conversions: 0,
+                            partner: None,
                         });
                         increments.last_mut().expect("just pushed")
                     }

@@ -78,6 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 epoch: stored.epoch,
                 arm: arm_name.clone(),
                 path: path.to_string(),
+                partner: None,
             };
             batch.events.push(event(
                 EventKind::Exposure,

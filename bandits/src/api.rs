@@ -18,8 +18,8 @@
 //! | `PUT /bandits/api/flags/<name>` | replaces its definition |
 //! | `DELETE /bandits/api/flags/<name>` | deletes it with its counters and log (204) |
 //! | `POST /bandits/api/flags/<name>/reset` | starts its experiment afresh |
-//! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner |
-//! | `GET /bandits/api/status` | this instance: database reachable, counts waiting, writes so far |
+//! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner; with `?by=partner`, also per arm per referral partner (and no partner) |
+//! | `GET /bandits/api/status` | this instance: database reachable, counts, referrals and firings waiting, writes so far |
 //! | `GET`, `POST /bandits/api/partners` | referral partners with their counts; creates one (201) |
 //! | `GET`, `PUT`, `PATCH /bandits/api/partners/<uid>` | one partner with its subscriptions, referred visitors and callbacks; edits it (`DELETE` is refused with 405: deactivate instead) |
 //! | `POST /bandits/api/partners/<uid>/subscriptions`, `PUT`, `DELETE .../<id>` | its subscriptions |
@@ -129,6 +129,7 @@ fn status(_admin: Admin, live: Reloader) -> Json<Value> {
     };
     let tracker = &runtime.tracker;
     let (counters, events) = tracker.pending();
+    let (referrals, firings) = tracker.pending_partner_rows();
     Json(json!({
         "attached": true,
         "online": tracker.is_online(),
@@ -139,8 +140,11 @@ fn status(_admin: Admin, live: Reloader) -> Json<Value> {
             "counters": counters,
             "events": events,
             "event_bytes": tracker.pending_event_bytes(),
+            "referrals": referrals,
+            "firings": firings,
         },
         "dropped_events": tracker.dropped_events(),
+        "dropped_partner_rows": tracker.dropped_partner_rows(),
         "write_transactions": tracker.write_transactions(),
         "failed_rounds": tracker.failed_rounds(),
     }))
@@ -222,10 +226,36 @@ async fn reset(
     Ok(Json(flag_json(&stored)))
 }
 
-#[get("/flags/<name>/stats")]
-async fn stats(_admin: Admin, db: &BanditsDatabase, name: &str) -> Result<Json<Value>, Failure> {
-    let stored = db.store().flag(name).await.map_err(store_failure)?;
-    Ok(Json(json!(stored.statistics())))
+/// A flag's statistics; with `?by=partner`, also split by the partner who referred its
+/// visitors (`by_partner`: one segment per partner, with its name, then `"partner":
+/// null` for visitors of no partner).
+#[get("/flags/<name>/stats?<by>")]
+async fn stats(
+    _admin: Admin,
+    db: &BanditsDatabase,
+    name: &str,
+    by: Option<&str>,
+) -> Result<Json<Value>, Failure> {
+    let by_partner = match by {
+        None => false,
+        Some("partner") => true,
+        Some(other) => {
+            return Err(invalid(vec![FieldError::new(
+                "by",
+                Rule::Unreadable {
+                    message: format!("must be \"partner\", got {other:?}"),
+                },
+            )]))
+        }
+    };
+    let store = db.store();
+    let stored = store.flag(name).await.map_err(store_failure)?;
+    let mut answer = json!(stored.statistics());
+    if by_partner {
+        let segments = store.partner_split(&stored).await.map_err(store_failure)?;
+        answer["by_partner"] = json!(segments);
+    }
+    Ok(Json(answer))
 }
 
 pub use crate::engine::report::{ArmStatistics, Statistics, Winner};

@@ -85,7 +85,7 @@ use crate::database::LAZY_KEY;
 use crate::engine::targeting::User;
 use crate::engine::Flag;
 use crate::runtime::{first_load, PrivilegeHook, Runtime, Shared, UserHook};
-use crate::store::StoreError;
+use crate::store::{Event, StoreError};
 use crate::track::Tracker;
 use crate::visit::{Visit, VisitSlot};
 
@@ -401,16 +401,18 @@ impl Fairing for Bandits {
         }
         let at = now_ms();
         let visitor = visit.visitor_id();
+        let path = request.uri().path();
         for event in pending {
-            runtime.tracker.record(
-                event.kind,
-                &event.flag,
-                event.epoch,
-                &event.arm,
-                &visitor,
-                request.uri().path().as_str(),
+            runtime.tracker.count(Event {
                 at,
-            );
+                kind: event.kind,
+                visitor: visitor.clone(),
+                flag: event.flag,
+                epoch: event.epoch,
+                arm: event.arm,
+                path: path.to_string(),
+                partner: event.partner,
+            });
         }
     }
 

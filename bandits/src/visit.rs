@@ -41,6 +41,8 @@ pub(crate) struct PendingEvent {
     pub(crate) flag: String,
     pub(crate) epoch: i64,
     pub(crate) arm: String,
+    /// The partner the visitor counts for in the flag ([`Assigned::partner`]).
+    pub(crate) partner: Option<String>,
 }
 
 /// The request's visit, created the first time the fairing, the guard or a template
@@ -158,6 +160,7 @@ impl Visit {
                 counts_here,
                 online: runtime.tracker.is_online(),
                 pinned: pinned::pinned_for(request, runtime),
+                referrals: config.partners().rules(),
             },
             inner: Mutex::new(VisitInner {
                 visitor,
@@ -362,10 +365,11 @@ impl VisitInner {
         }
     }
 
-    /// The request's time for `flag`'s targeting: read once, and only for flags whose
-    /// rules may need it.
+    /// The request's time for `flag`'s decision: read once, and only when the flag's
+    /// targeting rules or the visitor's referral (whose window decides a view's partner)
+    /// may need it.
     fn now_for(&self, flag: &Flag) -> i64 {
-        if flag.targeting().has_rules() {
+        if flag.targeting().has_rules() || self.visitor.referral().is_some() {
             *self.now.get_or_init(now_ms)
         } else {
             0
@@ -418,10 +422,19 @@ impl VisitInner {
             return Seen { index: decided.arm };
         };
         let counted = decided.count.map(|kind| (kind, assigned.arm.clone()));
+        let mut partner = assigned.partner.clone().filter(|_| counted.is_some());
         let visitor = self.visitor_mut();
         match visitor.get_mut(flag.name()) {
             Some(slot) => *slot = assigned,
             None => visitor.insert(flag.name(), assigned),
+        }
+        if partner.is_some() && !visitor.fits() {
+            // The partner's uid takes room in the cookie; without it the view counts for
+            // no partner, which is better than not counting it.
+            if let Some(slot) = visitor.get_mut(flag.name()) {
+                slot.partner = None;
+            }
+            partner = None;
         }
         if decided.new_arm && !visitor.fits() {
             // Make room by forgetting flags that no longer exist; failing that, this
@@ -439,6 +452,7 @@ impl VisitInner {
                 flag: flag.name().to_string(),
                 epoch: stored.epoch,
                 arm,
+                partner,
             });
         }
         Seen { index: decided.arm }
@@ -454,6 +468,7 @@ impl VisitInner {
             return false;
         };
         let arm = converted.arm.clone();
+        let partner = converted.partner.clone();
         if let Some(slot) = self.visitor_mut().get_mut(flag.name()) {
             *slot = converted;
         }
@@ -463,6 +478,7 @@ impl VisitInner {
             flag: flag.name().to_string(),
             epoch: stored.epoch,
             arm,
+            partner,
         });
         true
     }

@@ -568,6 +568,7 @@ async fn a_batch_counts_each_visitor_once_and_reports_repeats() {
             epoch: 0,
             arm: "on".into(),
             path: "/".into(),
+            partner: None,
         };
         let batch = Batch {
             counted: vec![

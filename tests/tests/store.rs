@@ -28,6 +28,7 @@ fn event(kind: EventKind, visitor: &str, arm: &str, path: &str, at: i64) -> Even
         epoch: 0,
         arm: arm.to_string(),
         path: path.to_string(),
+        partner: None,
     }
 }
 

@@ -311,9 +311,14 @@ async fn flag_page(admin: AdminPage<'_>, name: &str) -> Result<maud::Markup, Sta
         .history(name, stored.epoch, CHART_BUCKETS)
         .await
         .map_err(|_| Status::ServiceUnavailable)?;
+    let by_partner = admin
+        .store()
+        .partner_split(&stored)
+        .await
+        .map_err(|_| Status::ServiceUnavailable)?;
     Ok(admin
         .page(name)
-        .flag(admin.csrf(), &stored, &statistics, &history))
+        .flag(admin.csrf(), &stored, &statistics, &history, &by_partner))
 }
 
 /// What a flag's page can do after a confirmation: `/flags/<name>/reset` and

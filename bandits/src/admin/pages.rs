@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::engine::report::Statistics;
 use crate::engine::ArmTotals;
 use crate::engine::{FieldError, Rule};
-use crate::store::{EventQuery, History, LoggedEvent, StoredFlag};
+use crate::store::{EventQuery, History, LoggedEvent, NamedSegment, StoredFlag};
 pub(super) use partners::PartnerPage;
 
 /// The admin's stylesheet, in a file of its own.
@@ -176,6 +176,7 @@ impl Page<'_> {
         stored: &StoredFlag,
         stats: &Statistics,
         history: &History,
+        by_partner: &[NamedSegment],
     ) -> Markup {
         let arm_names: Vec<String> = stats.arms.iter().map(|a| a.arm.clone()).collect();
         let flag = &stored.flag;
@@ -228,6 +229,7 @@ impl Page<'_> {
                         }
                     }
                 }
+                (self.by_partner(by_partner))
                 (charts(&arm_names, history, stats.confidence))
                 p.actions {
                     a href={ (self.prefix) "/flags/" (flag.name()) "/edit" } { "Edit" }
@@ -240,6 +242,48 @@ impl Page<'_> {
                 }
             },
         )
+    }
+
+    /// A flag's numbers split by the partner who referred its visitors, when any partner
+    /// did: a row per partner (then no partner) and arm.
+    fn by_partner(&self, segments: &[NamedSegment]) -> Markup {
+        let referred = segments.iter().any(|named| named.segment.partner.is_some());
+        html! {
+            h2 { "By referral partner" }
+            @if !referred {
+                p.muted { "No visitor referred by a partner has been counted in this flag yet." }
+            } @else {
+                table.by-partner {
+                    thead { tr {
+                        th { "Partner" } th { "Arm" } th.num { "Visitors" } th.num { "Conversions" } th.num { "Rate" }
+                    } }
+                    tbody {
+                        @for named in segments {
+                            @for (i, arm) in named.segment.arms.iter().enumerate() {
+                                tr {
+                                    td data-label="Partner" {
+                                        @if i == 0 {
+                                            @match &named.segment.partner {
+                                                Some(uid) => {
+                                                    a href={ (self.prefix) "/partners/" (uid) } {
+                                                        (named.name.as_deref().unwrap_or(uid))
+                                                    }
+                                                }
+                                                None => span.muted { "no partner" },
+                                            }
+                                        }
+                                    }
+                                    td data-label="Arm" { (arm.arm) }
+                                    td.num data-label="Visitors" { (arm.views) }
+                                    td.num data-label="Conversions" { (arm.conversions) }
+                                    td.num data-label="Rate" { @if arm.views > 0 { (format!("{:.2}%", 100.0 * arm.rate)) } @else { "—" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A confirmation step before a change that cannot be undone.
@@ -308,7 +352,7 @@ impl Page<'_> {
                     p.muted { "No activity matches." }
                 } @else {
                     table {
-                        thead { tr { th { "When" } th { "What" } th { "Visitor" } th { "Flag" } th { "Arm" } th { "Path" } } }
+                        thead { tr { th { "When" } th { "What" } th { "Visitor" } th { "Flag" } th { "Arm" } th { "Path" } th { "Partner" } } }
                         tbody {
                             @for logged in events {
                                 @let event = &logged.event;
@@ -321,6 +365,12 @@ impl Page<'_> {
                                     td data-label="Flag" { a href={ (self.prefix) "/flags/" (event.flag) } { (event.flag) } }
                                     td data-label="Arm" { (event.arm) }
                                     td data-label="Path" { code { (event.path) } }
+                                    td data-label="Partner" {
+                                        @match &event.partner {
+                                            Some(uid) => a href={ (self.prefix) "/partners/" (uid) } { code { (uid) } },
+                                            None => span.muted { "—" },
+                                        }
+                                    }
                                 }
                             }
                         }

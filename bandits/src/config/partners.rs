@@ -4,7 +4,9 @@
 use serde::Deserialize;
 
 use super::{ConfigError, QUERY_PREFIX};
-use crate::engine::partners::{Credit, ReferralRules, Trigger, TriggerDefinition};
+use crate::engine::partners::{
+    Credit, ReferralRules, Trigger, TriggerDefinition, DEFAULT_WINDOW_DAYS,
+};
 
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -19,7 +21,7 @@ impl Default for RawPartners {
         RawPartners {
             query_key: DEFAULT_PARTNER_QUERY_KEY.to_string(),
             credit: Credit::First,
-            window_days: 30,
+            window_days: DEFAULT_WINDOW_DAYS,
         }
     }
 }

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::flag::Flag;
+use super::partners::ReferralRules;
 use super::pinned::Pinned;
 use super::targeting::{Decision as Targeted, User, Visitor as TargetedVisitor};
 use super::totals::ArmTotals;
@@ -91,6 +92,9 @@ pub struct Facts {
     /// Arms the site's own tests pinned (`bandits::testing`), for this request or its
     /// whole client; `None` outside such tests.
     pub pinned: Option<Arc<Pinned>>,
+    /// How long a partner's referral lasts: a visitor counted as a view while theirs is
+    /// current counts for that partner in the flag ([`Assigned::partner`]).
+    pub referrals: ReferralRules,
 }
 
 /// The row of the precedence table that decided what the visitor sees.
@@ -205,7 +209,8 @@ pub fn kept_out(
 
 /// What `visitor` sees of `flag` (at `epoch`, with the arms' `totals`), and what changes.
 /// `expose`: this read counts the visitor as a view of the flag if they enter and were not
-/// counted yet. `now` (milliseconds since the Unix epoch) is read only by rollouts; `rng`
+/// counted yet. `now` (milliseconds since the Unix epoch) is read by rollouts and, for a
+/// view, by the referral's window (the view's partner, [`Assigned::partner`]); `rng`
 /// only by the policy, for a visitor without an arm.
 ///
 /// A visitor who enters keeps the arm they hold at the flag's epoch; once a winner is
@@ -235,6 +240,7 @@ pub fn decide<R: Rng + ?Sized>(
             let mut moved = Assigned::new(epoch, flag.arms()[winner].name.clone());
             moved.exposed = assigned.exposed;
             moved.converted = assigned.exposed;
+            moved.partner = assigned.partner.clone();
             (winner, Some(moved), false)
         }
         (Some((index, _)), _) => (index, None, false),
@@ -256,6 +262,10 @@ pub fn decide<R: Rng + ?Sized>(
         if let Some(current) = current.filter(|assigned| !assigned.exposed) {
             let mut exposed = current.clone();
             exposed.exposed = true;
+            exposed.partner = facts
+                .referrals
+                .credited(visitor.referral(), now)
+                .map(str::to_string);
             remember = Some(exposed);
             count = Some(EventKind::Exposure);
         }

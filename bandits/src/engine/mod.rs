@@ -23,6 +23,7 @@
 //! ```
 
 pub mod backoff;
+pub mod by_partner;
 pub mod decision;
 mod flag;
 pub mod partners;

@@ -52,6 +52,10 @@ pub const UID_LEN: usize = 8;
 /// A day in milliseconds.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// How many days a referral lasts unless `bandits.partners.window_days` says otherwise
+/// (django-affiliate-tracking's default too).
+pub const DEFAULT_WINDOW_DAYS: u32 = 30;
+
 /// Whether `text` is a partner uid: exactly [`UID_LEN`] ASCII letters and digits. Checked
 /// before anything a visitor sends is looked up or kept.
 pub fn is_uid(text: &str) -> bool {
@@ -271,6 +275,13 @@ pub struct ReferralRules {
     pub window_ms: i64,
 }
 
+impl Default for ReferralRules {
+    /// The first partner keeps the credit for [`DEFAULT_WINDOW_DAYS`].
+    fn default() -> Self {
+        ReferralRules::new(Credit::First, DEFAULT_WINDOW_DAYS)
+    }
+}
+
 impl ReferralRules {
     /// `credit`, with referrals lasting `window_days` days.
     pub fn new(credit: Credit, window_days: u32) -> Self {
@@ -284,6 +295,14 @@ impl ReferralRules {
     /// that instant excluded.
     pub fn is_current(&self, referral: &Referral, now: i64) -> bool {
         referral.referred_at <= now && now < referral.referred_at.saturating_add(self.window_ms)
+    }
+
+    /// The partner a visitor holding `referral` counts for in a flag they are counted as
+    /// a view of at `now`: the referral's partner while it is current, else none.
+    pub fn credited<'a>(&self, referral: Option<&'a Referral>, now: i64) -> Option<&'a str> {
+        referral
+            .filter(|referral| self.is_current(referral, now))
+            .map(|referral| referral.partner.as_str())
     }
 
     /// The referral a visitor holding `current` gets by following the link of partner
@@ -335,13 +354,6 @@ impl ReferralRules {
         subscribed: bool,
     ) -> bool {
         active && subscribed && referral.is_some_and(|referral| self.is_current(referral, now))
-    }
-}
-
-impl Default for ReferralRules {
-    /// First partner, 30 days.
-    fn default() -> Self {
-        ReferralRules::new(Credit::First, 30)
     }
 }
 

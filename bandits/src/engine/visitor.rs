@@ -52,6 +52,10 @@ pub struct Assigned {
     pub exposed: bool,
     /// The visitor has been counted as a conversion of this arm.
     pub converted: bool,
+    /// The partner (uid) whose referral was current when the visitor was counted as a
+    /// view: their view and their conversion count for that partner too. `None`: for no
+    /// partner.
+    pub partner: Option<String>,
 }
 
 impl Assigned {
@@ -62,6 +66,7 @@ impl Assigned {
             arm: arm.into(),
             exposed: false,
             converted: false,
+            partner: None,
         }
     }
 }
@@ -102,8 +107,9 @@ pub struct VisitorState {
 }
 
 /// The cookie's wire form: short keys, one array per flag (`[epoch, arm, bits]`), and the
-/// overrides (`[arm, kind]`) and the referral (`[partner, referred_at]`) only when there
-/// are some: a cookie written before referrals existed decodes as one without.
+/// overrides (`[arm, kind]`), the referral (`[partner, referred_at]`) and the partners
+/// credited per flag only when there are some: a cookie written before referrals existed
+/// decodes as one without.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
@@ -113,6 +119,8 @@ struct Wire {
     o: BTreeMap<String, (String, u8)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<(String, i64)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    p: BTreeMap<String, String>,
 }
 
 const EXPOSED: u8 = 1;
@@ -257,6 +265,11 @@ impl VisitorState {
                 .referral
                 .as_ref()
                 .map(|referral| (referral.partner.clone(), referral.referred_at)),
+            p: self
+                .assignments
+                .iter()
+                .filter_map(|(flag, a)| Some((flag.clone(), a.partner.clone()?)))
+                .collect(),
         };
         // Serializing strings, integers and a map with string keys cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -281,9 +294,14 @@ impl VisitorState {
         let valid = wire.a.iter().all(|(flag, (_, arm, bits))| {
             is_name(flag) && is_name(arm) && *bits <= EXPOSED + CONVERTED
         });
-        if !valid {
+        let credited = wire
+            .p
+            .iter()
+            .all(|(flag, partner)| wire.a.contains_key(flag) && is_uid(partner));
+        if !valid || !credited {
             return None;
         }
+        let mut partners = wire.p;
         let assignments = wire
             .a
             .into_iter()
@@ -293,6 +311,7 @@ impl VisitorState {
                     arm,
                     exposed: bits & EXPOSED != 0,
                     converted: bits & CONVERTED != 0,
+                    partner: partners.remove(&flag),
                 };
                 (flag, assigned)
             })
@@ -366,6 +385,7 @@ mod tests {
                     arm: "on".into(),
                     exposed,
                     converted,
+                    partner: converted.then(|| "Ab12Cd34".to_string()),
                 },
             );
         }
@@ -373,6 +393,28 @@ mod tests {
         assert_eq!(decoded, state);
         assert!(decoded.get("flag-2").is_some_and(|a| a.converted));
         assert!(decoded.get("flag-0").is_some_and(|a| !a.exposed));
+        assert_eq!(
+            decoded.get("flag-2").and_then(|a| a.partner.as_deref()),
+            Some("Ab12Cd34")
+        );
+        assert_eq!(
+            decoded.get("flag-1").and_then(|a| a.partner.as_deref()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_credited_partner_must_be_a_uid_of_a_flag_the_visitor_holds() {
+        let id = visitor(9).id().to_string();
+        let arms = r#""a":{"f":[1,"on",1]}"#;
+        let good = format!(r#"{{"v":"{id}",{arms},"p":{{"f":"Ab12Cd34"}}}}"#);
+        assert!(VisitorState::decode(&good).is_some());
+        for bad in [
+            format!(r#"{{"v":"{id}",{arms},"p":{{"g":"Ab12Cd34"}}}}"#),
+            format!(r#"{{"v":"{id}",{arms},"p":{{"f":"not a uid"}}}}"#),
+        ] {
+            assert_eq!(VisitorState::decode(&bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -482,7 +524,8 @@ mod tests {
         ) {
             let mut state = visitor(seed);
             for (flag, (epoch, arm, exposed, converted)) in flags {
-                state.insert(flag, Assigned { epoch, arm, exposed, converted });
+                let partner = converted.then(|| "Xy98Zw76".to_string());
+                state.insert(flag, Assigned { epoch, arm, exposed, converted, partner });
             }
             prop_assert_eq!(VisitorState::decode(&state.encode()), Some(state));
         }

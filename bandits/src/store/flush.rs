@@ -25,6 +25,8 @@ pub struct Increment {
     pub views: u64,
     /// Conversions to add.
     pub conversions: u64,
+    /// The partner whose counters of the arm these add to as well, if any.
+    pub partner: Option<String>,
 }
 
 impl Increment {
@@ -36,6 +38,7 @@ impl Increment {
             arm: arm.to_string(),
             views,
             conversions,
+            partner: None,
         }
     }
 }
@@ -102,7 +105,7 @@ pub struct FlushReport {
 /// retry waits.
 const FLUSH_IDS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Log entries per `INSERT`: 7 values each, well under SQLite's 999 parameters.
+/// Log entries per `INSERT`: 8 values each, well under SQLite's 999 parameters.
 const EVENTS_PER_INSERT: usize = 100;
 
 impl Store {
@@ -169,6 +172,8 @@ impl Store {
                 EventKind::Conversion => entry.1 += 1,
             }
         }
+        let by_partner = partner_increments(&batch.increments, &first_counts);
+        let mut counted_arms = HashSet::new();
         for ((flag, epoch, arm), (views, conversions)) in increments {
             let updated = sqlx::query(
                 "UPDATE bandits_arms
@@ -187,13 +192,37 @@ impl Store {
                 report.dropped += 1;
             } else {
                 report.applied += 1;
+                counted_arms.insert((flag, epoch, arm));
             }
+        }
+        // Only for arms that took their counts: a deleted or reset flag's are dropped.
+        for ((flag, epoch, arm, partner), (views, conversions)) in by_partner {
+            if !counted_arms.contains(&(flag, epoch, arm)) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO bandits_partner_arms
+                     (flag, epoch, arm, partner, views, conversions)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (flag, epoch, arm, partner) DO UPDATE
+                 SET views = bandits_partner_arms.views + excluded.views,
+                     conversions = bandits_partner_arms.conversions + excluded.conversions",
+            )
+            .bind(flag)
+            .bind(epoch)
+            .bind(arm)
+            .bind(partner)
+            .bind(to_i64(views))
+            .bind(to_i64(conversions))
+            .execute(&mut *tx)
+            .await?;
         }
         let logged: Vec<&Event> = batch.events.iter().chain(first_counts).collect();
         for chunk in logged.chunks(EVENTS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO bandits_events (at, kind, visitor, flag, epoch, arm, path) VALUES {}",
-                placeholders(chunk.len(), 7)
+                "INSERT INTO bandits_events (at, kind, visitor, flag, epoch, arm, path, partner) \
+                 VALUES {}",
+                placeholders(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for event in chunk {
@@ -204,7 +233,8 @@ impl Store {
                     .bind(&event.flag)
                     .bind(event.epoch)
                     .bind(&event.arm)
-                    .bind(&event.path);
+                    .bind(&event.path)
+                    .bind(event.partner.as_deref());
             }
             query.execute(&mut *tx).await?;
             report.events += chunk.len();
@@ -215,6 +245,47 @@ impl Store {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// What `increments` and the first `counted` entries add to partners' counters, by flag,
+/// epoch, arm and partner, in key order (as every instance writes them, so two flushes
+/// take their locks in one order).
+fn partner_increments<'a>(
+    increments: &'a [Increment],
+    counted: &[&'a Event],
+) -> BTreeMap<(&'a str, i64, &'a str, &'a str), (u64, u64)> {
+    let mut by_partner: BTreeMap<_, (u64, u64)> = BTreeMap::new();
+    for increment in increments {
+        if let Some(partner) = &increment.partner {
+            let entry = by_partner
+                .entry((
+                    increment.flag.as_str(),
+                    increment.epoch,
+                    increment.arm.as_str(),
+                    partner.as_str(),
+                ))
+                .or_default();
+            entry.0 += increment.views;
+            entry.1 += increment.conversions;
+        }
+    }
+    for event in counted {
+        if let Some(partner) = &event.partner {
+            let entry = by_partner
+                .entry((
+                    event.flag.as_str(),
+                    event.epoch,
+                    event.arm.as_str(),
+                    partner.as_str(),
+                ))
+                .or_default();
+            match event.kind {
+                EventKind::Exposure => entry.0 += 1,
+                EventKind::Conversion => entry.1 += 1,
+            }
+        }
+    }
+    by_partner
 }
 
 /// Records `counted` in `bandits_counted`; returns those recorded for the first time (in

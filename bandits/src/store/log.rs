@@ -25,6 +25,10 @@ pub struct Event {
     pub arm: String,
     /// The path requested.
     pub path: String,
+    /// The partner the visitor counts for in the flag: the one whose referral was
+    /// current when they were counted as a view. `None`: no partner (and entries logged
+    /// before partners were kept).
+    pub partner: Option<String>,
 }
 
 impl Event {
@@ -112,6 +116,7 @@ fn logged_event(row: &AnyRow) -> Result<LoggedEvent, StoreError> {
             epoch: row.try_get("epoch")?,
             arm: row.try_get("arm")?,
             path: row.try_get("path")?,
+            partner: row.try_get("partner")?,
         },
     })
 }
@@ -140,7 +145,7 @@ impl Store {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, at, kind, visitor, flag, epoch, arm, path FROM bandits_events {filter}
+            "SELECT id, at, kind, visitor, flag, epoch, arm, path, partner FROM bandits_events {filter}
              ORDER BY id DESC LIMIT {}",
             query.limit.min(1_000)
         );

@@ -37,6 +37,7 @@ mod flush;
 mod handle;
 mod log;
 mod outbox;
+mod partner_arms;
 mod partner_totals;
 mod partners;
 mod referrals;
@@ -56,6 +57,7 @@ pub use flush::{new_flush_id, Batch, FlushReport, Increment};
 pub use handle::Store;
 pub use log::{Event, EventQuery, History, HistoryPoint, LoggedEvent};
 pub use outbox::{Callback, Claimed, Delivery, DeliveryState, Outcome};
+pub use partner_arms::{NamedSegment, PartnerArms};
 pub use partner_totals::PartnerTotals;
 pub use partners::{StoredPartner, StoredSubscription};
 pub use referrals::{Completion, Firing, NewReferral, StoredReferral};
@@ -329,11 +331,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         // Who was counted before the reset no longer matters: the new epoch counts afresh.
-        sqlx::query("DELETE FROM bandits_counted WHERE flag = $1 AND epoch < $2")
+        for table in ["bandits_counted", "bandits_partner_arms"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE flag = $1 AND epoch < $2"
+            ))
             .bind(name)
             .bind(epoch)
             .execute(&mut *tx)
             .await?;
+        }
         finish_change(tx, name).await
     }
 
@@ -348,7 +354,12 @@ impl Store {
         if deleted == 0 {
             return Err(StoreError::NotFound(name.to_string()));
         }
-        for table in ["bandits_arms", "bandits_events", "bandits_counted"] {
+        for table in [
+            "bandits_arms",
+            "bandits_events",
+            "bandits_counted",
+            "bandits_partner_arms",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE flag = $1"))
                 .bind(name)
                 .execute(&mut *tx)

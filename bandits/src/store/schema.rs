@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 20] = [
+const OBJECTS: [&str; 21] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -40,8 +40,14 @@ const OBJECTS: [&str; 20] = [
     "bandits_subscriptions",
     "bandits_referrals",
     "bandits_completions",
+    "bandits_partner_arms",
     "bandits_trigger_switches",
 ];
+
+/// Columns added to tables that existed before them: `(table, column, type)`. A database
+/// whose table lacks one gets it with `ALTER TABLE ... ADD COLUMN` (rows written before
+/// read it as `NULL`); a new table is created with it.
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("bandits_events", "partner", "TEXT")];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
 /// locking any of them.
@@ -61,7 +67,34 @@ async fn complete(tx: &mut Transaction<'_, Any>, backend: Backend) -> Result<boo
             return Ok(false);
         }
     }
+    for (table, column, _) in ADDED_COLUMNS {
+        if !has_column(tx, backend, table, column).await? {
+            return Ok(false);
+        }
+    }
     Ok(true)
+}
+
+/// Whether `table` has `column`, read from the catalog.
+async fn has_column(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    table: &str,
+    column: &str,
+) -> Result<bool, StoreError> {
+    let query = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2",
+        Backend::Postgres => {
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2"
+        }
+    };
+    let found: i64 = sqlx::query_scalar(query)
+        .bind(table)
+        .bind(column)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(found > 0)
 }
 
 fn statements(backend: Backend) -> Vec<String> {
@@ -109,7 +142,8 @@ fn statements(backend: Backend) -> Vec<String> {
                 flag TEXT NOT NULL,
                 epoch BIGINT NOT NULL,
                 arm TEXT NOT NULL,
-                path TEXT NOT NULL
+                path TEXT NOT NULL,
+                partner TEXT
             )"
         ),
         "CREATE INDEX IF NOT EXISTS bandits_events_flag_at ON bandits_events (flag, at)"
@@ -221,6 +255,19 @@ fn statements(backend: Backend) -> Vec<String> {
             PRIMARY KEY (visitor, trigger_name)
         )"
         .to_string(),
+        // A flag's counters split by the partner who referred the visitor (visitors of no
+        // partner are the arm's counters less these), changed additively like
+        // `bandits_arms`. A reset or a delete of the flag removes its rows.
+        "CREATE TABLE IF NOT EXISTS bandits_partner_arms (
+            flag TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            arm TEXT NOT NULL,
+            partner TEXT NOT NULL,
+            views BIGINT NOT NULL,
+            conversions BIGINT NOT NULL,
+            PRIMARY KEY (flag, epoch, arm, partner)
+        )"
+        .to_string(),
         // Admins' switches of triggers declared in the configuration: a row wins over the
         // configuration's `enabled`; no row, the configuration decides. Read into memory
         // with the partners (each change raises the configuration version). `enabled` is 0
@@ -254,6 +301,13 @@ pub(crate) async fn migrate(
     if !complete(tx, backend).await? {
         for statement in statements(backend) {
             sqlx::query(&statement).execute(&mut **tx).await?;
+        }
+        for (table, column, kind) in ADDED_COLUMNS {
+            if !has_column(tx, backend, table, column).await? {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                    .execute(&mut **tx)
+                    .await?;
+            }
         }
     }
     sqlx::query(

@@ -161,7 +161,7 @@ impl Tracker {
             pending
                 .counts
                 .keys()
-                .map(|(flag, epoch, arm)| (flag.as_str(), *epoch, arm.as_str()))
+                .map(|(flag, epoch, arm, _)| (flag.as_str(), *epoch, arm.as_str()))
                 .chain(pending.events.iter().map(Event::arm_key)),
         );
         (
@@ -236,22 +236,34 @@ impl Tracker {
         path: &str,
         at: i64,
     ) -> bool {
-        let key = self
-            .recent_key
-            .hash_one((kind.as_str(), visitor, flag, epoch));
-        let mut pending = self.lock_pending();
-        if !pending.recent.insert(key) {
-            return false;
-        }
-        let event = Event {
+        self.count(Event {
             at,
             kind,
             visitor: visitor.to_string(),
             flag: flag.to_string(),
             epoch,
             arm: arm.to_string(),
-            path: logged_path(path),
-        };
+            path: path.to_string(),
+            partner: None,
+        })
+    }
+
+    /// As [`record`](Self::record), for a count given whole: with its partner
+    /// ([`Event::partner`]), whose counters of the arm it adds to as well.
+    pub fn count(&self, mut event: Event) -> bool {
+        let key = self.recent_key.hash_one((
+            event.kind.as_str(),
+            &event.visitor,
+            &event.flag,
+            event.epoch,
+        ));
+        let mut pending = self.lock_pending();
+        if !pending.recent.insert(key) {
+            return false;
+        }
+        if event.path.len() > MAX_LOGGED_PATH {
+            event.path = logged_path(&event.path);
+        }
         let bytes = event_bytes(&event);
         let room = pending.events_held() < self.max_pending_events
             && pending.event_bytes_held().saturating_add(bytes) <= self.max_pending_event_bytes;
@@ -265,9 +277,9 @@ impl Tracker {
         pending.dropped_events += 1;
         let counts = pending
             .counts
-            .entry((flag.to_string(), epoch, arm.to_string()))
+            .entry((event.flag, event.epoch, event.arm, event.partner))
             .or_default();
-        match kind {
+        match event.kind {
             EventKind::Exposure => counts.views += 1,
             EventKind::Conversion => counts.conversions += 1,
         }
@@ -305,6 +317,19 @@ impl Tracker {
         }
         pending.firings.push(firing);
         true
+    }
+
+    /// Referrals, and triggers fired, that wait for a flush (in a batch whose write
+    /// failed too).
+    pub fn pending_partner_rows(&self) -> (usize, usize) {
+        let pending = self.lock_pending();
+        let (referrals, firings) = pending.unconfirmed.as_ref().map_or((0, 0), |(_, batch)| {
+            (batch.referrals.len(), batch.firings.len())
+        });
+        (
+            pending.referrals.len() + referrals,
+            pending.firings.len() + firings,
+        )
     }
 
     /// Referrals and firings dropped so far because too many waited for a flush.
@@ -353,12 +378,13 @@ impl Tracker {
             let batch = Batch {
                 increments: counts
                     .into_iter()
-                    .map(|((flag, epoch, arm), totals)| Increment {
+                    .map(|((flag, epoch, arm, partner), totals)| Increment {
                         flag,
                         epoch,
                         arm,
                         views: totals.views,
                         conversions: totals.conversions,
+                        partner,
                     })
                     .collect(),
                 events: Vec::new(),

@@ -45,6 +45,7 @@ pub fn event_bytes(event: &Event) -> usize {
         + event.flag.len()
         + event.arm.len()
         + event.path.len()
+        + event.partner.as_ref().map_or(0, String::len)
 }
 
 /// A batch being written: kept, under its id, for the next flush when dropped unwritten.
@@ -75,7 +76,7 @@ impl Drop for PutBack<'_> {
 pub(super) struct Pending {
     /// Counts whose visitors could not be kept (the pending log was full): added as they
     /// are.
-    pub(super) counts: HashMap<(String, i64, String), ArmTotals>,
+    pub(super) counts: HashMap<(String, i64, String, Option<String>), ArmTotals>,
     /// Counts with their visitors, each also a log entry: the database counts each once
     /// per visitor ([`Batch::counted`]).
     pub(super) events: Vec<Event>,

@@ -58,6 +58,7 @@ fn run(situation: Situation) -> Decision {
             pinned.pin_arm("flag", arm);
             Arc::new(pinned)
         }),
+        referrals: ReferralRules::default(),
     };
     let totals = [ArmTotals::default(); 2];
     let mut rng = SmallRng::seed_from_u64(2);
@@ -404,4 +405,37 @@ fn a_pinned_flag_counts_no_conversion_and_a_pinned_arm_it_lacks_is_its_control()
         (seen.by, seen.arm, seen.count, seen.remember),
         (Precedence::Pinned, 0, None, None)
     );
+}
+
+#[test]
+fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_follows_it() {
+    use crate::engine::partners::Referral;
+    const DAY: i64 = 24 * 60 * 60 * 1000;
+    let flag = flag_with_winner(None);
+    let totals = [ArmTotals::default(); 2];
+    let rng = &mut SmallRng::seed_from_u64(5);
+    let mut visitor = VisitorState::new(&mut SmallRng::seed_from_u64(4));
+    visitor.set_referral(Some(Referral {
+        partner: "Ab3dE6gH".into(),
+        referred_at: 10 * DAY,
+    }));
+    let facts = entered();
+    // Within the window (30 days by default): the view is the partner's.
+    let seen = decide(&facts, &visitor, &flag, 0, &totals, 11 * DAY, true, rng);
+    assert_eq!(seen.count, Some(EventKind::Exposure));
+    let exposed = seen.remember.expect("exposed");
+    assert_eq!(exposed.partner.as_deref(), Some("Ab3dE6gH"));
+    // The conversion keeps the view's partner, even once the referral has run out.
+    visitor.insert("flag", exposed);
+    let converted = convert(&facts, &visitor, &flag, 0, 90 * DAY).expect("converts");
+    assert_eq!(converted.partner.as_deref(), Some("Ab3dE6gH"));
+    // A view after the window, or with no referral, is no partner's.
+    let mut late = VisitorState::new(&mut SmallRng::seed_from_u64(6));
+    late.set_referral(visitor.referral().cloned());
+    let after = decide(&facts, &late, &flag, 0, &totals, 40 * DAY, true, rng);
+    assert_eq!(after.count, Some(EventKind::Exposure));
+    assert_eq!(after.remember.and_then(|a| a.partner), None);
+    let nobody = VisitorState::new(&mut SmallRng::seed_from_u64(7));
+    let direct = decide(&facts, &nobody, &flag, 0, &totals, 11 * DAY, true, rng);
+    assert_eq!(direct.remember.and_then(|a| a.partner), None);
 }
