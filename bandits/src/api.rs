@@ -24,7 +24,8 @@
 //! | `GET`, `PUT`, `PATCH /bandits/api/partners/<uid>` | one partner with its subscriptions, referred visitors and callbacks; edits it (`DELETE` is refused with 405: deactivate instead) |
 //! | `POST /bandits/api/partners/<uid>/subscriptions`, `PUT`, `DELETE .../<id>` | its subscriptions |
 //! | `POST /bandits/api/partners/<uid>/deliveries/<event_id>/retry` | "retry now" (409 once delivered) |
-//! | `GET /bandits/api/triggers` | the configured triggers and what fires them |
+//! | `GET /bandits/api/triggers` | the configured triggers, what fires them, whether each fires now and the admin's switch |
+//! | `PATCH /bandits/api/triggers/<name>` | `{"enabled": false}` switches a trigger off whatever the configuration says, `true` on, `null` hands it back to the configuration |
 
 use rocket::http::Status;
 use rocket::request::Request;
@@ -45,6 +46,7 @@ pub const BASE: &str = crate::config::API_BASE;
 pub fn routes() -> Vec<Route> {
     let mut routes = routes![list, create, read, update, remove, reset, stats, status];
     routes.extend(crate::api::partners::routes());
+    routes.extend(crate::api::triggers::routes());
     routes
 }
 
@@ -56,7 +58,9 @@ pub fn catchers() -> Vec<Catcher> {
 pub use crate::auth::{Admin, AdminCheck};
 
 mod answer;
+mod declared;
 mod partners;
+mod triggers;
 
 fn store_failure(error: StoreError) -> Failure {
     match &error {

@@ -35,7 +35,7 @@
 //!
 //! [[default.bandits.triggers]]
 //! name = "Order placed"                         # no path: fired from code only
-//! enabled = true                                # the default; false fires nothing
+//! enabled = true                                # the default; false fires nothing, unless an admin switches it on
 //! ```
 //!
 //! or in the environment: `ROCKET_BANDITS='{flush_interval_ms=250,exclude_bots=false}'`.

@@ -363,7 +363,8 @@ impl Fairing for Bandits {
             // who asked, now: no cache, shared or private, keeps them.
             response.set_raw_header("Cache-Control", "no-store");
         }
-        if runtime.config.triggers().any_fired_by_requests() {
+        // Disabled ones too: an admin's switch may turn one on.
+        if runtime.config.triggers().any_described_by_requests() {
             crate::visit::fire_by_request(request, runtime, response.status());
         }
         let Some(visit) = VisitSlot::of(request) else {

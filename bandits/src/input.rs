@@ -98,6 +98,35 @@ pub(crate) fn parse_subscription(
     Err(errors)
 }
 
+/// An admin's switch of a trigger as the API and the admin's buttons send it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwitchFields {
+    /// Required, and may be `null`: a field left out is a mistake, not "clear".
+    #[serde(deserialize_with = "present")]
+    enabled: Option<bool>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(reader: D) -> Result<Option<bool>, D::Error> {
+    Option::<bool>::deserialize(reader)
+}
+
+/// Reads an admin's switch of a trigger from `{"enabled": true | false | null}`: on, off,
+/// or `None` to clear the switch (the configuration decides again). Any other body is
+/// refused, naming the field.
+pub(crate) fn parse_trigger_switch(body: Value) -> Result<Option<bool>, Vec<FieldError>> {
+    if !body.is_object() {
+        // serde would read `[true]` as the struct's one field.
+        return Err(vec![FieldError::new(
+            "body",
+            Rule::Unreadable {
+                message: "expected an object: {\"enabled\": true, false or null}".into(),
+            },
+        )]);
+    }
+    read_fields::<SwitchFields>(body).map(|fields| fields.enabled)
+}
+
 /// Reads and validates a flag from its JSON definition, naming the field of every
 /// problem. `name_from_path` is the flag being replaced, if any (flags cannot be renamed).
 ///
@@ -223,6 +252,29 @@ mod tests {
 
         let named_by_path = parse_flag(json!({}), Some("promo")).expect("valid");
         assert_eq!(named_by_path.name(), "promo");
+    }
+
+    #[test]
+    fn a_trigger_switch_is_on_off_or_cleared_and_nothing_else() {
+        assert_eq!(
+            parse_trigger_switch(json!({ "enabled": true })),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            parse_trigger_switch(json!({ "enabled": false })),
+            Ok(Some(false))
+        );
+        assert_eq!(parse_trigger_switch(json!({ "enabled": null })), Ok(None));
+        for (body, field) in [
+            (json!({}), "enabled"),
+            (json!({ "enabled": "off" }), "enabled"),
+            (json!({ "enabled": 1 }), "enabled"),
+            (json!({ "enabled": true, "name": "x" }), "name"),
+            (json!([true]), "body"),
+        ] {
+            let refused = parse_trigger_switch(body.clone()).unwrap_err();
+            assert_eq!(refused[0].field, field, "{body}");
+        }
     }
 
     #[test]

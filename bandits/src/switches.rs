@@ -101,13 +101,14 @@ impl FlagsHandle {
         .unwrap_or(false)
     }
 
-    /// Fires trigger `name` (declared in `bandits.triggers` and enabled) for the visitor
-    /// whose id is `visitor_id` ([`Flags::visitor_id`](crate::Flags::visitor_id)), from
-    /// code outside a request: a payment confirmed by a webhook, say. Resolved at the next
-    /// flush against the visitor's stored referral, as a trigger fired in a request is
-    /// against their cookie: it completes once per visitor and trigger, if the referral is
-    /// within the window when fired and its partner is active and subscribed. Returns
-    /// whether it was taken (false for an unknown or disabled trigger or a malformed id).
+    /// Fires trigger `name` (declared in `bandits.triggers` and enabled, by an admin's
+    /// switch or else by the configuration) for the visitor whose id is `visitor_id`
+    /// ([`Flags::visitor_id`](crate::Flags::visitor_id)), from code outside a request: a
+    /// payment confirmed by a webhook, say. Resolved at the next flush against the
+    /// visitor's stored referral, as a trigger fired in a request is against their cookie:
+    /// it completes once per visitor and trigger, if the referral is within the window
+    /// when fired and its partner is active and subscribed. Returns whether it was taken
+    /// (false for an unknown or disabled trigger or a malformed id).
     ///
     /// ```no_run
     /// # fn example(flags: bandits::FlagsHandle, visitor_id: &str) {
@@ -116,10 +117,11 @@ impl FlagsHandle {
     /// ```
     pub fn fire(&self, visitor_id: &str, name: &str) -> bool {
         let config = &self.runtime.config;
+        let live = self.runtime.tracker.live();
         let enabled = config
             .triggers()
             .get(name)
-            .is_some_and(|trigger| trigger.enabled());
+            .is_some_and(|trigger| live.trigger_enabled(trigger));
         if !enabled || !crate::engine::visitor::VisitorState::is_id(visitor_id) {
             return false;
         }

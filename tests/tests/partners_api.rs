@@ -153,6 +153,7 @@ async fn without_the_token_every_partner_route_is_refused() {
             ("DELETE", format!("/partners/{uid}/subscriptions/1")),
             ("POST", format!("/partners/{uid}/deliveries/e1/retry")),
             ("GET", "/triggers".to_string()),
+            ("PATCH", "/triggers/Order%20placed".to_string()),
         ];
         for (method, path) in &routes {
             for auth in [None, Some("wrong-token-0123456789")] {
@@ -365,10 +366,13 @@ async fn partners_and_subscriptions_are_created_edited_and_refused_by_field() {
         assert_eq!(
             triggers["triggers"],
             json!([
-                {"name": "User registered", "enabled": true,
+                {"name": "User registered", "enabled": true, "enabled_in_configuration": true,
+                 "admin_switch": null,
                  "requests": {"method": "POST", "path": "/signup", "status": ["2xx", "3xx"]}},
-                {"name": "Order placed", "enabled": true, "requests": null},
-                {"name": "Newsletter", "enabled": false, "requests": null},
+                {"name": "Order placed", "enabled": true, "enabled_in_configuration": true,
+                 "admin_switch": null, "requests": null},
+                {"name": "Newsletter", "enabled": false, "enabled_in_configuration": false,
+                 "admin_switch": null, "requests": null},
             ])
         );
     })
@@ -545,6 +549,105 @@ async fn a_subscription_made_through_the_api_writes_a_callback() {
         let counts = &listed(&list, &uid)["counts"];
         assert_eq!(counts["referred"], 1, "{list}");
         assert_eq!(counts["completions"], json!({"User registered": 1}));
+        client.terminate().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_switch_overrides_the_configuration_until_cleared() {
+    each_database(|store: Store, url| async move {
+        let client = site(&url).await;
+        let uid = new_partner(&client, "Acme").await;
+        let (status, _) = send(
+            &client,
+            "POST",
+            &format!("/partners/{uid}/subscriptions"),
+            Some(json!({ "trigger": "User registered", "callback_url": callback_url(&uid) })),
+        )
+        .await;
+        assert_eq!(status, Status::Created);
+        let signup = "/triggers/User%20registered";
+
+        let (status, off) = send(&client, "PATCH", signup, Some(json!({ "enabled": false }))).await;
+        assert_eq!(status, Status::Ok, "{off}");
+        assert_eq!(
+            off,
+            json!({"name": "User registered", "enabled": false, "enabled_in_configuration": true,
+                   "admin_switch": false,
+                   "requests": {"method": "POST", "path": "/signup", "status": ["2xx", "3xx"]}})
+        );
+        let (_, listed) = send(&client, "GET", "/triggers", None).await;
+        assert_eq!(listed["triggers"][0]["enabled"], false, "{listed}");
+        assert_eq!(listed["triggers"][0]["admin_switch"], false);
+
+        // Seen at once on this instance: a referred visitor's signup completes nothing.
+        let mut early = Visitor::browser();
+        early
+            .get(&client, &format!("/landing?affiliate_id={uid}"))
+            .await;
+        early.send(&client, "POST", "/signup").await;
+        let written =
+            eventually(|| async { store.referrals_of(&uid, 10).await.unwrap().len() == 1 }).await;
+        assert!(written, "the referral is written");
+        let early_id = store.referrals_of(&uid, 1).await.unwrap()[0]
+            .visitor
+            .clone();
+
+        let (status, on) = send(
+            &client,
+            "PATCH",
+            "/triggers/Newsletter",
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(
+            on["enabled"], true,
+            "switched on, though the configuration disables it"
+        );
+        assert_eq!(on["enabled_in_configuration"], false);
+        let (status, cleared) =
+            send(&client, "PATCH", signup, Some(json!({ "enabled": null }))).await;
+        assert_eq!(status, Status::Ok);
+        assert_eq!(cleared["enabled"], true, "the configuration decides again");
+        assert_eq!(cleared["admin_switch"], Value::Null);
+
+        let mut late = Visitor::browser();
+        late.get(&client, &format!("/landing?affiliate_id={uid}"))
+            .await;
+        late.send(&client, "POST", "/signup").await;
+        let completed =
+            eventually(|| async { !store.completions(None).await.unwrap().is_empty() }).await;
+        assert!(completed, "the signup after clearing completes");
+        // The early signup was fired first: had it been taken, it would be written by now.
+        let completions = store.completions(None).await.unwrap();
+        assert_eq!(completions.len(), 1, "{completions:?}");
+        assert_ne!(
+            completions[0].visitor, early_id,
+            "the signup while switched off completed nothing"
+        );
+
+        for (body, field) in [
+            (json!({}), "enabled"),
+            (json!({ "enabled": "no" }), "enabled"),
+            (json!({ "enabled": true, "trigger": "x" }), "trigger"),
+        ] {
+            let (status, refused) = send(&client, "PATCH", signup, Some(body.clone())).await;
+            assert_eq!(status, Status::UnprocessableEntity, "{body}: {refused}");
+            assert_eq!(fields(&refused), [field], "{body}: {refused}");
+        }
+        let (status, _) = send(
+            &client,
+            "PATCH",
+            "/triggers/Order%20paid",
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+        assert_eq!(status, Status::NotFound);
+        let switches = store.trigger_switches().await.unwrap();
+        assert_eq!(switches.len(), 1, "only the newsletter's: {switches:?}");
+        assert_eq!(switches[0].name, "Newsletter");
         client.terminate().await;
     })
     .await;

@@ -1,5 +1,7 @@
-//! The admin pages under `/bandits/admin` (`bandits.admin_prefix`): sign-in and the flags
-//! list. They read and change the data through the same store as the JSON API.
+//! The admin pages under `/bandits/admin` (`bandits.admin_prefix`): sign-in, the flags,
+//! the activity log, referral partners (`/partners`) and the triggers' switches
+//! (`/triggers`). They read and change the data through the same store as the JSON API,
+//! and validate input with the same code.
 //!
 //! **Access.** A request may use the admin when the site's [`AdminCheck`] accepts it, or
 //! when it carries a signed-in admin session: the private cookie `bandits_admin`, set by the
@@ -21,7 +23,10 @@ mod dates;
 mod form;
 mod limiter;
 mod pages;
+mod partner_form;
+mod partners;
 mod session;
+mod triggers;
 
 use rocket::form::FromForm;
 use rocket::http::Status;
@@ -48,7 +53,7 @@ pub use session::{AdminAccess, SESSION_COOKIE};
 
 /// The admin's routes, to mount at the admin prefix.
 pub fn routes() -> Vec<Route> {
-    routes![
+    let mut routes = routes![
         sign_in_form,
         sign_in,
         sign_out,
@@ -61,7 +66,10 @@ pub fn routes() -> Vec<Route> {
         create,
         edit_form,
         update
-    ]
+    ];
+    routes.extend(partners::routes());
+    routes.extend(triggers::routes());
+    routes
 }
 
 /// The admin's catchers, to register at the admin prefix: no access sends to the sign-in

@@ -1,6 +1,9 @@
 //! The admin's HTML, written with maud: every value is escaped unless marked otherwise, and
 //! nothing here is. No JavaScript; one small stylesheet that reads on a phone and at 1280 px.
 
+mod partners;
+mod triggers;
+
 use maud::{html, Markup, DOCTYPE};
 
 use super::charts::{charts, interval_bar};
@@ -11,6 +14,7 @@ use crate::engine::report::Statistics;
 use crate::engine::ArmTotals;
 use crate::engine::{FieldError, Rule};
 use crate::store::{EventQuery, History, LoggedEvent, NamedSegment, StoredFlag};
+pub(super) use partners::PartnerPage;
 
 /// The admin's stylesheet, in a file of its own.
 const STYLE: &str = include_str!("admin.css");
@@ -45,6 +49,8 @@ impl<'a> Page<'a> {
                         @if let Some(csrf) = csrf {
                             a href={ (self.prefix) "/" } { "Flags" }
                             a href={ (self.prefix) "/activity" } { "Activity" }
+                            a href={ (self.prefix) "/partners" } { "Partners" }
+                            a href={ (self.prefix) "/triggers" } { "Triggers" }
                             form method="post" action={ (self.prefix) "/logout" } {
                                 input type="hidden" name="csrf" value=(csrf);
                                 button.quiet type="submit" { "Sign out" }

@@ -1,4 +1,5 @@
-//! What every route of the API shares: the JSON body it takes, and its error answers.
+//! What every route of the API shares: the JSON body it takes, its answers' JSON, and its
+//! error answers.
 
 use rocket::data::{Data, FromData, Outcome};
 use rocket::http::Status;
@@ -38,6 +39,13 @@ pub(crate) fn failure(status: Status, message: impl Into<String>) -> Failure {
         status,
         Json(json!({ "error": message.into(), "errors": [] })),
     )
+}
+
+/// An answer's typed struct as JSON.
+pub(crate) fn to_json<T: serde::Serialize>(answer: &T) -> Result<Json<Value>, Failure> {
+    serde_json::to_value(answer)
+        .map(Json)
+        .map_err(|error| failure(Status::InternalServerError, error.to_string()))
 }
 
 pub(crate) fn invalid(errors: Vec<FieldError>) -> Failure {

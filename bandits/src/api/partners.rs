@@ -1,18 +1,17 @@
-//! The API's referral partners: partners with their counts, subscriptions, the delivery
-//! log of their callbacks with "retry now", and the configured triggers. A change is seen
-//! at once on this instance and by the others at their next flush.
+//! The API's referral partners: partners with their counts, subscriptions, and the
+//! delivery log of their callbacks with "retry now" (triggers have a file of their own).
+//! A change is seen at once on this instance and by the others at their next flush.
 
 use std::collections::BTreeMap;
 
 use rocket::http::{Header, Status};
-use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::{Json, Value};
 use rocket::{delete, get, patch, post, put, routes, Responder, Route};
 use serde::Serialize;
 
-use crate::api::answer::{failure, invalid, Failure, JsonBody};
+use crate::api::answer::{failure, invalid, to_json, Failure, JsonBody};
+use crate::api::declared::Declared;
 use crate::auth::Admin;
-use crate::config::{Config, Triggers};
 use crate::database::BanditsDatabase;
 use crate::input::{parse_partner, parse_subscription, store_status};
 use crate::runtime::{reload, Reloader};
@@ -37,20 +36,12 @@ pub(crate) fn routes() -> Vec<Route> {
         subscribe,
         update_subscription,
         unsubscribe,
-        retry,
-        triggers
+        retry
     ]
 }
 
 fn store_failure(error: StoreError) -> Failure {
     failure(store_status(&error), error.to_string())
-}
-
-/// An answer's typed struct as JSON.
-fn to_json<T: Serialize>(answer: &T) -> Result<Json<Value>, Failure> {
-    serde_json::to_value(answer)
-        .map(Json)
-        .map_err(|error| failure(Status::InternalServerError, error.to_string()))
 }
 
 fn now() -> i64 {
@@ -349,25 +340,6 @@ async fn remove(_admin: Admin, db: &BanditsDatabase, uid: &str) -> Result<NotDel
     })
 }
 
-/// The triggers the configuration declares, for the routes that check a subscription's.
-struct Declared(Triggers);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Declared {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        // The fairing manages the configuration; an API mounted without it reads its own.
-        let triggers = match request.rocket().state::<Config>() {
-            Some(config) => config.triggers().clone(),
-            None => Config::from_figment(request.rocket().figment())
-                .map(|config| config.triggers().clone())
-                .unwrap_or_default(),
-        };
-        Outcome::Success(Declared(triggers))
-    }
-}
-
 /// Subscription `id` of partner `uid`, or 404 when the partner has no such subscription.
 async fn subscription_of(
     db: &BanditsDatabase,
@@ -483,47 +455,4 @@ async fn retry(
         .map_err(store_failure)?
         .ok_or_else(missing)?;
     to_json(&DeliveryAnswer::from(&after))
-}
-
-/// What fires a trigger from requests; code fires any enabled trigger by name.
-#[derive(Serialize)]
-struct FiredBy<'a> {
-    method: Option<&'a str>,
-    path: &'a str,
-    status: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct TriggerAnswer<'a> {
-    name: &'a str,
-    enabled: bool,
-    /// `None`: only code fires it.
-    requests: Option<FiredBy<'a>>,
-}
-
-#[derive(Serialize)]
-struct TriggerList<'a> {
-    triggers: Vec<TriggerAnswer<'a>>,
-}
-
-#[get("/triggers")]
-fn triggers(_admin: Admin, declared: Declared) -> Result<Json<Value>, Failure> {
-    let answer = TriggerList {
-        triggers: declared
-            .0
-            .iter()
-            .map(|trigger| TriggerAnswer {
-                name: trigger.name(),
-                enabled: trigger.enabled(),
-                requests: trigger
-                    .fired_by_request()
-                    .map(|(method, path, status)| FiredBy {
-                        method,
-                        path,
-                        status: status.names(),
-                    }),
-            })
-            .collect(),
-    };
-    to_json(&answer)
 }

@@ -57,9 +57,11 @@ impl PartnerSettings {
 #[derive(Debug, Clone, Default)]
 pub struct Triggers {
     all: Vec<Trigger>,
-    /// Whether any enabled trigger is fired by requests: when none is, responses are not
-    /// looked at.
+    /// Whether any trigger the configuration enables is fired by requests.
     by_requests: bool,
+    /// Whether any trigger, enabled or not, is fired by requests: when none is, responses
+    /// are not looked at (an admin may switch on a trigger the configuration disables).
+    any_by_requests: bool,
 }
 
 impl Triggers {
@@ -73,13 +75,33 @@ impl Triggers {
         self.all.iter()
     }
 
-    /// Whether any enabled trigger is fired by requests.
+    /// Whether any trigger the configuration enables is fired by requests.
     pub fn any_fired_by_requests(&self) -> bool {
         self.by_requests
     }
 
-    /// The enabled triggers a request with this method and path, answered with
-    /// `status`, fires.
+    /// Whether any trigger, enabled by the configuration or not, is fired by requests:
+    /// an admin's switch may turn on one the configuration disables.
+    pub fn any_described_by_requests(&self) -> bool {
+        self.any_by_requests
+    }
+
+    /// The triggers, enabled or not, that describe a request with this method and path
+    /// answered with `status` ([`Trigger::matches_request`]); whether each fires is
+    /// then [`Trigger::enabled_with`] the admin's switch.
+    pub fn described_by<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+        status: u16,
+    ) -> impl Iterator<Item = &'a Trigger> {
+        self.all
+            .iter()
+            .filter(move |trigger| trigger.matches_request(method, path, status))
+    }
+
+    /// The triggers the configuration enables that a request with this method and path,
+    /// answered with `status`, fires.
     pub fn fired_by<'a>(
         &'a self,
         method: &'a str,
@@ -154,5 +176,10 @@ pub(super) fn validate_triggers(raw: Vec<TriggerDefinition>) -> Result<Triggers,
     let by_requests = all
         .iter()
         .any(|trigger| trigger.enabled() && trigger.fired_by_requests());
-    Ok(Triggers { all, by_requests })
+    let any_by_requests = all.iter().any(Trigger::fired_by_requests);
+    Ok(Triggers {
+        all,
+        by_requests,
+        any_by_requests,
+    })
 }

@@ -182,10 +182,34 @@ fn partners_and_triggers_are_read_and_wrong_ones_name_their_key() {
     assert_eq!(triggers.fired_by("POST", "/signup", 400).count(), 0);
     assert!(triggers.get("Order placed").is_some_and(|t| !t.enabled()));
 
+    assert!(triggers.any_described_by_requests());
+
+    // A request trigger the configuration disables is still described, so that an
+    // admin's switch can turn it on.
+    let off = self::config(
+        r#"
+        [[bandits.triggers]]
+        name = "User registered"
+        path = "/signup"
+        enabled = false
+        "#,
+    )
+    .unwrap();
+    assert!(!off.triggers().any_fired_by_requests());
+    assert!(off.triggers().any_described_by_requests());
+    assert_eq!(off.triggers().fired_by("POST", "/signup", 200).count(), 0);
+    let described: Vec<&str> = off
+        .triggers()
+        .described_by("POST", "/signup", 200)
+        .map(|t| t.name())
+        .collect();
+    assert_eq!(described, ["User registered"]);
+
     let defaults = Config::default();
     assert_eq!(defaults.partners().query_key(), "affiliate_id");
     assert_eq!(defaults.partners().rules().credit, Credit::First);
     assert!(!defaults.triggers().any_fired_by_requests());
+    assert!(!defaults.triggers().any_described_by_requests());
 
     for (toml, key) in [
         ("[bandits.partners]\nwindow_days = 0", "bandits.partners.window_days"),

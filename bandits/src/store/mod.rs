@@ -44,6 +44,7 @@ mod referrals;
 mod schema;
 mod sessions;
 mod snapshot;
+mod triggers;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -63,6 +64,7 @@ pub use referrals::{Completion, Firing, NewReferral, StoredReferral};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::ADMIN_SESSION_MS;
 pub use snapshot::{ArmCounter, ChangeMarks, Snapshot, StoredFlag};
+pub use triggers::TriggerSwitch;
 
 use snapshot::{to_u64, totals_in_arm_order};
 
@@ -143,6 +145,7 @@ impl Store {
         .await?;
         let counters = counters(&mut tx, None).await?;
         let (partners, subscriptions) = partners::read_all(&mut tx).await?;
+        let trigger_switches = triggers::read_switches(&mut tx).await?;
         tx.commit().await?;
 
         let mut snapshot = Snapshot {
@@ -150,6 +153,7 @@ impl Store {
             flags: rows.iter().map(stored_flag).collect::<Result<_, _>>()?,
             partners,
             subscriptions,
+            trigger_switches,
         };
         snapshot.set_totals(&counters);
         Ok(snapshot)

@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 20] = [
+const OBJECTS: [&str; 21] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -41,6 +41,7 @@ const OBJECTS: [&str; 20] = [
     "bandits_referrals",
     "bandits_completions",
     "bandits_partner_arms",
+    "bandits_trigger_switches",
 ];
 
 /// Columns added to tables that existed before them: `(table, column, type)`. A database
@@ -265,6 +266,17 @@ fn statements(backend: Backend) -> Vec<String> {
             views BIGINT NOT NULL,
             conversions BIGINT NOT NULL,
             PRIMARY KEY (flag, epoch, arm, partner)
+        )"
+        .to_string(),
+        // Admins' switches of triggers declared in the configuration: a row wins over the
+        // configuration's `enabled`; no row, the configuration decides. Read into memory
+        // with the partners (each change raises the configuration version). `enabled` is 0
+        // or 1 on both databases. Added without raising the schema version: older builds
+        // never read it.
+        "CREATE TABLE IF NOT EXISTS bandits_trigger_switches (
+            name TEXT PRIMARY KEY,
+            enabled BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
         )"
         .to_string(),
     ]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::partners::{StoredPartner, StoredSubscription};
+use super::triggers::TriggerSwitch;
 use crate::engine::{ArmTotals, Flag};
 
 /// A flag as stored: the engine's flag, its counters and its bookkeeping.
@@ -39,8 +40,8 @@ impl StoredFlag {
 /// Everything the site needs in memory, read at one configuration version.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// The configuration version: raised by every change to any flag, partner or
-    /// subscription.
+    /// The configuration version: raised by every change to any flag, partner,
+    /// subscription or trigger switch.
     pub config_version: i64,
     /// The flags, by name.
     pub flags: Vec<StoredFlag>,
@@ -48,6 +49,8 @@ pub struct Snapshot {
     pub partners: Vec<StoredPartner>,
     /// Their subscriptions, by id.
     pub subscriptions: Vec<StoredSubscription>,
+    /// Admins' switches of triggers, by trigger name.
+    pub trigger_switches: Vec<TriggerSwitch>,
 }
 
 impl Snapshot {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::engine::partners::Trigger;
 use crate::store::{Snapshot, StoredFlag};
 
 /// The flags and totals decisions read, indexed by name, by page and by goal event.
@@ -20,6 +21,8 @@ pub struct Live {
     /// The active partners, by uid: an inactive partner's link registers no one and its
     /// subscriptions complete nothing, so it is left out.
     partners: foldhash::HashMap<String, LivePartner>,
+    /// Admins' switches of triggers, by name: a switch set wins over the configuration.
+    trigger_switches: foldhash::HashMap<String, bool>,
 }
 
 /// An active partner as the request path knows it: the triggers it is subscribed to.
@@ -99,12 +102,18 @@ impl Live {
                 }
             }
         }
+        let trigger_switches = snapshot
+            .trigger_switches
+            .iter()
+            .map(|switch| (switch.name.clone(), switch.enabled))
+            .collect();
         Live {
             snapshot: Arc::new(snapshot),
             by_name,
             by_path,
             by_event,
             partners,
+            trigger_switches,
         }
     }
 
@@ -143,6 +152,12 @@ impl Live {
     /// partner's uid.
     pub fn has_partners(&self) -> bool {
         !self.partners.is_empty()
+    }
+
+    /// Whether `trigger` fires now: the admin's switch of it when one is set, the
+    /// configuration's `enabled` otherwise ([`Trigger::enabled_with`]).
+    pub fn trigger_enabled(&self, trigger: &Trigger) -> bool {
+        trigger.enabled_with(self.trigger_switches.get(trigger.name()).copied())
     }
 
     /// The flags whose goal is the event `event`.

@@ -62,8 +62,8 @@ impl Visit {
 
     /// Fires trigger `name` from code for this visitor; recorded when the response
     /// leaves, unless it is an error. Returns whether it may complete: the trigger is
-    /// declared and enabled, and the visitor holds a current referral of an active
-    /// partner subscribed to it.
+    /// declared and enabled (by the admin's switch, or else the configuration), and the
+    /// visitor holds a current referral of an active partner subscribed to it.
     pub(crate) fn fire(&self, live: &Live, name: &str) -> bool {
         let Some(trigger) = self.runtime.config.triggers().get(name) else {
             if !WARNED_UNKNOWN_TRIGGER.swap(true, Ordering::Relaxed) {
@@ -102,7 +102,7 @@ impl Visit {
 
     /// What firing `trigger` now for this visitor writes, if it may complete.
     fn firing(&self, inner: &VisitInner, live: &Live, trigger: &Trigger) -> Option<Firing> {
-        if !trigger.enabled() || self.facts.bot {
+        if !live.trigger_enabled(trigger) || self.facts.bot {
             return None;
         }
         let referral = inner.visitor.referral()?;
@@ -156,23 +156,31 @@ impl Visit {
 }
 
 /// Fires the triggers that `request`, answered with `status`, fires by configuration,
-/// for its visitor. Only called when some trigger is fired by requests.
+/// for its visitor: those that describe the request and are enabled, by the admin's
+/// switch or else by the configuration. Only called when some trigger is fired by
+/// requests.
 pub(crate) fn fire_by_request(
     request: &Request<'_>,
     runtime: &std::sync::Arc<crate::runtime::Runtime>,
     status: Status,
 ) {
     let path = request.uri().path();
-    let mut fired = runtime
+    let mut described = runtime
         .config
         .triggers()
-        .fired_by(request.method().as_str(), path.as_str(), status.code)
+        .described_by(request.method().as_str(), path.as_str(), status.code)
+        .peekable();
+    if described.peek().is_none() {
+        return;
+    }
+    let live = runtime.tracker.live();
+    let mut fired = described
+        .filter(|trigger| live.trigger_enabled(trigger))
         .peekable();
     if fired.peek().is_none() {
         return;
     }
     let visit = Visit::of(request, runtime);
-    let live = runtime.tracker.live();
     let inner = visit.lock();
     for trigger in fired {
         if let Some(firing) = visit.firing(&inner, &live, trigger) {

@@ -211,9 +211,26 @@ impl Trigger {
         &self.name
     }
 
-    /// Whether the trigger fires at all.
+    /// Whether the configuration enables the trigger (`enabled`, true unless set to
+    /// false). An admin's switch may override it: [`enabled_with`](Self::enabled_with).
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether the trigger fires, given the admin's switch for it, if one is set: the
+    /// switch, when set, wins both ways; without one, the configuration decides.
+    ///
+    /// ```
+    /// use bandits::engine::partners::TriggerDefinition;
+    ///
+    /// let off = TriggerDefinition { enabled: false, ..TriggerDefinition::new("Newsletter") }
+    ///     .validate()?;
+    /// assert!(!off.enabled_with(None), "the configuration decides");
+    /// assert!(off.enabled_with(Some(true)), "switched on in the admin");
+    /// # Ok::<(), Vec<bandits::engine::FieldError>>(())
+    /// ```
+    pub fn enabled_with(&self, switch: Option<bool>) -> bool {
+        switch.unwrap_or(self.enabled)
     }
 
     /// Whether requests fire it (it has a path), whether or not it is enabled.
@@ -234,13 +251,19 @@ impl Trigger {
     }
 
     /// Whether a request with this method and path, answered with `status`, fires the
-    /// trigger (never when it is disabled).
+    /// trigger (never when the configuration disables it).
     pub fn fired_by(&self, method: &str, path: &str, status: u16) -> bool {
+        self.enabled && self.matches_request(method, path, status)
+    }
+
+    /// Whether a request with this method and path, answered with `status`, is one the
+    /// trigger describes, enabled or not: what fires it once an admin's switch is taken
+    /// into account ([`enabled_with`](Self::enabled_with)).
+    pub fn matches_request(&self, method: &str, path: &str, status: u16) -> bool {
         let Some(request) = &self.request else {
             return false;
         };
-        self.enabled
-            && request.status.contains(status)
+        request.status.contains(status)
             && request.method.as_deref().is_none_or(|m| m == method)
             && page(path) == request.path
     }
@@ -281,6 +304,14 @@ mod tests {
         .validate()
         .unwrap();
         assert!(!off.fired_by("POST", "/orders", 200));
+        assert!(
+            off.matches_request("POST", "/orders", 200),
+            "described, but off"
+        );
+        assert!(!off.matches_request("POST", "/orders", 500));
+        assert!(!off.enabled_with(None));
+        assert!(off.enabled_with(Some(true)), "an admin's switch wins");
+        assert!(!order.enabled_with(Some(false)), "both ways");
         let code = TriggerDefinition::new("Payment confirmed")
             .validate()
             .unwrap();
