@@ -540,7 +540,8 @@ async fn partners_and_subscriptions_are_created_edited_listed_and_checked() {
 }
 
 /// The user hook's user is kept with the referral: known when the link is followed, or
-/// linked when a trigger fires for the visitor once signed in.
+/// linked when a trigger fires for the visitor once signed in, or at the first request
+/// the plugin looks at once they sign in; the first user linked stays.
 #[tokio::test]
 async fn the_signed_in_user_is_linked_to_the_referral() {
     each_database(|store, url| async move {
@@ -557,6 +558,9 @@ async fn the_signed_in_user_is_linked_to_the_referral() {
         let mut later = Visitor::browser();
         later.get(&client, &link).await;
         let alice = visitor_id(&client, &mut later).await;
+        let mut carol_browser = Visitor::browser();
+        carol_browser.get(&client, &link).await;
+        let carol = visitor_id(&client, &mut carol_browser).await;
         client.terminate().await;
         assert_eq!(
             store.referral(&bob).await.unwrap().unwrap().user.as_deref(),
@@ -567,7 +571,35 @@ async fn the_signed_in_user_is_linked_to_the_referral() {
         let client = start(&url, "first", 60_000).await;
         later.headers.push(("X-User", "alice".to_string()));
         assert_eq!(later.send(&client, "POST", "/checkout").await.body, "true");
+        // Signed in, no trigger: a request that reads a flag links the user.
+        carol_browser.headers.push(("X-User", "carol".to_string()));
+        assert_eq!(visitor_id(&client, &mut carol_browser).await, carol);
         client.terminate().await;
+        assert_eq!(
+            store
+                .referral(&carol)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .as_deref(),
+            Some("carol")
+        );
+        // Someone else signing in with the same cookie later does not take it over.
+        let client = start(&url, "first", 60_000).await;
+        carol_browser.headers = vec![("X-User", "mallory".to_string())];
+        visitor_id(&client, &mut carol_browser).await;
+        client.terminate().await;
+        assert_eq!(
+            store
+                .referral(&carol)
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .as_deref(),
+            Some("carol")
+        );
         assert_eq!(
             store
                 .referral(&alice)

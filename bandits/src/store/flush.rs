@@ -8,7 +8,7 @@ use sqlx::{Any, Row, Transaction};
 use super::error::StoreError;
 use super::handle::Store;
 use super::log::Event;
-use super::referrals::{self, Firing, NewReferral};
+use super::referrals::{self, Firing, NewReferral, UserLink};
 use super::snapshot::{to_i64, StoredFlag};
 use crate::engine::EventKind;
 
@@ -62,6 +62,8 @@ pub struct Batch {
     /// visitor and trigger in the database's life, and a completion puts its partner's
     /// callbacks in the outbox.
     pub firings: Vec<Firing>,
+    /// Signed-in users to link to their visitors' stored referrals that have none.
+    pub links: Vec<UserLink>,
 }
 
 impl Batch {
@@ -72,6 +74,7 @@ impl Batch {
             && self.counted.is_empty()
             && self.referrals.is_empty()
             && self.firings.is_empty()
+            && self.links.is_empty()
     }
 }
 
@@ -239,7 +242,8 @@ impl Store {
             query.execute(&mut *tx).await?;
             report.events += chunk.len();
         }
-        let written = referrals::record(&mut tx, &batch.referrals, &batch.firings, now).await?;
+        let written =
+            referrals::record(&mut tx, &batch.referrals, &batch.firings, &batch.links, now).await?;
         report.referrals = written.referrals;
         report.completions = written.completions;
         tx.commit().await?;

@@ -60,7 +60,7 @@ pub use outbox::{Callback, Claimed, Delivery, DeliveryState, Outcome};
 pub use partner_arms::{NamedSegment, PartnerArms};
 pub use partner_totals::PartnerTotals;
 pub use partners::{StoredPartner, StoredSubscription};
-pub use referrals::{Completion, Firing, NewReferral, StoredReferral};
+pub use referrals::{Completion, Firing, NewReferral, StoredReferral, UserLink};
 pub use schema::SCHEMA_VERSION;
 pub use sessions::ADMIN_SESSION_MS;
 pub use snapshot::{ArmCounter, ChangeMarks, Snapshot, StoredFlag};

@@ -45,6 +45,17 @@ pub struct Firing {
     pub user: Option<String>,
 }
 
+/// A signed-in user seen with a referred visitor's cookie: linked at the next flush to
+/// the visitor's stored referral, if it has no user yet (the visitor signed in after
+/// following the partner's link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLink {
+    /// The visitor's id.
+    pub visitor: String,
+    /// The user's id, as the site's user hook gives it.
+    pub user: String,
+}
+
 /// A referred visitor as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredReferral {
@@ -162,13 +173,14 @@ pub(super) async fn record(
     tx: &mut Transaction<'_, Any>,
     referrals: &[NewReferral],
     firings: &[Firing],
+    links: &[UserLink],
     now: i64,
 ) -> Result<Written, StoreError> {
     let mut written = Written::default();
     // Every row of bandits_referrals this flush writes, in one pass in visitor order (as
     // every instance does), before any completion: two flushes take their locks in one
     // order and cannot deadlock each other. A visitor's new referrals go in the order
-    // they were captured, then the users that firings link.
+    // they were captured, then the users that firings and sign-ins link.
     enum Change<'a> {
         Refer(&'a NewReferral),
         Link(&'a str),
@@ -186,6 +198,14 @@ pub(super) async fn record(
         .chain(firings.iter().filter_map(|firing| {
             let user = firing.user.as_deref()?;
             Some((firing.visitor.as_str(), 1, firing.at, Change::Link(user)))
+        }))
+        .chain(links.iter().map(|link| {
+            (
+                link.visitor.as_str(),
+                1,
+                now,
+                Change::Link(link.user.as_str()),
+            )
         }))
         .collect();
     changes.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));

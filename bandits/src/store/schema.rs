@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_LOCK: i64 = 0x62_61_6e_64_69_74_73;
 
 /// The tables and indexes [`statements`] creates.
-const OBJECTS: [&str; 21] = [
+const OBJECTS: [&str; 22] = [
     "bandits_state",
     "bandits_flags",
     "bandits_arms",
@@ -39,6 +39,7 @@ const OBJECTS: [&str; 21] = [
     "bandits_partners",
     "bandits_subscriptions",
     "bandits_referrals",
+    "bandits_referrals_partner",
     "bandits_completions",
     "bandits_partner_arms",
     "bandits_trigger_switches",
@@ -244,6 +245,11 @@ fn statements(backend: Backend) -> Vec<String> {
             user_id TEXT
         )"
         .to_string(),
+        // A partner's referred visitors, newest first (the admin's partner page), and
+        // the partners list's count of them.
+        "CREATE INDEX IF NOT EXISTS bandits_referrals_partner ON bandits_referrals \
+         (partner, referred_at)"
+            .to_string(),
         // Triggers completed: the primary key makes each visitor complete each trigger
         // once, whichever instance flushes first.
         "CREATE TABLE IF NOT EXISTS bandits_completions (

@@ -319,6 +319,27 @@ impl Tracker {
         true
     }
 
+    /// Links signed-in user `user` to the stored referral of `visitor`, at the next flush,
+    /// if that referral has no user yet. A link this tracker took lately is refused at
+    /// once (a signed-in visitor's every request would ask for it); so is one past
+    /// [`MAX_PENDING_PARTNER_ROWS`] (dropped and counted). Returns whether it was taken.
+    pub fn link_user(&self, visitor: &str, user: &str) -> bool {
+        let key = self.recent_key.hash_one(("link", visitor, user));
+        let mut pending = self.lock_pending();
+        if pending.links.len() >= MAX_PENDING_PARTNER_ROWS {
+            pending.dropped_partner_rows += 1;
+            return false;
+        }
+        if !pending.recent.insert(key) {
+            return false;
+        }
+        pending.links.push(crate::store::UserLink {
+            visitor: visitor.to_string(),
+            user: user.to_string(),
+        });
+        true
+    }
+
     /// Referrals, and triggers fired, that wait for a flush (in a batch whose write
     /// failed too).
     pub fn pending_partner_rows(&self) -> (usize, usize) {
@@ -391,6 +412,7 @@ impl Tracker {
                 counted: std::mem::take(&mut pending.events),
                 referrals: std::mem::take(&mut pending.referrals),
                 firings: std::mem::take(&mut pending.firings),
+                links: std::mem::take(&mut pending.links),
             };
             pending.events_bytes = 0;
             // Still counted as pending (by `pending`) until written or put back.

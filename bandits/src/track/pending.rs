@@ -95,6 +95,8 @@ pub(super) struct Pending {
     pub(super) referrals: Vec<crate::store::NewReferral>,
     /// Triggers fired, at most [`MAX_PENDING_PARTNER_ROWS`].
     pub(super) firings: Vec<crate::store::Firing>,
+    /// Users to link to referrals, at most [`MAX_PENDING_PARTNER_ROWS`].
+    pub(super) links: Vec<crate::store::UserLink>,
     /// Referrals and firings dropped because their list was full.
     pub(super) dropped_partner_rows: u64,
 }

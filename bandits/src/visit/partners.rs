@@ -90,6 +90,23 @@ impl Visit {
         true
     }
 
+    /// A signed-in visitor who holds a referral: their user is linked to the stored
+    /// referral at the next flush, if it has none (they signed in after following the
+    /// partner's link). Costs nothing for a visitor who is not signed in.
+    fn link_user(&self) {
+        let Some(user) = self.user_id() else {
+            return;
+        };
+        let visitor = {
+            let inner = self.lock();
+            if inner.visitor.referral().is_none() {
+                return;
+            }
+            inner.visitor.id().to_string()
+        };
+        self.runtime.tracker.link_user(&visitor, &user);
+    }
+
     /// The signed-in user's id, if the site's user hook knows one and it is not too long
     /// to keep.
     fn user_id(&self) -> Option<String> {
@@ -127,6 +144,7 @@ impl Visit {
     /// sent; triggers fired by code are recorded unless the response is an error (a
     /// failed signup pays no one). Costs one atomic load when there is neither.
     pub(crate) fn settle_partners(&self, response: &Response<'_>) {
+        self.link_user();
         // A plain load first: the common case (nothing waits) writes nothing shared.
         if !self.partner_rows.load(Ordering::Acquire)
             || !self.partner_rows.swap(false, Ordering::AcqRel)
