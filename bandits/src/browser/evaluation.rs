@@ -112,13 +112,7 @@ impl BrowserVisit<'_> {
         if let Some(page) = page.as_deref().and_then(|page| live.page(page)) {
             visit.on_page(&live, page);
         }
-        let flags = live
-            .snapshot()
-            .flags
-            .iter()
-            .filter(|stored| stored.flag.client_side())
-            .map(|stored| evaluate(visit, &live, stored))
-            .collect();
+        let flags = client_side(visit, &live);
         visit.persist(self.jar);
         Ok(flags)
     }
@@ -149,15 +143,17 @@ impl BrowserVisit<'_> {
 /// rendered on the server that carries its flags to its script
 /// ([`VisitorFlags::browser_flags`](crate::VisitorFlags::browser_flags)).
 pub(crate) fn flags_of(visit: &Visit) -> Value {
-    let live = visit.runtime().tracker.live();
-    let flags: Vec<Evaluated> = live
-        .snapshot()
+    flags_object(&client_side(visit, &visit.runtime().tracker.live()))
+}
+
+/// Every flag of `live` the browser may read, as `visit` sees it.
+fn client_side(visit: &Visit, live: &Arc<Live>) -> Vec<Evaluated> {
+    live.snapshot()
         .flags
         .iter()
         .filter(|stored| stored.flag.client_side())
-        .map(|stored| evaluate(visit, &live, stored))
-        .collect();
-    flags_object(&flags)
+        .map(|stored| evaluate(visit, live, stored))
+        .collect()
 }
 
 fn evaluate(visit: &Visit, live: &Arc<Live>, stored: &crate::store::StoredFlag) -> Evaluated {

@@ -259,34 +259,31 @@ fn partner_increments<'a>(
     counted: &[&'a Event],
 ) -> BTreeMap<(&'a str, i64, &'a str, &'a str), (u64, u64)> {
     let mut by_partner: BTreeMap<_, (u64, u64)> = BTreeMap::new();
-    for increment in increments {
-        if let Some(partner) = &increment.partner {
+    let credited = increments
+        .iter()
+        .map(|i| (&i.flag, i.epoch, &i.arm, &i.partner, i.views, i.conversions))
+        .chain(counted.iter().map(|event| {
+            let (views, conversions) = match event.kind {
+                EventKind::Exposure => (1, 0),
+                EventKind::Conversion => (0, 1),
+            };
+            let event: &'a Event = event;
+            (
+                &event.flag,
+                event.epoch,
+                &event.arm,
+                &event.partner,
+                views,
+                conversions,
+            )
+        }));
+    for (flag, epoch, arm, partner, views, conversions) in credited {
+        if let Some(partner) = partner {
             let entry = by_partner
-                .entry((
-                    increment.flag.as_str(),
-                    increment.epoch,
-                    increment.arm.as_str(),
-                    partner.as_str(),
-                ))
+                .entry((flag.as_str(), epoch, arm.as_str(), partner.as_str()))
                 .or_default();
-            entry.0 += increment.views;
-            entry.1 += increment.conversions;
-        }
-    }
-    for event in counted {
-        if let Some(partner) = &event.partner {
-            let entry = by_partner
-                .entry((
-                    event.flag.as_str(),
-                    event.epoch,
-                    event.arm.as_str(),
-                    partner.as_str(),
-                ))
-                .or_default();
-            match event.kind {
-                EventKind::Exposure => entry.0 += 1,
-                EventKind::Conversion => entry.1 += 1,
-            }
+            entry.0 += views;
+            entry.1 += conversions;
         }
     }
     by_partner
