@@ -381,7 +381,7 @@ mod tests {
                 .count(),
             1
         );
-        assert_eq!(Setup::default().flags().len(), 3);
+        assert_eq!(Setup::default().flags().len(), 4);
         for (bandits, flags) in [
             (Some("yes"), None),
             (None, Some("0")),
