@@ -46,6 +46,8 @@ impl Site {
         let port = free_port();
         let bandits = format!("{{flush_interval_ms=50,admin_token=\"{TOKEN}\"}}");
         let child = site_command(SITE, &url, port, &bandits)
+            // Quiet: the browser's request for /favicon.ico is a 404 Rocket would log.
+            .env("ROCKET_LOG_LEVEL", "off")
             .spawn()
             .expect("the site binary starts");
         let mut site = Site {
