@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod headless;
 pub mod log_capture;
 pub mod process;
 pub mod proxy;
