@@ -10,7 +10,7 @@ use super::charts::{charts, interval_bar};
 use super::dates::date;
 use super::form::FlagForm;
 use crate::config::Config;
-use crate::engine::report::Statistics;
+use crate::engine::report::{sample_ratio, Statistics};
 use crate::engine::ArmTotals;
 use crate::engine::{FieldError, Rule};
 use crate::store::{EventQuery, History, LoggedEvent, NamedSegment, StoredFlag};
@@ -153,6 +153,9 @@ impl<'a> Page<'a> {
                     @match best { Some(arm) => (arm.name), None => span.muted { "—" } }
                 }
                 td data-label="Status" {
+                    @if sample_ratio(flag, &stored.totals).mismatch {
+                        span.badge.mismatch title="The arms' views do not split as intended: see the flag's page" { "sample ratio mismatch" } " "
+                    }
                     @if let Some(winner) = winner {
                         span.badge.won { "winner: " (winner.name) }
                     } @else if let Some(everyone) = flag.targeting().everyone {
@@ -194,6 +197,11 @@ impl Page<'_> {
                     @if let Some(event) = flag.goal_event() { " · goal event " code { (event) } }
                 }
                 p { (stats.rule) }
+                @if stats.sample_ratio.mismatch {
+                    p.error role="alert" { (stats.sample_ratio.message) }
+                } @else {
+                    p.muted { (stats.sample_ratio.message) }
+                }
                 @if let Some(winner) = &stats.winner {
                     p { span.badge.won { "Winner: " (winner.arm.as_deref().unwrap_or("?")) }
                         @if let Some(at) = winner.locked_at { " locked " (date(at)) } @else { " set by hand" } }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use super::flag::Flag;
 use super::policy::Policy;
 use super::stats::{
-    msprt_p_value, probability_best, student_t_test, wilson_interval, BetaPrior, Interval,
+    msprt_p_value, probability_best, sample_ratio_test, student_t_test, wilson_interval, BetaPrior,
+    Interval,
 };
 use super::totals::ArmTotals;
 use super::winner::WinnerRule;
@@ -61,6 +62,110 @@ pub struct Statistics {
     pub arms: Vec<ArmStatistics>,
     /// The locked winner, if any.
     pub winner: Option<Winner>,
+    /// Whether the arms' views split as intended.
+    pub sample_ratio: SampleRatio,
+}
+
+/// The p-value under which the arms' views are said not to split as intended: 0.001, as
+/// the experimentation platforms alarm.
+pub const SAMPLE_RATIO_ALARM: f64 = 0.001;
+
+/// The sample-ratio check: whether the arms' views split as the flag meant them to. A
+/// skewed split (a redirect that loses one arm's visitors, a bot wave, a bug in a split
+/// handler) biases every other figure of the flag.
+///
+/// Tested only where the split is fixed in advance: a fixed-split policy with no winner
+/// locked, by Pearson's chi-square goodness of fit of the views against the weights
+/// ([`sample_ratio_test`]). An adaptive policy moves traffic on purpose, so there is no
+/// intended split to test against; the message says so.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleRatio {
+    /// The test applies to this flag.
+    pub tested: bool,
+    /// The test's p-value; none when untested or before two arms meant to get traffic
+    /// have views.
+    pub p_value: Option<f64>,
+    /// `p_value` is under [`SAMPLE_RATIO_ALARM`]: the split is not the one intended.
+    pub mismatch: bool,
+    /// What the check found, in one or two sentences.
+    pub message: String,
+}
+
+/// The sample-ratio check of `flag` with its arms' `totals`.
+///
+/// ```
+/// use bandits::engine::report::sample_ratio;
+/// use bandits::engine::{ArmTotals, FlagDefinition, Policy};
+///
+/// let split = FlagDefinition::new("f")
+///     .with_policy(Policy::Split { weights: vec![1.0, 1.0] })
+///     .validate()?;
+/// let skewed = sample_ratio(&split, &[ArmTotals::new(5_200, 0), ArmTotals::new(4_800, 0)]);
+/// assert!(skewed.mismatch);
+/// let adaptive = FlagDefinition::new("g").validate()?;
+/// assert!(!sample_ratio(&adaptive, &[ArmTotals::new(900, 0), ArmTotals::new(100, 0)]).tested);
+/// # Ok::<(), bandits::engine::InvalidFlag>(())
+/// ```
+pub fn sample_ratio(flag: &Flag, totals: &[ArmTotals]) -> SampleRatio {
+    let untested = |message: &str| SampleRatio {
+        tested: false,
+        p_value: None,
+        mismatch: false,
+        message: message.to_string(),
+    };
+    let Policy::Split { weights } = flag.policy() else {
+        return untested(
+            "This policy moves traffic to the better arm on purpose, so there is no intended \
+             split to check the views against: the sample ratio is not tested.",
+        );
+    };
+    if flag.winner().is_some() {
+        return untested(
+            "A winner is locked and every visitor gets it, so the split is no longer the one \
+             intended: the sample ratio is not tested.",
+        );
+    }
+    let views: Vec<u64> = totals.iter().map(|totals| totals.views).collect();
+    let Some(result) = sample_ratio_test(&views, weights) else {
+        return SampleRatio {
+            tested: true,
+            p_value: None,
+            mismatch: false,
+            message: "The split is checked once two arms meant to get visitors have views."
+                .to_string(),
+        };
+    };
+    let total: f64 = weights.iter().sum();
+    let intended: Vec<String> = weights
+        .iter()
+        .map(|weight| format!("{:.0}%", 100.0 * weight / total))
+        .collect();
+    let seen: Vec<String> = views.iter().map(u64::to_string).collect();
+    let mismatch = result.p_value < SAMPLE_RATIO_ALARM;
+    let message = if mismatch {
+        format!(
+            "Sample ratio mismatch: the arms' views ({}) do not split as intended ({}); a \
+             chi-square test gives p = {:.1e}, under {SAMPLE_RATIO_ALARM}. Something adds or \
+             loses visitors on some arms (a redirect, bots, a split handler), and every \
+             figure of this flag is biased until it is found.",
+            seen.join(" : "),
+            intended.join(" : "),
+            result.p_value
+        )
+    } else {
+        format!(
+            "The arms' views ({}) fit the intended split ({}): p = {:.3}.",
+            seen.join(" : "),
+            intended.join(" : "),
+            result.p_value
+        )
+    };
+    SampleRatio {
+        tested: true,
+        p_value: Some(result.p_value),
+        mismatch,
+        message,
+    }
 }
 
 /// Computes the [`Statistics`] of `flag` at `epoch` from its arms' `totals` (in the flag's
@@ -137,5 +242,63 @@ pub fn statistics(
         confidence,
         arms,
         winner,
+        sample_ratio: sample_ratio(flag, totals),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::FlagDefinition;
+
+    fn split(weights: Vec<f64>) -> Flag {
+        let arms: Vec<String> = (0..weights.len()).map(|i| format!("a{i}")).collect();
+        FlagDefinition::new("f")
+            .with_arms(arms)
+            .with_policy(Policy::Split { weights })
+            .validate()
+            .expect("a valid flag")
+    }
+
+    #[test]
+    fn the_sample_ratio_check_has_an_answer_for_degenerate_flags() {
+        // No views yet: tested, no p-value, no alarm.
+        let none = sample_ratio(&split(vec![1.0, 1.0]), &[ArmTotals::default(); 2]);
+        assert!(none.tested && none.p_value.is_none() && !none.mismatch);
+        // A percentage flag: only one arm is meant to get counted visitors.
+        let percentage = FlagDefinition::percentage("p", 10.0)
+            .validate()
+            .expect("valid");
+        let one_arm = sample_ratio(&percentage, &[ArmTotals::default(), ArmTotals::new(50, 5)]);
+        assert!(one_arm.p_value.is_none() && !one_arm.mismatch);
+        // Views on an arm meant to get none: the split is impossible.
+        let impossible = sample_ratio(
+            &split(vec![1.0, 1.0, 0.0]),
+            &[
+                ArmTotals::new(10, 0),
+                ArmTotals::new(10, 0),
+                ArmTotals::new(1, 0),
+            ],
+        );
+        assert_eq!(impossible.p_value, Some(0.0));
+        assert!(impossible.mismatch);
+        // A locked winner: not tested.
+        let won = FlagDefinition {
+            winner: Some("on".into()),
+            ..FlagDefinition::new("w").with_policy(Policy::Split {
+                weights: vec![1.0, 1.0],
+            })
+        }
+        .validate()
+        .expect("valid");
+        let locked = sample_ratio(&won, &[ArmTotals::new(10, 0), ArmTotals::new(900, 0)]);
+        assert!(!locked.tested && !locked.mismatch);
+        // Uneven weights are what is intended: 900 : 100 against 90 : 10 fits.
+        let uneven = sample_ratio(
+            &split(vec![9.0, 1.0]),
+            &[ArmTotals::new(900, 0), ArmTotals::new(100, 0)],
+        );
+        assert_eq!(uneven.p_value, Some(1.0));
+        assert!(uneven.message.contains("90% : 10%"), "{}", uneven.message);
     }
 }
