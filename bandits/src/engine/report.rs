@@ -125,6 +125,12 @@ pub fn sample_ratio(flag: &Flag, totals: &[ArmTotals]) -> SampleRatio {
              intended: the sample ratio is not tested.",
         );
     }
+    if weights.iter().filter(|weight| **weight > 0.0).count() < 2 {
+        return untested(
+            "Only one arm is meant to get counted visitors (a percentage flag counts those who \
+             see `on`), so there is no split to check: the sample ratio is not tested.",
+        );
+    }
     let views: Vec<u64> = totals.iter().map(|totals| totals.views).collect();
     let Some(result) = sample_ratio_test(&views, weights) else {
         return SampleRatio {
@@ -270,7 +276,7 @@ mod tests {
             .validate()
             .expect("valid");
         let one_arm = sample_ratio(&percentage, &[ArmTotals::default(), ArmTotals::new(50, 5)]);
-        assert!(one_arm.p_value.is_none() && !one_arm.mismatch);
+        assert!(!one_arm.tested && one_arm.p_value.is_none() && !one_arm.mismatch);
         // Views on an arm meant to get none: the split is impossible.
         let impossible = sample_ratio(
             &split(vec![1.0, 1.0, 0.0]),
