@@ -283,6 +283,7 @@ fn every_problem_is_reported_at_once() {
         goal_event: Some("Sign Up".into()),
         exclude_signed_in: true,
         client_side: true,
+        interval: Default::default(),
         targeting: bandits::engine::targeting::Targeting {
             percent: Some(101.0),
             ..Default::default()

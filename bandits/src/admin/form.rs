@@ -61,6 +61,8 @@ pub(super) struct FlagForm {
     pub(super) exclude_signed_in: bool,
     pub(super) client_side: bool,
     #[field(default = String::new())]
+    pub(super) interval: String,
+    #[field(default = String::new())]
     pub(super) everyone: String,
     #[field(default = String::new())]
     pub(super) percent: String,
@@ -115,6 +117,11 @@ impl FlagForm {
             winner: definition.winner.clone().unwrap_or_default(),
             exclude_signed_in: definition.exclude_signed_in,
             client_side: definition.client_side,
+            interval: match definition.interval {
+                crate::engine::IntervalKind::Wilson => "wilson",
+                crate::engine::IntervalKind::Beta => "beta",
+            }
+            .to_string(),
             ..<FlagForm as Default>::default()
         };
         match &definition.policy {
@@ -325,6 +332,9 @@ impl FlagForm {
         body.insert("winner_rule".into(), Value::Object(rule));
         body.insert("exclude_signed_in".into(), json!(self.exclude_signed_in));
         body.insert("client_side".into(), json!(self.client_side));
+        if !self.interval.is_empty() {
+            body.insert("interval".into(), json!(self.interval));
+        }
 
         let mut targeting = match body.remove("targeting") {
             Some(Value::Object(map)) => map,

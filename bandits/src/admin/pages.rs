@@ -209,7 +209,7 @@ impl Page<'_> {
                 table {
                     thead { tr {
                         th { "Arm" } th.num { "Visitors" } th.num { "Conversions" } th.num { "Rate" }
-                        th { (confidence) " interval" } th.num { "p vs control" } th.num { "P(best)" }
+                        th { (confidence) " " (stats.interval.label()) " interval" } th.num { "p vs control" } th.num { "P(best)" }
                     } }
                     tbody {
                         @for (i, arm) in stats.arms.iter().enumerate() {
@@ -492,6 +492,12 @@ impl Page<'_> {
                         }
                     } }
                     (text_field("Mixture sd (sequential)", "mixture_sd", &form.mixture_sd, "0.05", exact("winner_rule.mixture_sd")))
+                    label { "Interval shown" select name="interval" {
+                        @for (value, label) in [("wilson", "Wilson (frequentist)"), ("beta", "Beta posterior (with the flag's prior)")] {
+                            option value=(value) selected[selected(&form.interval, value)] { (label) }
+                        }
+                    } }
+                    (exact("interval"))
                     (text_field("Locked winner (arm name; empty: none)", "winner", &form.winner, "", exact("winner")))
                 }
                 fieldset {

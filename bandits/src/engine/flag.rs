@@ -57,6 +57,40 @@ impl Arm {
     }
 }
 
+/// Which interval the admin and the API show for an arm's conversion rate, at the flag's
+/// confidence (`1 - significance_level`).
+///
+/// ```
+/// use bandits::engine::{FlagDefinition, IntervalKind};
+///
+/// let flag: FlagDefinition = serde_json::from_str(r#"{"name": "f", "interval": "beta"}"#)?;
+/// assert_eq!(flag.interval, IntervalKind::Beta);
+/// assert_eq!(FlagDefinition::new("g").interval, IntervalKind::Wilson);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalKind {
+    /// The Wilson score interval: a frequentist interval that stays inside [0, 1] and
+    /// behaves with few visitors. The default.
+    #[default]
+    Wilson,
+    /// The equal-tailed credible interval of the Beta posterior, with the flag's prior
+    /// (Thompson sampling's alpha and beta, or uniform): the interval that goes with
+    /// Thompson sampling and with the probability that each arm is best.
+    Beta,
+}
+
+impl IntervalKind {
+    /// The interval's name as shown to site owners.
+    pub fn label(self) -> &'static str {
+        match self {
+            IntervalKind::Wilson => "Wilson",
+            IntervalKind::Beta => "Beta posterior",
+        }
+    }
+}
+
 /// A flag as a site owner defines it, before validation.
 ///
 /// Every field has a default: two arms `off` (the control) and `on`, epsilon-greedy with
@@ -114,6 +148,8 @@ pub struct FlagDefinition {
     /// OpenFeature's remote evaluation list it with the visitor's arm and payload. Off by
     /// default, so internal experiments and their payloads stay on the server.
     pub client_side: bool,
+    /// The interval the admin and the API show for each arm's rate.
+    pub interval: IntervalKind,
     /// Who enters the experiment: waffle's everyone, percent, users, groups, languages,
     /// rollout and testing mode. The default lets every visitor in.
     pub targeting: Targeting,
@@ -135,6 +171,7 @@ impl Default for FlagDefinition {
             goal_event: None,
             exclude_signed_in: false,
             client_side: false,
+            interval: IntervalKind::default(),
             targeting: Targeting::default(),
         }
     }
@@ -475,6 +512,11 @@ impl Flag {
     /// Whether signed-in visitors are left out of the experiment.
     pub fn exclude_signed_in(&self) -> bool {
         self.definition.exclude_signed_in
+    }
+
+    /// The interval shown for each arm's rate ([`FlagDefinition::interval`]).
+    pub fn interval(&self) -> IntervalKind {
+        self.definition.interval
     }
 
     /// Whether the browser may read the flag ([`FlagDefinition::client_side`]).

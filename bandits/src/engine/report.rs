@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
-use super::flag::Flag;
+use super::flag::{Flag, IntervalKind};
 use super::policy::Policy;
 use super::stats::{
-    msprt_p_value, probability_best, sample_ratio_test, student_t_test, wilson_interval, BetaPrior,
-    Interval,
+    beta_interval, msprt_p_value, probability_best, sample_ratio_test, student_t_test,
+    wilson_interval, BetaPrior, Interval,
 };
 use super::totals::ArmTotals;
 use super::winner::WinnerRule;
@@ -24,7 +24,8 @@ pub struct ArmStatistics {
     pub conversions: u64,
     /// `conversions / views` (0 without views).
     pub rate: f64,
-    /// The Wilson interval at the flag's confidence; none without views.
+    /// The interval the flag chose ([`Statistics::interval`]) at its confidence; none
+    /// without views.
     pub interval: Option<Interval>,
     /// Two-sided p-value against the control, by the flag's winner rule (t-test, or the
     /// always-valid p-value of the sequential rule); none for the control.
@@ -58,6 +59,8 @@ pub struct Statistics {
     pub rule: String,
     /// The intervals' confidence: `1 - significance_level`.
     pub confidence: f64,
+    /// The intervals' kind, as the flag chose it: `"wilson"` or `"beta"`.
+    pub interval: IntervalKind,
     /// Per arm, in the flag's order (the control first).
     pub arms: Vec<ArmStatistics>,
     /// The locked winner, if any.
@@ -225,7 +228,11 @@ pub fn statistics(
                 views: arm_totals.views,
                 conversions: arm_totals.conversions,
                 rate: arm_totals.rate(),
-                interval: wilson_interval(arm_totals, confidence),
+                interval: match flag.interval() {
+                    _ if arm_totals.views == 0 => None,
+                    IntervalKind::Wilson => wilson_interval(arm_totals, confidence),
+                    IntervalKind::Beta => beta_interval(arm_totals, confidence, prior),
+                },
                 p_value_against_control: p_value,
                 probability_best: best.get(i).copied(),
             }
@@ -246,6 +253,7 @@ pub fn statistics(
             flag.arms().len(),
         ),
         confidence,
+        interval: flag.interval(),
         arms,
         winner,
         sample_ratio: sample_ratio(flag, totals),
@@ -306,5 +314,42 @@ mod tests {
         );
         assert_eq!(uneven.p_value, Some(1.0));
         assert!(uneven.message.contains("90% : 10%"), "{}", uneven.message);
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+    use crate::engine::FlagDefinition;
+
+    #[test]
+    fn each_flag_shows_the_interval_it_chose() {
+        let totals = [ArmTotals::new(200, 10), ArmTotals::new(0, 0)];
+        let wilson = FlagDefinition::new("w").validate().expect("valid");
+        let beta = FlagDefinition {
+            interval: IntervalKind::Beta,
+            ..FlagDefinition::new("b").with_policy(Policy::Thompson {
+                alpha: 2.0,
+                beta: 8.0,
+            })
+        }
+        .validate()
+        .expect("valid");
+        let shown = statistics(&wilson, 0, &totals, None);
+        assert_eq!(shown.interval, IntervalKind::Wilson);
+        assert_eq!(shown.arms[0].interval, wilson_interval(totals[0], 0.95));
+        let shown = statistics(&beta, 0, &totals, None);
+        assert_eq!(shown.interval, IntervalKind::Beta);
+        let prior = BetaPrior {
+            alpha: 2.0,
+            beta: 8.0,
+        };
+        assert_eq!(
+            shown.arms[0].interval,
+            beta_interval(totals[0], 0.95, prior)
+        );
+        assert_ne!(shown.arms[0].interval, wilson_interval(totals[0], 0.95));
+        // No views: no interval, whichever kind (not the prior's).
+        assert_eq!(shown.arms[1].interval, None);
     }
 }

@@ -1,0 +1,87 @@
+//! The interval each flag chooses, through the JSON API and the admin, on SQLite and
+//! (with BANDITS_TEST_POSTGRES_URL) PostgreSQL.
+
+use bandits::api::AdminCheck;
+use bandits::Bandits;
+use bandits_integration_tests::browser::{SECRET_KEY, TOKEN};
+use bandits_integration_tests::each_database;
+use rocket::http::{ContentType, Header, Method, Status};
+use rocket::local::asynchronous::Client;
+use rocket::serde::json::Value;
+
+async fn start(url: &str) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("databases.bandits.url", url))
+        .merge(("bandits.admin_token", TOKEN))
+        .merge(("secret_key", SECRET_KEY))
+        .merge(("log_level", "off"));
+    let rocket = rocket::custom(figment)
+        .attach(Bandits::fairing())
+        .manage(AdminCheck::new(|request| {
+            request.headers().get_one("X-Staff") == Some("yes")
+        }));
+    Client::untracked(rocket).await.expect("the site ignites")
+}
+
+async fn api(client: &Client, method: Method, path: &str, body: &str) -> (Status, Value) {
+    let response = client
+        .req(method, path.to_string())
+        .header(ContentType::JSON)
+        .header(Header::new("Authorization", format!("Bearer {TOKEN}")))
+        .body(body)
+        .dispatch()
+        .await;
+    let status = response.status();
+    (status, response.into_json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_flag_chooses_wilson_or_the_beta_posterior() {
+    each_database(|_store, url| async move {
+        let client = start(&url).await;
+        let (status, _) = api(
+            &client,
+            Method::Post,
+            "/bandits/api/flags",
+            r#"{"name": "posterior", "interval": "beta", "policy": {"kind": "thompson"}}"#,
+        )
+        .await;
+        assert_eq!(status, Status::Created);
+        let (_, stats) = api(
+            &client,
+            Method::Get,
+            "/bandits/api/flags/posterior/stats",
+            "",
+        )
+        .await;
+        assert_eq!(stats["interval"], "beta", "{stats}");
+        let (_, created) = api(
+            &client,
+            Method::Post,
+            "/bandits/api/flags",
+            r#"{"name": "plain"}"#,
+        )
+        .await;
+        assert_eq!(created["flag"]["interval"], "wilson", "the default: {created}");
+        let (status, refused) = api(
+            &client,
+            Method::Post,
+            "/bandits/api/flags",
+            r#"{"name": "bad", "interval": "bootstrap"}"#,
+        )
+        .await;
+        assert_eq!(status, Status::UnprocessableEntity);
+        assert!(refused.to_string().contains("interval"), "{refused}");
+        let page = client
+            .get("/bandits/admin/flags/posterior")
+            .header(Header::new("X-Staff", "yes"))
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert!(page.contains("95% Beta posterior interval"), "{page}");
+        client.terminate().await;
+    })
+    .await;
+}
