@@ -62,7 +62,10 @@ async fn a_flag_chooses_wilson_or_the_beta_posterior() {
             r#"{"name": "plain"}"#,
         )
         .await;
-        assert_eq!(created["flag"]["interval"], "wilson", "the default: {created}");
+        assert_eq!(
+            created["flag"]["interval"], "wilson",
+            "the default: {created}"
+        );
         let (status, refused) = api(
             &client,
             Method::Post,
