@@ -6,6 +6,11 @@ import { chromium } from 'playwright-core';
 const DEADLINE_MS = 90_000;
 /** How long one browser action (a navigation, a wait for an element) may take. */
 export const STEP_MS = 20_000;
+/**
+ * How long Chromium may take to start: a first start on a busy machine (CI right after
+ * a cold build) was seen to take over 20 s.
+ */
+const LAUNCH_MS = 60_000;
 
 /**
  * Runs `test(page, site)` in a fresh headless browser (no cookies, no storage) on the
@@ -28,7 +33,7 @@ export async function run(test) {
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
       headless: true,
-      timeout: STEP_MS,
+      timeout: LAUNCH_MS,
       // Containers often run without a user namespace for Chromium's sandbox.
       args: ['--no-sandbox'],
     });
