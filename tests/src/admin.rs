@@ -91,3 +91,19 @@ pub async fn signed_in(client: &Client, secret: &str) -> Session {
 pub fn location(response: &LocalResponse<'_>) -> Option<String> {
     response.headers().get_one("Location").map(str::to_string)
 }
+
+/// A site with the plugin, an admin token and the site's own admin check (`X-Staff:
+/// yes`), on the database at `url`, flushing at its default interval.
+pub async fn staff_site(url: &str) -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("databases.bandits.url", url))
+        .merge(("bandits.admin_token", crate::browser::TOKEN))
+        .merge(("secret_key", crate::browser::SECRET_KEY))
+        .merge(("log_level", "off"));
+    let rocket = rocket::custom(figment)
+        .attach(bandits::Bandits::fairing())
+        .manage(bandits::api::AdminCheck::new(|request| {
+            request.headers().get_one("X-Staff") == Some("yes")
+        }));
+    Client::untracked(rocket).await.expect("the site ignites")
+}

@@ -1,26 +1,14 @@
 //! The interval each flag chooses, through the JSON API and the admin, on SQLite and
 //! (with BANDITS_TEST_POSTGRES_URL) PostgreSQL.
 
-use bandits::api::AdminCheck;
-use bandits::Bandits;
-use bandits_integration_tests::browser::{SECRET_KEY, TOKEN};
+use bandits_integration_tests::browser::TOKEN;
 use bandits_integration_tests::each_database;
 use rocket::http::{ContentType, Header, Method, Status};
 use rocket::local::asynchronous::Client;
 use rocket::serde::json::Value;
 
 async fn start(url: &str) -> Client {
-    let figment = rocket::Config::figment()
-        .merge(("databases.bandits.url", url))
-        .merge(("bandits.admin_token", TOKEN))
-        .merge(("secret_key", SECRET_KEY))
-        .merge(("log_level", "off"));
-    let rocket = rocket::custom(figment)
-        .attach(Bandits::fairing())
-        .manage(AdminCheck::new(|request| {
-            request.headers().get_one("X-Staff") == Some("yes")
-        }));
-    Client::untracked(rocket).await.expect("the site ignites")
+    bandits_integration_tests::admin::staff_site(url).await
 }
 
 async fn api(client: &Client, method: Method, path: &str, body: &str) -> (Status, Value) {

@@ -3,11 +3,9 @@
 //! in the API's statistics, on the admin's list and on the flag's page; an adaptive policy
 //! says it is not tested.
 
-use bandits::api::AdminCheck;
 use bandits::engine::{FlagDefinition, Policy};
 use bandits::store::{Batch, Increment, Store};
-use bandits::Bandits;
-use bandits_integration_tests::browser::{SECRET_KEY, TOKEN};
+use bandits_integration_tests::browser::TOKEN;
 use bandits_integration_tests::each_database;
 use rocket::http::{Header, Status};
 use rocket::local::asynchronous::Client;
@@ -32,17 +30,7 @@ async fn flag_with_views(store: &Store, name: &str, policy: Policy, views: [u64;
 }
 
 async fn start(url: &str) -> Client {
-    let figment = rocket::Config::figment()
-        .merge(("databases.bandits.url", url))
-        .merge(("bandits.admin_token", TOKEN))
-        .merge(("secret_key", SECRET_KEY))
-        .merge(("log_level", "off"));
-    let rocket = rocket::custom(figment)
-        .attach(Bandits::fairing())
-        .manage(AdminCheck::new(|request| {
-            request.headers().get_one("X-Staff") == Some("yes")
-        }));
-    Client::untracked(rocket).await.expect("the site ignites")
+    bandits_integration_tests::admin::staff_site(url).await
 }
 
 async fn stats(client: &Client, flag: &str) -> Value {
