@@ -55,6 +55,7 @@ fn event(kind: EventKind, flag: &str, visitor: String, arm: &str, at: i64) -> Ev
         arm: arm.to_string(),
         path: "/".to_string(),
         partner: None,
+        propensity: None,
     }
 }
 

@@ -79,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 arm: arm_name.clone(),
                 path: path.to_string(),
                 partner: None,
+                propensity: None,
             };
             batch.events.push(event(
                 EventKind::Exposure,

@@ -56,6 +56,18 @@ struct Args {
     /// Mixture standard deviation of the sequential rule.
     #[arg(long, default_value_t = 0.05)]
     mixture_sd: f64,
+    /// Russo's β of top-two Thompson sampling, comma separated for one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    leader: Vec<f64>,
+    /// Probability best the Bayesian rule needs.
+    #[arg(long, default_value_t = 0.95)]
+    probability: f64,
+    /// Expected loss (in conversion rate) below which the Bayesian rule locks.
+    #[arg(long, default_value_t = 0.0005)]
+    expected_loss: f64,
+    /// Visitors between checks with `--check-after every` (a site checks once per flush).
+    #[arg(long, default_value_t = 100)]
+    check_every: u64,
     /// Seed of the first experiment; experiment i uses a generator derived from (seed, i).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -74,6 +86,7 @@ enum PolicyArg {
     EpsilonDecay,
     Ucb1,
     Thompson,
+    TopTwoThompson,
     Split,
 }
 
@@ -82,12 +95,14 @@ enum RuleArg {
     Manual,
     TTest,
     Sequential,
+    Bayesian,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum CheckArg {
     Conversion,
     Visitor,
+    Every,
 }
 
 fn main() {
@@ -108,25 +123,36 @@ fn run(args: &Args) -> Result<(), String> {
             Policy::EpsilonDecay,
             Policy::Ucb1 { c: args.c },
             Policy::thompson(),
+            Policy::top_two_thompson(),
             Policy::even_split(k),
         ]
     } else {
         args.policy
             .iter()
-            .map(|p| match p {
-                PolicyArg::EpsilonGreedy | PolicyArg::All => Policy::EpsilonGreedy {
+            .flat_map(|p| match p {
+                PolicyArg::EpsilonGreedy | PolicyArg::All => vec![Policy::EpsilonGreedy {
                     epsilon: args.epsilon,
-                },
-                PolicyArg::EpsilonDecay => Policy::EpsilonDecay,
-                PolicyArg::Ucb1 => Policy::Ucb1 { c: args.c },
-                PolicyArg::Thompson => Policy::thompson(),
-                PolicyArg::Split => Policy::even_split(k),
+                }],
+                PolicyArg::EpsilonDecay => vec![Policy::EpsilonDecay],
+                PolicyArg::Ucb1 => vec![Policy::Ucb1 { c: args.c }],
+                PolicyArg::Thompson => vec![Policy::thompson()],
+                PolicyArg::TopTwoThompson => args
+                    .leader
+                    .iter()
+                    .map(|&leader| Policy::TopTwoThompson {
+                        alpha: 1.0,
+                        beta: 1.0,
+                        leader,
+                    })
+                    .collect(),
+                PolicyArg::Split => vec![Policy::even_split(k)],
             })
             .collect()
     };
     let check_after = match args.check_after {
         CheckArg::Conversion => CheckAfter::Conversion,
         CheckArg::Visitor => CheckAfter::Visitor,
+        CheckArg::Every => CheckAfter::Every(args.check_every),
     };
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -136,9 +162,9 @@ fn run(args: &Args) -> Result<(), String> {
 
     if args.header {
         println!(
-            "| arms | policy | rule | checked after | visitors | regret (mean ± SE) | Lai–Robbins | locked any | locked wrong |"
+            "| arms | policy | rule | checked after | visitors | regret (mean ± SE) | Lai–Robbins | locked any | locked wrong | median visitors to lock |"
         );
-        println!("|---|---|---|---|--:|--:|--:|--:|--:|");
+        println!("|---|---|---|---|--:|--:|--:|--:|--:|--:|");
     }
     let arms_label = format!(
         "[{}]",
@@ -155,6 +181,10 @@ fn run(args: &Args) -> Result<(), String> {
                 RuleArg::TTest => WinnerRule::TTest,
                 RuleArg::Sequential => WinnerRule::Sequential {
                     mixture_sd: args.mixture_sd,
+                },
+                RuleArg::Bayesian => WinnerRule::Bayesian {
+                    probability: args.probability,
+                    expected_loss: args.expected_loss,
                 },
             };
             let flag = flag(args, policy.clone(), winner_rule.clone())?;
@@ -178,17 +208,28 @@ fn run(args: &Args) -> Result<(), String> {
                 let bound = lai_robbins_bound(&args.arms, point.visitors)
                     .map(|b| format!("{b:.1}"))
                     .unwrap_or_else(|| "–".into());
-                let (checked, locked, wrong) = if winner_rule == WinnerRule::Manual {
-                    ("–".to_string(), "–".to_string(), "–".to_string())
+                let (checked, locked, wrong, median) = if winner_rule == WinnerRule::Manual {
+                    (
+                        "–".to_string(),
+                        "–".to_string(),
+                        "–".to_string(),
+                        "–".to_string(),
+                    )
                 } else {
                     (
-                        format!("{:?}", args.check_after).to_lowercase(),
+                        match check_after {
+                            CheckAfter::Every(n) => format!("every {n}"),
+                            _ => format!("{:?}", args.check_after).to_lowercase(),
+                        },
                         format!("{:.1}%", 100.0 * point.locked),
                         format!("{:.1}%", 100.0 * point.locked_wrong),
+                        summary
+                            .median_lock
+                            .map_or_else(|| format!("> {}", args.horizon), |at| at.to_string()),
                     )
                 };
                 println!(
-                    "| {arms_label} | {} | {} | {checked} | {} | {:.1} ± {:.1} | {bound} | {locked} | {wrong} |",
+                    "| {arms_label} | {} | {} | {checked} | {} | {:.1} ± {:.1} | {bound} | {locked} | {wrong} | {median} |",
                     policy_label(policy),
                     winner_rule.label(),
                     point.visitors,
@@ -206,6 +247,7 @@ fn policy_label(policy: &Policy) -> String {
         Policy::EpsilonGreedy { epsilon } => format!("epsilon-greedy (ε = {epsilon})"),
         Policy::Ucb1 { c } => format!("UCB1 (c = {c})"),
         Policy::Split { .. } => "even split (A/B)".to_string(),
+        Policy::TopTwoThompson { leader, .. } => format!("top-two Thompson (β = {leader})"),
         other => other.label().to_string(),
     }
 }

@@ -19,6 +19,7 @@
 //! | `DELETE /bandits/api/flags/<name>` | deletes it with its counters and log (204) |
 //! | `POST /bandits/api/flags/<name>/reset` | starts its experiment afresh |
 //! | `GET /bandits/api/flags/<name>/stats` | rates, intervals, p-values, probability best, winner; with `?by=partner`, also per arm per referral partner (and no partner) |
+//! | `GET /bandits/api/flags/<name>/events` | its activity log, oldest first, streamed as CSV (`?format=csv`, the default) or NDJSON (`?format=ndjson`), between `?from=` and `?to=` (milliseconds since the Unix epoch); columns `id, at, visitor, kind, epoch, arm, propensity, path, partner, flag` |
 //! | `GET /bandits/api/status` | this instance: database reachable, counts, referrals and firings waiting, writes so far |
 //! | `GET`, `POST /bandits/api/partners` | referral partners with their counts; creates one (201) |
 //! | `GET`, `PUT`, `PATCH /bandits/api/partners/<uid>` | one partner with its subscriptions, referred visitors and callbacks; edits it (`DELETE` is refused with 405: deactivate instead) |
@@ -45,6 +46,7 @@ pub const BASE: &str = crate::config::API_BASE;
 /// The API's routes, to mount at [`BASE`].
 pub fn routes() -> Vec<Route> {
     let mut routes = routes![list, create, read, update, remove, reset, stats, status];
+    routes.extend(routes![export::events]);
     routes.extend(crate::api::partners::routes());
     routes.extend(crate::api::triggers::routes());
     routes
@@ -59,6 +61,7 @@ pub use crate::auth::{Admin, AdminCheck};
 
 mod answer;
 mod declared;
+mod export;
 mod partners;
 mod triggers;
 

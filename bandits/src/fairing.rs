@@ -416,6 +416,7 @@ impl Fairing for Bandits {
                 arm: event.arm,
                 path: path.to_string(),
                 partner: event.partner,
+                propensity: event.propensity,
             });
         }
     }

@@ -43,6 +43,8 @@ pub(crate) struct PendingEvent {
     pub(crate) arm: String,
     /// The partner the visitor counts for in the flag ([`Assigned::partner`]).
     pub(crate) partner: Option<String>,
+    /// For a view, the odds its arm was chosen with ([`decision::Decision::propensity`]).
+    pub(crate) propensity: Option<f64>,
 }
 
 /// The request's visit, created the first time the fairing, the guard or a template
@@ -479,6 +481,7 @@ impl VisitInner {
             flag,
             stored.epoch,
             &stored.totals,
+            live.chances(flag.name()),
             self.now_for(flag),
             expose,
             &mut rand::rng(),
@@ -527,6 +530,7 @@ impl VisitInner {
                 epoch: stored.epoch,
                 arm,
                 partner,
+                propensity: decided.propensity,
             });
         }
         Seen { index: decided.arm }
@@ -553,6 +557,7 @@ impl VisitInner {
             epoch: stored.epoch,
             arm,
             partner,
+            propensity: None,
         });
         true
     }

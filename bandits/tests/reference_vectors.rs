@@ -3,16 +3,18 @@
 //! `tests/data/stats_vectors.json` was produced by SciPy (its `generator` field says which
 //! version), and so was `tests/data/sequential_and_srm_vectors.json`: the mSPRT's evidence
 //! and always-valid p-value by numerical integration of the normal mixture, and the
-//! sample-ratio check's `scipy.stats.chisquare`. Each test walks every entry of one section
+//! sample-ratio check's `scipy.stats.chisquare`; and `tests/data/bayes_vectors.json`
+//! (`scripts/bayes_vectors.py`): each arm's probability of being best and expected loss
+//! by `scipy.integrate.quad`. Each test walks every entry of one section
 //! and checks every field in it; a field or a section that no test knows fails the run, so
 //! a statistic added to a file cannot go unchecked.
 
 use std::collections::BTreeSet;
 
 use bandits::engine::stats::{
-    beta_interval, chi_square_test, msprt_log_likelihood_ratio, msprt_p_value, probability_best,
-    sample_ratio_test, student_t_test, two_proportion_z_test, wald_interval, welch_t_test,
-    wilson_interval, BetaPrior, Interval, TestResult,
+    beta_interval, chances, chi_square_test, msprt_log_likelihood_ratio, msprt_p_value,
+    probability_best, sample_ratio_test, student_t_test, two_proportion_z_test, wald_interval,
+    welch_t_test, wilson_interval, BetaPrior, Interval, TestResult,
 };
 use bandits::engine::ArmTotals;
 use serde_json::Value;
@@ -24,6 +26,10 @@ const RELATIVE: f64 = 1e-6;
 const SEQUENTIAL_RELATIVE: f64 = 1e-9;
 /// Absolute tolerance for probability-best, which the engine integrates numerically.
 const PROBABILITY_BEST: f64 = 2e-3;
+/// Absolute and relative tolerance for the expected loss, integrated numerically too: a
+/// rule threshold of 0.0005 is met to within 1%.
+const LOSS_ABSOLUTE: f64 = 5e-6;
+const LOSS_RELATIVE: f64 = 1e-3;
 /// Values SciPy writes as 6.9e-18 where the exact answer is 0 (a Wilson bound at zero
 /// conversions) cannot be met relatively; below this they count as zero.
 const ZERO: f64 = 1e-12;
@@ -329,6 +335,57 @@ fn chi_square_matches_scipy() {
         );
         assert_eq!(result.dof, count(&entry, "dof"), "{what} dof");
         assert_all_checked(&entry, &["arms", "chi2", "p", "dof"]);
+    }
+}
+
+#[test]
+fn chances_match_scipy_quadrature() {
+    let file = parse(include_str!("data/bayes_vectors.json"));
+    assert_eq!(
+        sections(&file),
+        ["generator", "chances"].map(String::from).into()
+    );
+    let entries = file["chances"].as_array().expect("a list").clone();
+    assert!(!entries.is_empty());
+    let list = |entry: &Value, key: &str| -> Vec<f64> {
+        entry[key]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|v| v.as_f64().expect("a number"))
+            .collect()
+    };
+    for entry in entries {
+        let arms = arms(&entry);
+        let prior = BetaPrior {
+            alpha: number(&entry["prior"], "alpha").expect("alpha"),
+            beta: number(&entry["prior"], "beta").expect("beta"),
+        };
+        let odds = chances(&arms, prior).expect("a result");
+        let (best, loss) = (
+            list(&entry, "probability_best"),
+            list(&entry, "expected_loss"),
+        );
+        assert_eq!((odds.best.len(), odds.loss.len()), (best.len(), loss.len()));
+        for i in 0..best.len() {
+            let what = format!("{arms:?} with {prior:?}, arm {i}");
+            assert!(
+                (odds.best[i] - best[i]).abs() <= PROBABILITY_BEST,
+                "{what}: probability best {}, SciPy says {}",
+                odds.best[i],
+                best[i]
+            );
+            assert!(
+                (odds.loss[i] - loss[i]).abs() <= LOSS_ABSOLUTE + LOSS_RELATIVE * loss[i],
+                "{what}: expected loss {}, SciPy says {}",
+                odds.loss[i],
+                loss[i]
+            );
+        }
+        assert_all_checked(
+            &entry,
+            &["arms", "prior", "probability_best", "expected_loss"],
+        );
     }
 }
 

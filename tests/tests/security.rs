@@ -569,6 +569,7 @@ async fn a_batch_counts_each_visitor_once_and_reports_repeats() {
             arm: "on".into(),
             path: "/".into(),
             partner: None,
+            propensity: None,
         };
         let batch = Batch {
             counted: vec![

@@ -29,6 +29,7 @@ fn event(kind: EventKind, visitor: &str, arm: &str, path: &str, at: i64) -> Even
         arm: arm.to_string(),
         path: path.to_string(),
         partner: None,
+        propensity: None,
     }
 }
 

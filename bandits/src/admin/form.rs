@@ -47,6 +47,8 @@ pub(super) struct FlagForm {
     #[field(default = String::new())]
     pub(super) beta: String,
     #[field(default = String::new())]
+    pub(super) leader: String,
+    #[field(default = String::new())]
     pub(super) weights: String,
     #[field(default = String::new())]
     pub(super) significance_level: String,
@@ -56,6 +58,10 @@ pub(super) struct FlagForm {
     pub(super) winner_rule: String,
     #[field(default = String::new())]
     pub(super) mixture_sd: String,
+    #[field(default = String::new())]
+    pub(super) probability: String,
+    #[field(default = String::new())]
+    pub(super) expected_loss: String,
     #[field(default = String::new())]
     pub(super) winner: String,
     pub(super) exclude_signed_in: bool,
@@ -139,6 +145,16 @@ impl FlagForm {
                 form.alpha = number(*alpha);
                 form.beta = number(*beta);
             }
+            Policy::TopTwoThompson {
+                alpha,
+                beta,
+                leader,
+            } => {
+                form.policy = "top_two_thompson".into();
+                form.alpha = number(*alpha);
+                form.beta = number(*beta);
+                form.leader = number(*leader);
+            }
             Policy::Split { weights } => {
                 form.policy = "split".into();
                 form.weights = weights
@@ -156,6 +172,14 @@ impl FlagForm {
             WinnerRule::Sequential { mixture_sd } => {
                 form.winner_rule = "sequential".into();
                 form.mixture_sd = number(*mixture_sd);
+            }
+            WinnerRule::Bayesian {
+                probability,
+                expected_loss,
+            } => {
+                form.winner_rule = "bayesian".into();
+                form.probability = number(*probability);
+                form.expected_loss = number(*expected_loss);
             }
             WinnerRule::Manual => form.winner_rule = "manual".into(),
         }
@@ -277,6 +301,11 @@ impl FlagForm {
             "epsilon_greedy" => &[("epsilon", self.epsilon.as_str())],
             "ucb1" => &[("c", self.c.as_str())],
             "thompson" => &[("alpha", self.alpha.as_str()), ("beta", self.beta.as_str())],
+            "top_two_thompson" => &[
+                ("alpha", self.alpha.as_str()),
+                ("beta", self.beta.as_str()),
+                ("leader", self.leader.as_str()),
+            ],
             _ => &[],
         };
         for (key, value) in params {
@@ -327,6 +356,16 @@ impl FlagForm {
         if rule_kind == "sequential" {
             if let Some(sd) = float("winner_rule.mixture_sd", &self.mixture_sd, &mut errors) {
                 rule.insert("mixture_sd".into(), sd);
+            }
+        }
+        if rule_kind == "bayesian" {
+            for (key, value) in [
+                ("probability", &self.probability),
+                ("expected_loss", &self.expected_loss),
+            ] {
+                if let Some(number) = float(&format!("winner_rule.{key}"), value, &mut errors) {
+                    rule.insert(key.into(), number);
+                }
             }
         }
         body.insert("winner_rule".into(), Value::Object(rule));

@@ -469,7 +469,7 @@ impl Page<'_> {
                 fieldset {
                     legend { "Policy" }
                     label { "Policy" select name="policy" {
-                        @for (value, label) in [("epsilon_greedy", "epsilon-greedy"), ("epsilon_decay", "epsilon-decay"), ("ucb1", "UCB1"), ("thompson", "Thompson sampling"), ("split", "fixed split"), ("percentage", "percentage (waffle: the percent below see the second arm, no bandit)")] {
+                        @for (value, label) in [("epsilon_greedy", "epsilon-greedy"), ("epsilon_decay", "epsilon-decay"), ("ucb1", "UCB1"), ("thompson", "Thompson sampling"), ("top_two_thompson", "top-two Thompson (ends with an answer)"), ("split", "fixed split"), ("percentage", "percentage (waffle: the percent below see the second arm, no bandit)")] {
                             option value=(value) selected[selected(&form.policy, value)] { (label) }
                         }
                     } }
@@ -480,6 +480,7 @@ impl Page<'_> {
                         input type="text" name="beta" value=(form.beta) placeholder="1" aria-label="beta";
                     } }
                     (exact("policy.alpha")) (exact("policy.beta"))
+                    (text_field("β, share shown the leader (top-two Thompson)", "leader", &form.leader, "0.5", exact("policy.leader")))
                     (text_field("Weights (fixed split, one per arm)", "weights", &form.weights, "50, 50", exact("policy.weights"))) (exact("policy"))
                 }
                 fieldset {
@@ -487,11 +488,13 @@ impl Page<'_> {
                     (text_field("Significance level", "significance_level", &form.significance_level, "0.05", exact("significance_level")))
                     (text_field("Minimum visitors before a winner", "min_views", &form.min_views, "100", exact("min_views")))
                     label { "Winner rule" select name="winner_rule" {
-                        @for (value, label) in [("t_test", "t-test (django-bandits)"), ("sequential", "sequential (safe to check often)"), ("manual", "manual")] {
+                        @for (value, label) in [("t_test", "t-test (django-bandits)"), ("sequential", "sequential (safe to check often)"), ("bayesian", "Bayesian (probability best, expected loss)"), ("manual", "manual")] {
                             option value=(value) selected[selected(&form.winner_rule, value)] { (label) }
                         }
                     } }
                     (text_field("Mixture sd (sequential)", "mixture_sd", &form.mixture_sd, "0.05", exact("winner_rule.mixture_sd")))
+                    (text_field("Probability best (Bayesian)", "probability", &form.probability, "0.95", exact("winner_rule.probability")))
+                    (text_field("Expected loss below (Bayesian, in rate: 0.0005 = 0.05 points)", "expected_loss", &form.expected_loss, "0.0005", exact("winner_rule.expected_loss")))
                     label { "Interval shown" select name="interval" {
                         @for (value, label) in [("wilson", "Wilson (frequentist)"), ("beta", "Beta posterior (with the flag's prior)")] {
                             option value=(value) selected[selected(&form.interval, value)] { (label) }

@@ -133,7 +133,9 @@ fn kind_with_parameters(field: &str, text: &str) -> Result<Value, FieldError> {
         "epsilon_greedy" => &["epsilon"],
         "ucb1" => &["c"],
         "thompson" => &["alpha", "beta"],
+        "top_two_thompson" => &["alpha", "beta", "leader"],
         "sequential" => &["mixture_sd"],
+        "bayesian" => &["probability", "expected_loss"],
         "split" => &[],
         _ => {
             return Err(FieldError::new(

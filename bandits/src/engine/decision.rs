@@ -27,9 +27,11 @@
 //! // A request on a counted page, with the database up.
 //! let facts = Facts { counts_here: true, online: true, ..Facts::default() };
 //! let totals = [ArmTotals::default(); 2];
-//! let seen = decide(&facts, &visitor, &flag, 0, &totals, 0, true, &mut rand::rng());
+//! let seen = decide(&facts, &visitor, &flag, 0, &totals, None, 0, true, &mut rand::rng());
 //! assert_eq!(seen.by, Precedence::Entered);
 //! assert_eq!(seen.count, Some(EventKind::Exposure));
+//! // Epsilon-greedy, no data yet: every arm is as likely.
+//! assert_eq!(seen.propensity, Some(0.5));
 //! let remembered = seen.remember.expect("a new visitor is given an arm");
 //! assert!(remembered.exposed);
 //! # Ok::<(), bandits::engine::InvalidFlag>(())
@@ -42,6 +44,7 @@ use rand::Rng;
 use super::flag::Flag;
 use super::partners::ReferralRules;
 use super::pinned::Pinned;
+use super::stats::Chances;
 use super::targeting::{Decision as Targeted, User, Visitor as TargetedVisitor};
 use super::totals::ArmTotals;
 use super::visitor::{Assigned, OverrideKind, VisitorState};
@@ -140,6 +143,10 @@ pub struct Decision {
     pub new_arm: bool,
     /// What is counted, if anything.
     pub count: Option<EventKind>,
+    /// For a counted view, the probability with which the policy chose the visitor's arm
+    /// when it was chosen ([`Choice::propensity`](super::flag::Choice::propensity)), for
+    /// the activity log. `None` for anything else, and when it is not known.
+    pub propensity: Option<f64>,
 }
 
 impl Decision {
@@ -150,6 +157,7 @@ impl Decision {
             remember: None,
             new_arm: false,
             count: None,
+            propensity: None,
         }
     }
 }
@@ -207,7 +215,8 @@ pub fn kept_out(
     }
 }
 
-/// What `visitor` sees of `flag` (at `epoch`, with the arms' `totals`), and what changes.
+/// What `visitor` sees of `flag` (at `epoch`, with the arms' `totals` and, when the flag
+/// reads them, their [`Chances`] on those totals), and what changes.
 /// `expose`: this read counts the visitor as a view of the flag if they enter and were not
 /// counted yet. `now` (milliseconds since the Unix epoch) is read by rollouts and, for a
 /// view, by the referral's window (the view's partner, [`Assigned::partner`]); `rng`
@@ -224,6 +233,7 @@ pub fn decide<R: Rng + ?Sized>(
     flag: &Flag,
     epoch: i64,
     totals: &[ArmTotals],
+    chances: Option<&Chances>,
     now: i64,
     expose: bool,
     rng: &mut R,
@@ -246,15 +256,18 @@ pub fn decide<R: Rng + ?Sized>(
         (Some((index, _)), _) => (index, None, false),
         (None, _) if !facts.online => return Decision::seen(flag, 0, Precedence::Offline),
         (None, _) => {
-            let arm = flag.choose_arm(totals, rng);
-            let Some(chosen) = flag.arms().get(arm) else {
+            let choice = flag.choose(totals, chances, rng);
+            let Some(chosen) = flag.arms().get(choice.arm) else {
                 // A policy answers with one of the flag's arms; were it not to, the control.
                 return Decision::seen(flag, 0, Precedence::Entered);
             };
-            (arm, Some(Assigned::new(epoch, chosen.name.clone())), true)
+            let mut assigned = Assigned::new(epoch, chosen.name.clone());
+            assigned.propensity = choice.propensity;
+            (choice.arm, Some(assigned), true)
         }
     };
     let mut count = None;
+    let mut propensity = None;
     if expose && facts.counts_here {
         let current = remember
             .as_ref()
@@ -262,6 +275,7 @@ pub fn decide<R: Rng + ?Sized>(
         if let Some(current) = current.filter(|assigned| !assigned.exposed) {
             let mut exposed = current.clone();
             exposed.exposed = true;
+            propensity = exposed.propensity.take();
             exposed.partner = facts
                 .referrals
                 .credited(visitor.referral(), now)
@@ -276,6 +290,7 @@ pub fn decide<R: Rng + ?Sized>(
         remember,
         new_arm,
         count,
+        propensity,
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::Policy;
 use super::rule::Rule;
+use super::stats::{chances, Chances};
 use super::targeting::Targeting;
 use super::totals::ArmTotals;
 use super::winner::WinnerRule;
@@ -540,17 +541,71 @@ impl Flag {
     /// (a snapshot taken before the arms were edited) is padded or cut to the flag's arms,
     /// so the answer is always a valid arm index.
     pub fn choose_arm<R: Rng + ?Sized>(&self, totals: &[ArmTotals], rng: &mut R) -> usize {
+        self.choose(totals, None, rng).arm
+    }
+
+    /// As [`choose_arm`](Self::choose_arm), given the arms' [`Chances`] on the same totals
+    /// when the caller has them ([`chances`](Self::chances), once per flush on a site),
+    /// with the probability that this arm was the one chosen ([`Choice::propensity`]).
+    ///
+    /// ```
+    /// use bandits::engine::{ArmTotals, FlagDefinition, Policy};
+    ///
+    /// let flag = FlagDefinition::new("cta").with_policy(Policy::percent(20.0)).validate()?;
+    /// let totals = [ArmTotals::default(); 2];
+    /// let choice = flag.choose(&totals, None, &mut rand::rng());
+    /// assert_eq!(choice.propensity, Some([0.8, 0.2][choice.arm]));
+    /// # Ok::<(), bandits::engine::InvalidFlag>(())
+    /// ```
+    pub fn choose<R: Rng + ?Sized>(
+        &self,
+        totals: &[ArmTotals],
+        chances: Option<&Chances>,
+        rng: &mut R,
+    ) -> Choice {
         if let Some(winner) = self.winner {
-            return winner;
+            return Choice {
+                arm: winner,
+                propensity: Some(1.0),
+            };
         }
         let k = self.definition.arms.len();
-        if totals.len() == k {
-            self.definition.policy.choose(totals, rng)
+        let padded;
+        let totals = if totals.len() == k {
+            totals
         } else {
-            let mut padded = totals.to_vec();
-            padded.resize(k, ArmTotals::default());
-            self.definition.policy.choose(&padded, rng)
+            let mut resized = totals.to_vec();
+            resized.resize(k, ArmTotals::default());
+            padded = resized;
+            &padded
+        };
+        let best = chances
+            .map(|chances| chances.best.as_slice())
+            .filter(|best| best.len() == k);
+        let policy = &self.definition.policy;
+        let arm = policy.choose_given(totals, best, rng);
+        Choice {
+            arm,
+            propensity: policy.propensity(arm, totals, best),
         }
+    }
+
+    /// Whether this flag needs its arms' [`Chances`] at each flush: its policy chooses by
+    /// them (the Thompson policies' propensities, top-two Thompson's choices) or its
+    /// winner rule decides by them (the Bayesian rule). A locked flag needs nothing.
+    pub fn reads_chances(&self) -> bool {
+        self.winner.is_none()
+            && (self.definition.policy.reads_chances()
+                || self.definition.winner_rule.reads_chances())
+    }
+
+    /// The arms' [`Chances`] on `totals` under the policy's prior
+    /// ([`Policy::prior`]); `None` when `totals` does not hold one entry per arm.
+    pub fn chances(&self, totals: &[ArmTotals]) -> Option<Chances> {
+        if totals.len() != self.definition.arms.len() {
+            return None;
+        }
+        chances(totals, self.definition.policy.prior())
     }
 
     /// The arm the winner rule declares the winner given `totals`, if any.
@@ -559,13 +614,32 @@ impl Flag {
     /// exposures. It does not lock anything: the caller stores the answer with
     /// [`lock_winner`](Self::lock_winner).
     pub fn find_winner(&self, totals: &[ArmTotals]) -> Option<usize> {
+        self.find_winner_with(totals, None)
+    }
+
+    /// As [`find_winner`](Self::find_winner), with the arms' [`Chances`] on `totals`
+    /// computed already ([`chances`](Self::chances)).
+    pub fn find_winner_with(
+        &self,
+        totals: &[ArmTotals],
+        chances: Option<&Chances>,
+    ) -> Option<usize> {
         if totals.len() != self.definition.arms.len() {
             return None;
         }
-        self.definition.winner_rule.find_winner(
+        let computed;
+        let chances = match chances {
+            None if self.definition.winner_rule.reads_chances() => {
+                computed = self.chances(totals);
+                computed.as_ref()
+            }
+            given => given,
+        };
+        self.definition.winner_rule.find_winner_with(
             totals,
             self.definition.significance_level,
             self.definition.min_views,
+            chances,
         )
     }
 
@@ -590,6 +664,18 @@ impl From<Flag> for FlagDefinition {
     fn from(flag: Flag) -> Self {
         flag.definition
     }
+}
+
+/// A new visitor's arm and how likely it was to be the one chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choice {
+    /// The arm's index among the flag's arms.
+    pub arm: usize,
+    /// The probability with which the policy chose this arm at this moment (1 for a
+    /// locked winner): what an off-policy estimate divides by
+    /// ([`Policy::propensity`]). `None` when it cannot be known: a Thompson policy chosen
+    /// without the arms' [`Chances`].
+    pub propensity: Option<f64>,
 }
 
 /// A flag definition that failed validation: every problem found, each naming its field.

@@ -41,8 +41,8 @@ mod winner;
 pub use decision::EventKind;
 pub(crate) use flag::check_name;
 pub use flag::{
-    Arm, FieldError, Flag, FlagDefinition, IntervalKind, InvalidFlag, MAX_ARMS, MAX_NAME_LEN,
-    MAX_NOTE_LEN, MAX_PATH_LEN,
+    Arm, Choice, FieldError, Flag, FlagDefinition, IntervalKind, InvalidFlag, MAX_ARMS,
+    MAX_NAME_LEN, MAX_NOTE_LEN, MAX_PATH_LEN,
 };
 pub use policy::Policy;
 pub use rule::Rule;

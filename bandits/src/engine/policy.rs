@@ -5,6 +5,7 @@ use rand_distr::{Beta, Distribution};
 use serde::{Deserialize, Serialize};
 
 use super::rule::Rule;
+use super::stats::BetaPrior;
 use super::totals::{total_views, ArmTotals};
 
 /// How a flag assigns arms to new visitors.
@@ -17,7 +18,8 @@ use super::totals::{total_views, ArmTotals};
 ///
 /// | policy | explores | good for |
 /// |---|---|---|
-/// | [`Thompson`](Policy::Thompson) | in proportion to the chance an arm is best | the recommended choice: the least regret in our simulations |
+/// | [`Thompson`](Policy::Thompson) | in proportion to the chance an arm is best | the least regret in our simulations, when no answer is needed |
+/// | [`TopTwoThompson`](Policy::TopTwoThompson) | the leader and its strongest challenger | an experiment that must end with an answer |
 /// | [`EpsilonGreedy`](Policy::EpsilonGreedy) | a fixed share `epsilon`, forever | the django-bandits behaviour, simple to explain |
 /// | [`EpsilonDecay`](Policy::EpsilonDecay) | with probability `1 / (1 + n / k)`, shrinking | exploring hard at first, then exploiting |
 /// | [`Ucb1`](Policy::Ucb1) | arms whose upper bound is highest | deterministic optimism, django-bandits' UCB1 |
@@ -72,6 +74,33 @@ pub enum Policy {
         #[serde(default = "one")]
         beta: f64,
     },
+    /// Top-two Thompson sampling (Russo, 2016), made for finding the best arm rather than
+    /// for the least regret: draw the leader as Thompson sampling does; show it with
+    /// probability `leader`, otherwise show a challenger, drawn again from the posteriors
+    /// until another arm leads. Thompson sampling starves an arm that is behind, so a
+    /// test between the two top arms can take very long to conclude; this policy keeps
+    /// sending the strongest challenger a share of visitors, so the winner rule gets its
+    /// evidence. With two arms and `leader = 0.5` it is an even split; see
+    /// `docs/benchmarks.md` for what `leader` costs and buys.
+    ///
+    /// On a site the draws are made from each arm's probability of being best, computed
+    /// once per counter flush (the same arms and odds the posterior draws would give, at
+    /// a cost that does not grow with the odds); [`choose`](Policy::choose), without those
+    /// figures, draws from the posteriors and, with more than two arms, gives up looking
+    /// for a challenger after [`MAX_CHALLENGER_DRAWS`] draws and takes the arm placed
+    /// second in one more.
+    TopTwoThompson {
+        /// Prior conversions plus one.
+        #[serde(default = "one")]
+        alpha: f64,
+        /// Prior non-conversions plus one.
+        #[serde(default = "one")]
+        beta: f64,
+        /// Russo's β: the probability of showing the leader rather than a challenger.
+        /// In (0, 1); default 0.5.
+        #[serde(default = "half")]
+        leader: f64,
+    },
     /// A fixed split: arm `i` with probability `weights[i] / sum(weights)`, whatever the
     /// results. One non-negative weight per arm, not all zero.
     Split {
@@ -91,6 +120,14 @@ fn default_c() -> f64 {
 fn one() -> f64 {
     1.0
 }
+
+fn half() -> f64 {
+    0.5
+}
+
+/// Posterior draws [`Policy::choose`] makes looking for a challenger of top-two Thompson
+/// sampling with more than two arms, before it takes the arm placed second.
+pub const MAX_CHALLENGER_DRAWS: usize = 64;
 
 impl Default for Policy {
     /// Epsilon-greedy with epsilon 0.1, as in django-bandits.
@@ -120,6 +157,37 @@ impl Policy {
         }
     }
 
+    /// Top-two Thompson sampling with a uniform prior and Russo's `leader = 0.5`.
+    pub fn top_two_thompson() -> Self {
+        Policy::TopTwoThompson {
+            alpha: 1.0,
+            beta: 1.0,
+            leader: half(),
+        }
+    }
+
+    /// The `Beta` prior of the Thompson policies; the uniform prior for the others.
+    pub fn prior(&self) -> BetaPrior {
+        match self {
+            Policy::Thompson { alpha, beta } | Policy::TopTwoThompson { alpha, beta, .. } => {
+                BetaPrior {
+                    alpha: *alpha,
+                    beta: *beta,
+                }
+            }
+            _ => BetaPrior::UNIFORM,
+        }
+    }
+
+    /// Whether choosing, or knowing the odds of a choice, needs each arm's probability of
+    /// being best ([`chances`](super::stats::chances)): the Thompson policies.
+    pub fn reads_chances(&self) -> bool {
+        matches!(
+            self,
+            Policy::Thompson { .. } | Policy::TopTwoThompson { .. }
+        )
+    }
+
     /// An even split over `arms` arms: the classic A/B(/C...) test.
     pub fn even_split(arms: usize) -> Self {
         Policy::Split {
@@ -146,6 +214,7 @@ impl Policy {
             Policy::EpsilonDecay => "epsilon-decay",
             Policy::Ucb1 { .. } => "UCB1",
             Policy::Thompson { .. } => "Thompson sampling",
+            Policy::TopTwoThompson { .. } => "top-two Thompson sampling",
             Policy::Split { .. } => "fixed split",
         }
     }
@@ -183,28 +252,142 @@ impl Policy {
                     rng,
                 )
             }
-            Policy::Thompson { alpha, beta } => {
-                let draws = arms.iter().map(|arm| {
-                    let a = alpha + arm.successes() as f64;
-                    let b = beta + (arm.views - arm.successes()) as f64;
-                    match Beta::new(a, b) {
-                        Ok(posterior) => posterior.sample(rng),
-                        // Only reachable with an unvalidated prior: fall back to the mean.
-                        Err(_) => a / (a + b),
-                    }
-                });
-                // Ties between continuous draws have probability zero: the first one wins.
-                let mut best = 0;
-                let mut best_draw = f64::NEG_INFINITY;
-                for (i, draw) in draws.enumerate() {
-                    if draw > best_draw {
-                        best = i;
-                        best_draw = draw;
+            Policy::Thompson { alpha, beta } => thompson_draw(arms, *alpha, *beta, None, rng),
+            Policy::TopTwoThompson {
+                alpha,
+                beta,
+                leader,
+            } => {
+                let first = thompson_draw(arms, *alpha, *beta, None, rng);
+                if rng.random::<f64>() < *leader {
+                    return first;
+                }
+                if k == 2 {
+                    // Drawing until the other arm leads ends on the other arm.
+                    return 1 - first;
+                }
+                for _ in 0..MAX_CHALLENGER_DRAWS {
+                    let challenger = thompson_draw(arms, *alpha, *beta, None, rng);
+                    if challenger != first {
+                        return challenger;
                     }
                 }
-                best
+                thompson_draw(arms, *alpha, *beta, Some(first), rng)
             }
             Policy::Split { weights } => split(weights, k, rng),
+        }
+    }
+
+    /// Chooses an arm as [`choose`](Self::choose) does, given each arm's probability of
+    /// being best (`best`, from [`chances`](super::stats::chances) on the same totals):
+    /// top-two Thompson sampling then draws its leader and challenger from those figures,
+    /// in time that grows with the arms only. Every other policy, and `best` of the wrong
+    /// length, is [`choose`](Self::choose).
+    pub fn choose_given<R: Rng + ?Sized>(
+        &self,
+        arms: &[ArmTotals],
+        best: Option<&[f64]>,
+        rng: &mut R,
+    ) -> usize {
+        let k = arms.len();
+        match (self, best) {
+            (Policy::TopTwoThompson { leader, .. }, Some(best)) if k >= 2 && best.len() == k => {
+                let first = draw(best, None, rng).unwrap_or(0);
+                if rng.random::<f64>() < *leader {
+                    return first;
+                }
+                draw(best, Some(first), rng).unwrap_or_else(|| runner_up(arms, first))
+            }
+            _ => self.choose(arms, rng),
+        }
+    }
+
+    /// The probability that this policy chooses `arm` given `arms`' totals: the
+    /// propensity an off-policy estimate divides by.
+    ///
+    /// Exact for epsilon-greedy, epsilon-decay, UCB1 (a share of its ties) and fixed
+    /// splits. For the Thompson policies it is computed from `best`, each arm's
+    /// probability of being best on the same totals ([`chances`](super::stats::chances)),
+    /// and is `None` without it. `None` for an arm out of range.
+    ///
+    /// ```
+    /// use bandits::engine::{ArmTotals, Policy};
+    ///
+    /// let arms = [ArmTotals::new(100, 5), ArmTotals::new(100, 9)];
+    /// // Epsilon-greedy explores a tenth of the time, half of which lands on each arm.
+    /// let greedy = Policy::epsilon_greedy();
+    /// assert!((greedy.propensity(1, &arms, None).unwrap() - 0.95).abs() < 1e-12);
+    /// assert!((greedy.propensity(0, &arms, None).unwrap() - 0.05).abs() < 1e-12);
+    /// // Thompson sampling chooses an arm with its probability of being best.
+    /// assert_eq!(Policy::thompson().propensity(1, &arms, Some(&[0.12, 0.88])), Some(0.88));
+    /// assert_eq!(Policy::thompson().propensity(1, &arms, None), None);
+    /// ```
+    pub fn propensity(&self, arm: usize, arms: &[ArmTotals], best: Option<&[f64]>) -> Option<f64> {
+        let k = arms.len();
+        if arm >= k {
+            return None;
+        }
+        if k == 1 {
+            return Some(1.0);
+        }
+        let best = best.filter(|best| best.len() == k);
+        let greedy_share = |explore: f64| {
+            let top = arms
+                .iter()
+                .map(ArmTotals::rate)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let ties = arms.iter().filter(|a| a.rate() == top).count();
+            let greedy = if arms[arm].rate() == top {
+                1.0 / ties as f64
+            } else {
+                0.0
+            };
+            explore / k as f64 + (1.0 - explore) * greedy
+        };
+        match self {
+            Policy::EpsilonGreedy { epsilon } => Some(greedy_share(epsilon.clamp(0.0, 1.0))),
+            Policy::EpsilonDecay => Some(greedy_share(
+                1.0 / (1.0 + total_views(arms) as f64 / k as f64),
+            )),
+            Policy::Ucb1 { c } => {
+                let log_n = (total_views(arms).max(1) as f64).ln();
+                let value = |a: &ArmTotals| a.rate() + c * (log_n / a.views.max(1) as f64).sqrt();
+                let top = arms.iter().map(value).fold(f64::NEG_INFINITY, f64::max);
+                let ties = arms.iter().filter(|a| value(a) == top).count();
+                Some(if value(&arms[arm]) == top {
+                    1.0 / ties as f64
+                } else {
+                    0.0
+                })
+            }
+            Policy::Thompson { .. } => best.map(|best| best[arm]),
+            Policy::TopTwoThompson { leader, .. } => {
+                let best = best?;
+                // Led by `arm` and shown, or led by another and `arm` is its challenger.
+                let challenged: f64 = (0..k)
+                    .filter(|&first| first != arm)
+                    .map(|first| {
+                        let others = 1.0 - best[first];
+                        let share = if others > 0.0 && best[arm] > 0.0 {
+                            best[arm] / others
+                        } else if others > 0.0 {
+                            0.0
+                        } else {
+                            f64::from(u8::from(runner_up(arms, first) == arm))
+                        };
+                        best[first] * share
+                    })
+                    .sum();
+                Some((leader * best[arm] + (1.0 - leader) * challenged).clamp(0.0, 1.0))
+            }
+            Policy::Split { weights } => {
+                let usable = |w: &f64| w.max(0.0);
+                let total: f64 = weights.iter().take(k).map(usable).sum();
+                if !(total > 0.0 && total.is_finite()) {
+                    return Some(f64::from(u8::from(arm == 0)));
+                }
+                Some(weights.get(arm).map_or(0.0, usable) / total)
+            }
         }
     }
 
@@ -248,6 +431,32 @@ impl Policy {
                     }
                 }
             }
+            Policy::TopTwoThompson {
+                alpha,
+                beta,
+                leader,
+            } => {
+                for (name, value) in [("alpha", alpha), ("beta", beta)] {
+                    if !(value.is_finite() && *value > 0.0) {
+                        problems.push((
+                            name,
+                            Rule::Range {
+                                range: "(0, inf)",
+                                value: *value,
+                            },
+                        ));
+                    }
+                }
+                if !(*leader > 0.0 && *leader < 1.0) {
+                    problems.push((
+                        "leader",
+                        Rule::Range {
+                            range: "(0, 1)",
+                            value: *leader,
+                        },
+                    ));
+                }
+            }
             Policy::Split { weights } => {
                 if weights.len() != arms {
                     problems.push((
@@ -272,6 +481,77 @@ impl Policy {
         }
         problems
     }
+}
+
+/// The arm whose posterior draw is highest (leaving out `except`), the Thompson step.
+fn thompson_draw<R: Rng + ?Sized>(
+    arms: &[ArmTotals],
+    alpha: f64,
+    beta: f64,
+    except: Option<usize>,
+    rng: &mut R,
+) -> usize {
+    // Ties between continuous draws have probability zero: the first one wins.
+    let mut best = usize::from(except == Some(0));
+    let mut best_draw = f64::NEG_INFINITY;
+    for (i, arm) in arms.iter().enumerate() {
+        if Some(i) == except {
+            continue;
+        }
+        let a = alpha + arm.successes() as f64;
+        let b = beta + (arm.views - arm.successes()) as f64;
+        let draw = match Beta::new(a, b) {
+            Ok(posterior) => posterior.sample(rng),
+            // Only reachable with an unvalidated prior: fall back to the mean.
+            Err(_) => a / (a + b),
+        };
+        if draw > best_draw {
+            best = i;
+            best_draw = draw;
+        }
+    }
+    best
+}
+
+/// An index drawn with probability `weights[i] / sum` (leaving out `except`); `None`
+/// when nothing is left to draw.
+fn draw<R: Rng + ?Sized>(weights: &[f64], except: Option<usize>, rng: &mut R) -> Option<usize> {
+    let weight = |i: usize| {
+        if Some(i) == except {
+            0.0
+        } else {
+            weights[i].max(0.0)
+        }
+    };
+    let total: f64 = (0..weights.len()).map(weight).sum();
+    if !(total > 0.0 && total.is_finite()) {
+        return None;
+    }
+    let mut target = rng.random::<f64>() * total;
+    let mut last = None;
+    for i in 0..weights.len() {
+        let w = weight(i);
+        if w > 0.0 {
+            if target < w {
+                return Some(i);
+            }
+            target -= w;
+            last = Some(i);
+        }
+    }
+    last
+}
+
+/// The challenger when the leader's odds leave none to draw: the other arm with the best
+/// observed rate (the first of equals).
+fn runner_up(arms: &[ArmTotals], first: usize) -> usize {
+    let mut best = usize::from(first == 0);
+    for (i, arm) in arms.iter().enumerate() {
+        if i != first && arm.rate() > arms[best].rate() {
+            best = i;
+        }
+    }
+    best
 }
 
 /// The arm with the best observed rate, ties broken at random.
@@ -395,6 +675,112 @@ mod tests {
         for share in shares(&Policy::thompson(), &arms, 30_000) {
             assert!((share - 1.0 / 3.0).abs() < 0.015, "{share}");
         }
+    }
+
+    /// Shares of `draws` choices made as a site makes them: with the arms' chances.
+    fn shares_given(policy: &Policy, arms: &[ArmTotals], draws: usize) -> Vec<f64> {
+        let best = crate::engine::stats::chances(arms, policy.prior()).map(|c| c.best);
+        let mut rng = SmallRng::seed_from_u64(43);
+        let mut counts = vec![0usize; arms.len()];
+        for _ in 0..draws {
+            counts[policy.choose_given(arms, best.as_deref(), &mut rng)] += 1;
+        }
+        counts.iter().map(|&c| c as f64 / draws as f64).collect()
+    }
+
+    #[test]
+    fn propensities_are_the_shares_each_policy_chooses_with() {
+        let arms = [
+            ArmTotals::new(400, 20),
+            ArmTotals::new(300, 24),
+            ArmTotals::new(300, 24),
+            ArmTotals::new(50, 1),
+        ];
+        for policy in [
+            Policy::epsilon_greedy(),
+            Policy::EpsilonDecay,
+            Policy::Ucb1 { c: 0.01 },
+            Policy::thompson(),
+            Policy::top_two_thompson(),
+            Policy::TopTwoThompson {
+                alpha: 1.0,
+                beta: 1.0,
+                leader: 0.8,
+            },
+            Policy::Split {
+                weights: vec![1.0, 2.0, 0.0, 1.0],
+            },
+        ] {
+            let best = crate::engine::stats::chances(&arms, policy.prior()).map(|c| c.best);
+            let odds: Vec<f64> = (0..arms.len())
+                .map(|arm| {
+                    policy
+                        .propensity(arm, &arms, best.as_deref())
+                        .expect("known with the chances")
+                })
+                .collect();
+            let total: f64 = odds.iter().sum();
+            assert!((total - 1.0).abs() < 1e-9, "{}: {odds:?}", policy.label());
+            let seen = shares_given(&policy, &arms, 100_000);
+            for (p, s) in odds.iter().zip(&seen) {
+                assert!(
+                    (p - s).abs() < 0.006,
+                    "{}: {odds:?} vs {seen:?}",
+                    policy.label()
+                );
+            }
+        }
+        // Without the chances, Thompson's odds are unknown; the others need none.
+        assert_eq!(Policy::thompson().propensity(0, &arms, None), None);
+        assert_eq!(Policy::top_two_thompson().propensity(0, &arms, None), None);
+        assert_eq!(Policy::epsilon_greedy().propensity(9, &arms, None), None);
+    }
+
+    #[test]
+    fn top_two_thompson_keeps_showing_the_challenger() {
+        // Arm 1 is very probably best: Thompson sampling all but stops showing arm 0,
+        // top-two Thompson keeps giving it about 1 - leader.
+        let arms = [ArmTotals::new(3000, 120), ArmTotals::new(3000, 180)];
+        assert!(shares(&Policy::thompson(), &arms, 20_000)[0] < 0.01);
+        let even = shares(&Policy::top_two_thompson(), &arms, 20_000);
+        assert!((even[0] - 0.5).abs() < 0.015, "{even:?}");
+        let leaning = Policy::TopTwoThompson {
+            alpha: 1.0,
+            beta: 1.0,
+            leader: 0.8,
+        };
+        let s = shares(&leaning, &arms, 20_000);
+        assert!((s[0] - 0.2).abs() < 0.015, "{s:?}");
+        // Draws from the posteriors and draws from the chances agree, with more arms too.
+        let three = [arms[0], arms[1], ArmTotals::new(3000, 170)];
+        let drawn = shares(&leaning, &three, 40_000);
+        let given = shares_given(&leaning, &three, 40_000);
+        for (d, g) in drawn.iter().zip(&given) {
+            assert!((d - g).abs() < 0.015, "{drawn:?} vs {given:?}");
+        }
+        // A leader certain beyond rounding leaves the best other arm as the challenger.
+        let certain = [1.0, 0.0, 0.0];
+        let mut rng = SmallRng::seed_from_u64(5);
+        let challengers: Vec<usize> = (0..200)
+            .map(|_| leaning.choose_given(&three, Some(&certain), &mut rng))
+            .filter(|&arm| arm != 0)
+            .collect();
+        assert!(!challengers.is_empty() && challengers.iter().all(|&arm| arm == 1));
+        let odds = leaning.propensity(1, &three, Some(&certain)).unwrap();
+        assert!((odds - 0.2).abs() < 1e-12, "{odds}");
+    }
+
+    #[test]
+    fn top_two_parameters_are_checked() {
+        let bad = Policy::TopTwoThompson {
+            alpha: 0.0,
+            beta: 1.0,
+            leader: 1.0,
+        };
+        let fields: Vec<&str> = bad.problems(2).iter().map(|(field, _)| *field).collect();
+        assert_eq!(fields, ["alpha", "leader"]);
+        let parsed: Policy = serde_json::from_str(r#"{"kind": "top_two_thompson"}"#).unwrap();
+        assert_eq!(parsed, Policy::top_two_thompson());
     }
 
     #[test]

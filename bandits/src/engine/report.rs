@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::flag::{Flag, IntervalKind};
 use super::policy::Policy;
 use super::stats::{
-    beta_interval, msprt_p_value, probability_best, sample_ratio_test, student_t_test,
-    wilson_interval, BetaPrior, Interval,
+    beta_interval, chances, msprt_p_value, sample_ratio_test, student_t_test, wilson_interval,
+    Interval,
 };
 use super::totals::ArmTotals;
 use super::winner::WinnerRule;
@@ -32,6 +32,9 @@ pub struct ArmStatistics {
     pub p_value_against_control: Option<f64>,
     /// The posterior probability that this arm is the best.
     pub probability_best: Option<f64>,
+    /// The conversion rate choosing this arm is expected to lose if another is better
+    /// (`E[max_j p_j - p_i]` under the posteriors): what the Bayesian rule weighs.
+    pub expected_loss: Option<f64>,
 }
 
 /// The locked winner.
@@ -198,14 +201,9 @@ pub fn statistics(
     winner_locked_at: Option<i64>,
 ) -> Statistics {
     let confidence = flag.confidence();
-    let prior = match flag.policy() {
-        Policy::Thompson { alpha, beta } => BetaPrior {
-            alpha: *alpha,
-            beta: *beta,
-        },
-        _ => BetaPrior::UNIFORM,
-    };
-    let best = probability_best(totals, prior).unwrap_or_default();
+    let prior = flag.policy().prior();
+    let odds = chances(totals, prior);
+    let (best, loss) = odds.map_or((Vec::new(), Vec::new()), |odds| (odds.best, odds.loss));
     let control = totals.first().copied().unwrap_or_default();
     let arms = flag
         .arms()
@@ -235,6 +233,7 @@ pub fn statistics(
                 },
                 p_value_against_control: p_value,
                 probability_best: best.get(i).copied(),
+                expected_loss: loss.get(i).copied(),
             }
         })
         .collect();
@@ -320,6 +319,7 @@ mod tests {
 #[cfg(test)]
 mod interval_tests {
     use super::*;
+    use crate::engine::stats::BetaPrior;
     use crate::engine::FlagDefinition;
 
     #[test]

@@ -40,6 +40,9 @@ pub enum CheckAfter {
     Conversion,
     /// After every visitor: the most frequent peeking possible.
     Visitor,
+    /// After every `n` visitors, as a site checks after each counter flush (a site that
+    /// counts 200 new visitors a second and flushes every 500 ms checks every 100).
+    Every(u64),
     /// Never: the policy runs alone.
     Never,
 }
@@ -89,6 +92,10 @@ pub struct Checkpoint {
 pub struct Summary {
     /// Experiments simulated.
     pub replications: u64,
+    /// The median number of visitors after which the rule locked an arm, counting the
+    /// experiments that never locked as locking after the horizon: `None` when half of
+    /// them or more did not lock by then.
+    pub median_lock: Option<u64>,
     /// One entry per checkpoint, in increasing order.
     pub checkpoints: Vec<Checkpoint>,
 }
@@ -150,6 +157,7 @@ impl<'a> Simulation<'a> {
             let check = match self.check_after {
                 CheckAfter::Conversion => converted,
                 CheckAfter::Visitor => true,
+                CheckAfter::Every(n) => visitor % n.max(1) == 0,
                 CheckAfter::Never => false,
             };
             if check && lock.is_none() {
@@ -238,8 +246,18 @@ impl<'a> Simulation<'a> {
                 }
             })
             .collect();
+        let mut locks: Vec<u64> = runs
+            .iter()
+            .map(|run| run.lock.map_or(u64::MAX, |(_, at)| at))
+            .collect();
+        locks.sort_unstable();
+        let median_lock = locks
+            .get(locks.len() / 2)
+            .copied()
+            .filter(|&at| at != u64::MAX && !locks.is_empty());
         Summary {
             replications: runs.len() as u64,
+            median_lock,
             checkpoints,
         }
     }
@@ -247,6 +265,125 @@ impl<'a> Simulation<'a> {
 
 fn replication_rng(seed: u64, replication: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed ^ replication.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// One counted view in a simulated activity log: what a site's log records of it
+/// (the arm and the odds it was chosen with) and whether the visitor converted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Logged {
+    /// The arm shown.
+    pub arm: usize,
+    /// The probability with which the policy chose it ([`Choice::propensity`](super::Choice::propensity)).
+    pub propensity: f64,
+    /// Whether the visitor converted.
+    pub converted: bool,
+}
+
+/// Simulates `visitors` visitors of `flag` against arms converting at `rates` the way a
+/// site serves them, and returns its log: every decision reads the totals and the
+/// [`Chances`](super::stats::Chances) of the last flush, one flush every `flush_every`
+/// visitors, and each view records the odds its arm was chosen with. The winner rule is
+/// not consulted. A policy whose propensity cannot be known logs nothing.
+///
+/// ```
+/// use bandits::engine::simulation::{inverse_propensity, logged_run};
+/// use bandits::engine::{FlagDefinition, Policy};
+/// use rand::{rngs::SmallRng, SeedableRng};
+///
+/// let flag = FlagDefinition::new("sim").with_policy(Policy::percent(20.0)).validate()?;
+/// let log = logged_run(&flag, &[0.1, 0.3], 5_000, 100, &mut SmallRng::seed_from_u64(1));
+/// assert!(log.iter().all(|view| view.propensity == [0.8, 0.2][view.arm]));
+/// let estimates = inverse_propensity(&log, 2);
+/// assert!((estimates[1].rate - 0.3).abs() < 4.0 * estimates[1].standard_error);
+/// # Ok::<(), bandits::engine::InvalidFlag>(())
+/// ```
+pub fn logged_run<R: Rng + ?Sized>(
+    flag: &Flag,
+    rates: &[f64],
+    visitors: u64,
+    flush_every: u64,
+    rng: &mut R,
+) -> Vec<Logged> {
+    let k = flag.arms().len();
+    let mut totals = vec![ArmTotals::default(); k];
+    let mut flushed = totals.clone();
+    let mut chances = flag
+        .reads_chances()
+        .then(|| flag.chances(&flushed))
+        .flatten();
+    let mut log = Vec::with_capacity(visitors as usize);
+    for visitor in 0..visitors {
+        if visitor > 0 && visitor % flush_every.max(1) == 0 {
+            flushed.clone_from(&totals);
+            chances = flag
+                .reads_chances()
+                .then(|| flag.chances(&flushed))
+                .flatten();
+        }
+        let choice = flag.choose(&flushed, chances.as_ref(), rng);
+        let Some(propensity) = choice.propensity else {
+            continue;
+        };
+        let rate = rates
+            .get(choice.arm)
+            .copied()
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
+        let converted = rng.random::<f64>() < rate;
+        totals[choice.arm].record(converted);
+        log.push(Logged {
+            arm: choice.arm,
+            propensity,
+            converted,
+        });
+    }
+    log
+}
+
+/// An estimate of an arm's conversion rate, with its standard error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// The estimated rate.
+    pub rate: f64,
+    /// Its standard error.
+    pub standard_error: f64,
+}
+
+/// The inverse-propensity estimate of each of `arms` arms' conversion rate from a log:
+/// the mean over all views of `converted / propensity` where the view went to the arm
+/// and 0 elsewhere, which is unbiased for the rate the arm would have had had everyone
+/// seen it, whatever policy chose the arms, provided each arm's propensity was above
+/// zero (UCB1, which chooses with certainty, and a locked winner fail that). The
+/// standard error is that of a mean of the per-view terms.
+pub fn inverse_propensity(log: &[Logged], arms: usize) -> Vec<Estimate> {
+    let n = log.len() as f64;
+    (0..arms)
+        .map(|arm| {
+            let term = |view: &Logged| {
+                if view.arm == arm && view.converted && view.propensity > 0.0 {
+                    1.0 / view.propensity
+                } else {
+                    0.0
+                }
+            };
+            if log.is_empty() {
+                return Estimate {
+                    rate: 0.0,
+                    standard_error: f64::INFINITY,
+                };
+            }
+            let mean = log.iter().map(term).sum::<f64>() / n;
+            let variance = if log.len() > 1 {
+                log.iter().map(|v| (term(v) - mean).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                f64::INFINITY
+            };
+            Estimate {
+                rate: mean,
+                standard_error: (variance / n).sqrt(),
+            }
+        })
+        .collect()
 }
 
 /// The Lai–Robbins asymptotic lower bound on expected regret after `horizon` visitors:
@@ -342,6 +479,66 @@ mod tests {
         // Always the worse arm: regret is exactly 0.2 per visitor.
         assert!((run.regret[0] - 200.0).abs() < 1e-9);
         assert_eq!(run.lock, Some((0, 0)));
+    }
+
+    /// Per-run estimates of each arm's rate over `runs` logged experiments.
+    fn estimates(flag: &Flag, rates: &[f64], runs: u64, wrong_odds: bool) -> Vec<Vec<f64>> {
+        (0..runs)
+            .map(|i| {
+                let mut log = logged_run(flag, rates, 500, 50, &mut replication_rng(9, i));
+                if wrong_odds {
+                    // What an analysis without the logged odds would assume: an even split.
+                    for view in &mut log {
+                        view.propensity = 1.0 / rates.len() as f64;
+                    }
+                }
+                inverse_propensity(&log, rates.len())
+                    .iter()
+                    .map(|e| e.rate)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Mean and standard error of arm `arm`'s estimates.
+    fn mean_se(estimates: &[Vec<f64>], arm: usize) -> (f64, f64) {
+        let n = estimates.len() as f64;
+        let mean = estimates.iter().map(|e| e[arm]).sum::<f64>() / n;
+        let var = estimates
+            .iter()
+            .map(|e| (e[arm] - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        (mean, (var / n).sqrt())
+    }
+
+    #[test]
+    fn inverse_propensity_estimates_from_logged_odds_are_unbiased() {
+        let rates = [0.2, 0.3];
+        for policy in [
+            Policy::epsilon_greedy(),
+            Policy::EpsilonDecay,
+            Policy::thompson(),
+            Policy::top_two_thompson(),
+            Policy::percent(30.0),
+        ] {
+            let label = policy.label();
+            let flag = flag(policy, WinnerRule::Manual);
+            let estimates = estimates(&flag, &rates, 300, false);
+            for (arm, rate) in rates.iter().enumerate() {
+                let (mean, se) = mean_se(&estimates, arm);
+                assert!(
+                    (mean - rate).abs() < 4.0 * se,
+                    "{label}, arm {arm}: {mean} ± {se} against {rate}"
+                );
+            }
+        }
+        // The same check fails when the odds are not the logged ones: Thompson sampling
+        // sends the better arm most visitors, so assuming an even split overstates it.
+        let flag = flag(Policy::thompson(), WinnerRule::Manual);
+        let wrong = estimates(&flag, &rates, 300, true);
+        let (mean, se) = mean_se(&wrong, 1);
+        assert!((mean - rates[1]).abs() > 4.0 * se, "{mean} ± {se}");
     }
 
     #[test]

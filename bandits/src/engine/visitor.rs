@@ -42,7 +42,7 @@ pub const MAX_ENCODED_LEN: usize = 2_400;
 const ID_LEN: usize = 32;
 
 /// A visitor's arm in one flag.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assigned {
     /// The flag's epoch when the arm was given: a reset raises it and voids the arm.
     pub epoch: i64,
@@ -56,6 +56,10 @@ pub struct Assigned {
     /// view: their view and their conversion count for that partner too. `None`: for no
     /// partner.
     pub partner: Option<String>,
+    /// The probability with which the policy chose this arm, kept from the choice until
+    /// the visitor is counted as a view (its log entry records it), then dropped. `None`:
+    /// not known, or not needed any more.
+    pub propensity: Option<f64>,
 }
 
 impl Assigned {
@@ -67,6 +71,7 @@ impl Assigned {
             exposed: false,
             converted: false,
             partner: None,
+            propensity: None,
         }
     }
 }
@@ -98,7 +103,7 @@ impl OverrideKind {
 }
 
 /// A visitor's id, assignments and overrides, by flag name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VisitorState {
     id: String,
     assignments: BTreeMap<String, Assigned>,
@@ -108,8 +113,8 @@ pub struct VisitorState {
 
 /// The cookie's wire form: short keys, one array per flag (`[epoch, arm, bits]`), and the
 /// overrides (`[arm, kind]`), the referral (`[partner, referred_at]`) and the partners
-/// credited per flag only when there are some: a cookie written before referrals existed
-/// decodes as one without.
+/// credited per flag only when there are some, and the propensities of arms chosen but not
+/// yet counted: a cookie written before any of these existed decodes as one without.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
@@ -121,6 +126,8 @@ struct Wire {
     r: Option<(String, i64)>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     p: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    q: BTreeMap<String, f64>,
 }
 
 const EXPOSED: u8 = 1;
@@ -270,6 +277,12 @@ impl VisitorState {
                 .iter()
                 .filter_map(|(flag, a)| Some((flag.clone(), a.partner.clone()?)))
                 .collect(),
+            q: self
+                .assignments
+                .iter()
+                .filter(|(_, a)| !a.exposed)
+                .filter_map(|(flag, a)| Some((flag.clone(), a.propensity?)))
+                .collect(),
         };
         // Serializing strings, integers and a map with string keys cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -298,10 +311,17 @@ impl VisitorState {
             .p
             .iter()
             .all(|(flag, partner)| wire.a.contains_key(flag) && is_uid(partner));
-        if !valid || !credited {
+        let chosen = wire.q.iter().all(|(flag, propensity)| {
+            wire.a
+                .get(flag)
+                .is_some_and(|(_, _, bits)| bits & EXPOSED == 0)
+                && (0.0..=1.0).contains(propensity)
+        });
+        if !valid || !credited || !chosen {
             return None;
         }
         let mut partners = wire.p;
+        let mut propensities = wire.q;
         let assignments = wire
             .a
             .into_iter()
@@ -312,6 +332,7 @@ impl VisitorState {
                     exposed: bits & EXPOSED != 0,
                     converted: bits & CONVERTED != 0,
                     partner: partners.remove(&flag),
+                    propensity: propensities.remove(&flag),
                 };
                 (flag, assigned)
             })
@@ -386,6 +407,7 @@ mod tests {
                     exposed,
                     converted,
                     partner: converted.then(|| "Ab12Cd34".to_string()),
+                    propensity: (!exposed).then_some(0.25),
                 },
             );
         }
@@ -415,6 +437,30 @@ mod tests {
         ] {
             assert_eq!(VisitorState::decode(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_propensity_belongs_to_an_arm_not_yet_counted_and_is_a_probability() {
+        let id = visitor(10).id().to_string();
+        let chosen = r#""a":{"f":[1,"on",0],"g":[1,"on",1]}"#;
+        let good = format!(r#"{{"v":"{id}",{chosen},"q":{{"f":0.2}}}}"#);
+        let state = VisitorState::decode(&good).expect("decodes");
+        assert_eq!(state.get("f").and_then(|a| a.propensity), Some(0.2));
+        for bad in [
+            format!(r#"{{"v":"{id}",{chosen},"q":{{"g":0.2}}}}"#),
+            format!(r#"{{"v":"{id}",{chosen},"q":{{"h":0.2}}}}"#),
+            format!(r#"{{"v":"{id}",{chosen},"q":{{"f":1.5}}}}"#),
+            format!(r#"{{"v":"{id}",{chosen},"q":{{"f":-0.1}}}}"#),
+            format!(r#"{{"v":"{id}",{chosen},"q":{{"f":"x"}}}}"#),
+        ] {
+            assert_eq!(VisitorState::decode(&bad), None, "{bad}");
+        }
+        // Once counted, the propensity is in the log entry and leaves the cookie.
+        let mut counted = state.clone();
+        if let Some(slot) = counted.get_mut("f") {
+            slot.exposed = true;
+        }
+        assert!(!counted.encode().contains("\"q\""));
     }
 
     #[test]
@@ -525,7 +571,8 @@ mod tests {
             let mut state = visitor(seed);
             for (flag, (epoch, arm, exposed, converted)) in flags {
                 let partner = converted.then(|| "Xy98Zw76".to_string());
-                state.insert(flag, Assigned { epoch, arm, exposed, converted, partner });
+                let propensity = (!exposed).then_some(0.125);
+                state.insert(flag, Assigned { epoch, arm, exposed, converted, partner, propensity });
             }
             prop_assert_eq!(VisitorState::decode(&state.encode()), Some(state));
         }

@@ -44,7 +44,7 @@ impl Increment {
 }
 
 /// Counter increments and log entries written together by [`Store::flush`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     /// Additions to the arms' counters, added as they are.
     pub increments: Vec<Increment>,
@@ -223,9 +223,9 @@ impl Store {
         let logged: Vec<&Event> = batch.events.iter().chain(first_counts).collect();
         for chunk in logged.chunks(EVENTS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO bandits_events (at, kind, visitor, flag, epoch, arm, path, partner) \
-                 VALUES {}",
-                placeholders(chunk.len(), 8)
+                "INSERT INTO bandits_events \
+                 (at, kind, visitor, flag, epoch, arm, path, partner, propensity) VALUES {}",
+                placeholders(chunk.len(), 9)
             );
             let mut query = sqlx::query(&sql);
             for event in chunk {
@@ -237,7 +237,8 @@ impl Store {
                     .bind(event.epoch)
                     .bind(&event.arm)
                     .bind(&event.path)
-                    .bind(event.partner.as_deref());
+                    .bind(event.partner.as_deref())
+                    .bind(event.propensity);
             }
             query.execute(&mut *tx).await?;
             report.events += chunk.len();

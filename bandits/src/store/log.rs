@@ -9,7 +9,7 @@ use super::handle::Store;
 use crate::engine::EventKind;
 
 /// One entry of the activity log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// When (milliseconds since the Unix epoch).
     pub at: i64,
@@ -29,6 +29,10 @@ pub struct Event {
     /// current when they were counted as a view. `None`: no partner (and entries logged
     /// before partners were kept).
     pub partner: Option<String>,
+    /// For an exposure, the probability with which the policy chose the arm at that
+    /// moment ([`Choice::propensity`](crate::engine::Choice::propensity)); `None` for a
+    /// conversion, and where it is not known.
+    pub propensity: Option<f64>,
 }
 
 impl Event {
@@ -44,7 +48,7 @@ impl Event {
 }
 
 /// A logged event with its id, the key of the log's pages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoggedEvent {
     /// Increasing with time of writing.
     pub id: i64,
@@ -117,6 +121,7 @@ fn logged_event(row: &AnyRow) -> Result<LoggedEvent, StoreError> {
             arm: row.try_get("arm")?,
             path: row.try_get("path")?,
             partner: row.try_get("partner")?,
+            propensity: row.try_get("propensity")?,
         },
     })
 }
@@ -145,7 +150,8 @@ impl Store {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, at, kind, visitor, flag, epoch, arm, path, partner FROM bandits_events {filter}
+            "SELECT id, at, kind, visitor, flag, epoch, arm, path, partner, propensity
+             FROM bandits_events {filter}
              ORDER BY id DESC LIMIT {}",
             query.limit.min(1_000)
         );
@@ -157,6 +163,34 @@ impl Store {
             select = select.bind(before);
         }
         let rows = select.fetch_all(&self.pool).await?;
+        rows.iter().map(logged_event).collect()
+    }
+
+    /// Up to `limit` (capped at 10,000) of flag `flag`'s log entries with an id after
+    /// `after` and a time in `[from, to)` (milliseconds since the Unix epoch), oldest
+    /// first: one page of an export, read by id so that the next page starts where this
+    /// one ended however many entries arrive meanwhile.
+    pub async fn export_page(
+        &self,
+        flag: &str,
+        after: i64,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT id, at, kind, visitor, flag, epoch, arm, path, partner, propensity
+             FROM bandits_events WHERE flag = $1 AND id > $2 AND at >= $3 AND at < $4
+             ORDER BY id LIMIT {}",
+            limit.clamp(1, 10_000)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(flag)
+            .bind(after)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(logged_event).collect()
     }
 

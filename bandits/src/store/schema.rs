@@ -48,7 +48,10 @@ const OBJECTS: [&str; 22] = [
 /// Columns added to tables that existed before them: `(table, column, type)`. A database
 /// whose table lacks one gets it with `ALTER TABLE ... ADD COLUMN` (rows written before
 /// read it as `NULL`); a new table is created with it.
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("bandits_events", "partner", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("bandits_events", "partner", "TEXT"),
+    ("bandits_events", "propensity", "DOUBLE PRECISION"),
+];
 
 /// Whether every table and index of [`OBJECTS`] exists, read from the catalog without
 /// locking any of them.
@@ -144,7 +147,8 @@ fn statements(backend: Backend) -> Vec<String> {
                 epoch BIGINT NOT NULL,
                 arm TEXT NOT NULL,
                 path TEXT NOT NULL,
-                partner TEXT
+                partner TEXT,
+                propensity DOUBLE PRECISION
             )"
         ),
         "CREATE INDEX IF NOT EXISTS bandits_events_flag_at ON bandits_events (flag, at)"

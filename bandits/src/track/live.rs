@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::engine::partners::Trigger;
+use crate::engine::stats::Chances;
 use crate::store::{Snapshot, StoredFlag};
 
 /// The flags and totals decisions read, indexed by name, by page and by goal event.
@@ -23,6 +24,10 @@ pub struct Live {
     partners: foldhash::HashMap<String, LivePartner>,
     /// Admins' switches of triggers, by name: a switch set wins over the configuration.
     trigger_switches: foldhash::HashMap<String, bool>,
+    /// Each flag's [`Chances`] on its totals, by index, for the flags that read them
+    /// ([`Flag::reads_chances`](crate::engine::Flag::reads_chances)): computed once here,
+    /// per refresh, never per request.
+    chances: Vec<Option<Arc<Chances>>>,
 }
 
 /// An active partner as the request path knows it: the triggers it is subscribed to.
@@ -63,7 +68,34 @@ pub fn path_key(path: &str) -> &str {
 }
 
 impl Live {
+    /// The view of `snapshot`, computing the [`Chances`] of every flag that reads them.
     pub(crate) fn new(snapshot: Snapshot) -> Self {
+        Live::following(snapshot, None)
+    }
+
+    /// The view of `snapshot` that replaces `previous`: a flag whose arms and totals did
+    /// not change keeps the [`Chances`] computed for it then (integrating them costs about
+    /// a millisecond a flag).
+    pub(crate) fn following(snapshot: Snapshot, previous: Option<&Live>) -> Self {
+        let chances = snapshot
+            .flags
+            .iter()
+            .map(|stored| {
+                if !stored.flag.reads_chances() {
+                    return None;
+                }
+                let kept = previous.and_then(|previous| {
+                    let i = *previous.by_name.get(stored.flag.name())?;
+                    let before = &previous.snapshot.flags[i];
+                    let same = before.totals == stored.totals
+                        && before.flag.arms() == stored.flag.arms()
+                        && before.flag.policy().prior() == stored.flag.policy().prior();
+                    same.then(|| previous.chances.get(i).cloned().flatten())
+                        .flatten()
+                });
+                kept.or_else(|| stored.flag.chances(&stored.totals).map(Arc::new))
+            })
+            .collect();
         let mut by_name = foldhash::HashMap::default();
         let mut by_path: foldhash::HashMap<String, Page> = foldhash::HashMap::default();
         let mut by_event: foldhash::HashMap<String, Vec<usize>> = foldhash::HashMap::default();
@@ -114,7 +146,14 @@ impl Live {
             by_event,
             partners,
             trigger_switches,
+            chances,
         }
+    }
+
+    /// The [`Chances`] of flag `name` on its totals, if it reads them.
+    pub fn chances(&self, name: &str) -> Option<&Chances> {
+        let i = *self.by_name.get(name)?;
+        self.chances.get(i)?.as_deref()
     }
 
     /// The snapshot behind this view.

@@ -245,6 +245,7 @@ impl Tracker {
             arm: arm.to_string(),
             path: path.to_string(),
             partner: None,
+            propensity: None,
         })
     }
 
@@ -485,7 +486,7 @@ impl Tracker {
         let mut snapshot = Snapshot::clone(current.snapshot());
         snapshot.set_totals(&counters);
         // A reload that landed meanwhile is newer than this: keep it.
-        let fresh = Arc::new(Live::new(snapshot));
+        let fresh = Arc::new(Live::following(snapshot, Some(&current)));
         let mut replaced = false;
         self.live.rcu(|live| {
             replaced = Arc::ptr_eq(live, &current);
@@ -527,7 +528,8 @@ impl Tracker {
             if stored.flag.winner().is_some() {
                 continue;
             }
-            if let Some(winner) = stored.flag.find_winner(&stored.totals) {
+            let chances = live.chances(stored.flag.name());
+            if let Some(winner) = stored.flag.find_winner_with(&stored.totals, chances) {
                 let arm = &stored.flag.arms()[winner].name;
                 self.store
                     .lock_winner(stored.flag.name(), stored.epoch, arm, now)
