@@ -1,4 +1,6 @@
-//! The cost of one decision: a new visitor's arm, for every policy, at 2 and 10 arms.
+//! The cost of one decision: a new visitor's arm and the odds it was chosen with, as a
+//! site makes it (with the arms' chances of being best computed at the last flush, for
+//! the flags that read them), for every policy, at 2 and 10 arms.
 //!
 //! Run with `cargo bench -p bandits --bench decision`; the figures are recorded in
 //! `docs/benchmarks.md`. Target: under one microsecond for every policy at ten arms.
@@ -30,6 +32,7 @@ fn decisions(c: &mut Criterion) {
             ("epsilon_decay", Policy::EpsilonDecay),
             ("ucb1", Policy::ucb1()),
             ("thompson", Policy::thompson()),
+            ("top_two_thompson", Policy::top_two_thompson()),
             ("split", Policy::even_split(arms)),
         ];
         let totals = totals(arms);
@@ -39,9 +42,13 @@ fn decisions(c: &mut Criterion) {
                 .with_policy(policy)
                 .validate()
                 .expect("a valid flag");
+            let chances = flag
+                .reads_chances()
+                .then(|| flag.chances(&totals))
+                .flatten();
             let mut rng = SmallRng::seed_from_u64(1);
             group.bench_with_input(BenchmarkId::new(label, arms), &totals, |b, totals| {
-                b.iter(|| flag.choose_arm(black_box(totals), &mut rng))
+                b.iter(|| flag.choose(black_box(totals), chances.as_ref(), &mut rng))
             });
         }
     }

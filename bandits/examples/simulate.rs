@@ -57,13 +57,13 @@ struct Args {
     #[arg(long, default_value_t = 0.05)]
     mixture_sd: f64,
     /// Russo's β of top-two Thompson sampling, comma separated for one run per value.
-    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    #[arg(long, value_delimiter = ',', default_value = "0.8")]
     leader: Vec<f64>,
     /// Probability best the Bayesian rule needs.
     #[arg(long, default_value_t = 0.95)]
     probability: f64,
     /// Expected loss (in conversion rate) below which the Bayesian rule locks.
-    #[arg(long, default_value_t = 0.0005)]
+    #[arg(long, default_value_t = 0.0001)]
     expected_loss: f64,
     /// Visitors between checks with `--check-after every` (a site checks once per flush).
     #[arg(long, default_value_t = 100)]

@@ -77,6 +77,7 @@ mod clock;
 pub mod config;
 pub mod database;
 pub mod engine;
+pub mod export;
 pub mod fairing;
 pub mod guard;
 mod input;

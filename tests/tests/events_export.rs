@@ -27,6 +27,9 @@ async fn site(url: &str) -> Client {
         .expect("a valid flag");
     let rocket = rocket::custom(figment)
         .attach(Bandits::fairing().with_flag(flag))
+        .manage(bandits::api::AdminCheck::new(|request| {
+            request.headers().get_one("X-Staff") == Some("yes")
+        }))
         .mount(
             "/",
             rocket::routes![routes::home, routes::contact, routes::peek],
@@ -173,6 +176,43 @@ async fn a_long_log_streams_whole_in_order_and_a_time_window_selects_part_of_it(
             })
             .collect();
         assert_eq!(times, (1_001_000..1_001_010).collect::<Vec<_>>());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_admin_links_the_export_from_the_flag_page() {
+    each_database(|store: Store, url| async move {
+        let client = site(&url).await;
+        let mut visitor = Visitor::browser();
+        visitor.get(&client, "/").await;
+        assert!(eventually(|| async { logged(&store).await == 1 }).await);
+        let staff = |path: &'static str| {
+            client
+                .get(path)
+                .header(Header::new("X-Staff", "yes"))
+                .dispatch()
+        };
+        let page = staff("/bandits/admin/flags/headline")
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert!(
+            page.contains("/bandits/admin/flags/headline/events"),
+            "{page}"
+        );
+        let response = staff("/bandits/admin/flags/headline/events?format=ndjson").await;
+        assert_eq!(response.status(), Status::Ok);
+        let body = response.into_string().await.unwrap_or_default();
+        let entry: Value = rocket::serde::json::from_str(body.trim()).expect("one entry");
+        assert_eq!(entry["kind"], "exposure");
+        // Not for visitors.
+        let response = client
+            .get("/bandits/admin/flags/headline/events")
+            .dispatch()
+            .await;
+        assert_ne!(response.status(), Status::Ok);
     })
     .await;
 }

@@ -46,6 +46,55 @@ async fn migrating_again_changes_nothing() {
     .await;
 }
 
+/// Views log their propensity, conversions none: flushes mixing known and unknown ones in
+/// any order, again and again on the same connections, are all written and read back.
+#[tokio::test]
+async fn log_entries_keep_their_propensity_or_its_absence() {
+    each_database(|store: Store, _| async move {
+        store.create_flag(&headline(), NOW).await.unwrap();
+        for round in 0..4_i64 {
+            let events: Vec<Event> = (0..150_i64)
+                .map(|i| {
+                    let kind = if (i + round) % 3 == 0 {
+                        EventKind::Conversion
+                    } else {
+                        EventKind::Exposure
+                    };
+                    let mut entry = event(kind, &format!("v{round}-{i}"), "on", "/", NOW + i);
+                    if kind == EventKind::Exposure {
+                        entry.propensity = Some(1.0 / (2.0 + i as f64));
+                    }
+                    entry
+                })
+                .collect();
+            let batch = Batch {
+                events: events.clone(),
+                ..Batch::default()
+            };
+            store
+                .flush_once(&format!("propensity-{round}"), &batch, NOW)
+                .await
+                .expect("a flush mixing known and unknown propensities is written");
+        }
+        let logged = store
+            .export_page("headline-flag", 0, i64::MIN, i64::MAX, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(logged.len(), 600);
+        for entry in &logged {
+            let event = &entry.event;
+            match event.kind {
+                EventKind::Conversion => assert_eq!(event.propensity, None),
+                EventKind::Exposure => {
+                    let i = (event.at - NOW) as f64;
+                    assert_eq!(event.propensity, Some(1.0 / (2.0 + i)));
+                }
+            }
+        }
+    })
+    .await;
+}
+
 /// An instance that starts while another one flushes must not wait for the flush, nor
 /// deadlock with it: PostgreSQL ends a deadlock by failing one side, here the start.
 #[tokio::test]

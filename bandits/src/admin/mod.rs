@@ -59,6 +59,7 @@ pub fn routes() -> Vec<Route> {
         sign_out,
         flags,
         flag_page,
+        export_log,
         confirm,
         act,
         activity,
@@ -319,6 +320,28 @@ async fn flag_page(admin: AdminPage<'_>, name: &str) -> Result<maud::Markup, Sta
     Ok(admin
         .page(name)
         .flag(admin.csrf(), &stored, &statistics, &history, &by_partner))
+}
+
+/// The flag's activity log as a download: the API's export ([`crate::export`]) for an
+/// admin signed in here.
+#[get("/flags/<name>/events?<format>&<from>&<to>")]
+async fn export_log(
+    admin: AdminPage<'_>,
+    name: &str,
+    format: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<
+    (
+        rocket::http::ContentType,
+        rocket::response::stream::TextStream![String],
+    ),
+    Status,
+> {
+    let export =
+        crate::export::Export::read(format, from, to).map_err(|_| Status::UnprocessableEntity)?;
+    admin.stored(name).await?;
+    Ok(export.stream(admin.store().clone(), name.to_string()))
 }
 
 /// What a flag's page can do after a confirmation: `/flags/<name>/reset` and

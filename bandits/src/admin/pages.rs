@@ -209,7 +209,7 @@ impl Page<'_> {
                 table {
                     thead { tr {
                         th { "Arm" } th.num { "Visitors" } th.num { "Conversions" } th.num { "Rate" }
-                        th { (confidence) " " (stats.interval.label()) " interval" } th.num { "p vs control" } th.num { "P(best)" }
+                        th { (confidence) " " (stats.interval.label()) " interval" } th.num { "p vs control" } th.num { "P(best)" } th.num title="The conversion rate choosing this arm is expected to lose if another arm is better, in percentage points" { "Expected loss" }
                     } }
                     tbody {
                         @for (i, arm) in stats.arms.iter().enumerate() {
@@ -233,6 +233,9 @@ impl Page<'_> {
                                 td.num data-label="P(best)" {
                                     @match arm.probability_best { Some(p) => (format!("{:.1}%", 100.0 * p)), None => "—" }
                                 }
+                                td.num data-label="Expected loss" {
+                                    @match arm.expected_loss { Some(loss) => (format!("{:.3} pts", 100.0 * loss)), None => "—" }
+                                }
                             }
                         }
                     }
@@ -243,6 +246,10 @@ impl Page<'_> {
                     a href={ (self.prefix) "/flags/" (flag.name()) "/edit" } { "Edit" }
                     " · "
                     a href={ (self.prefix) "/activity?flag=" (flag.name()) } { "Activity" }
+                    " · "
+                    a href={ (self.prefix) "/flags/" (flag.name()) "/events" } download={ (flag.name()) "-events.csv" } { "Export log (CSV)" }
+                    " · "
+                    a href={ (self.prefix) "/flags/" (flag.name()) "/events?format=ndjson" } download={ (flag.name()) "-events.ndjson" } { "NDJSON" }
                     " · "
                     a href={ (self.prefix) "/flags/" (flag.name()) "/reset" } { "Reset statistics…" }
                     " · "
@@ -480,7 +487,7 @@ impl Page<'_> {
                         input type="text" name="beta" value=(form.beta) placeholder="1" aria-label="beta";
                     } }
                     (exact("policy.alpha")) (exact("policy.beta"))
-                    (text_field("β, share shown the leader (top-two Thompson)", "leader", &form.leader, "0.5", exact("policy.leader")))
+                    (text_field("β, share shown the leader (top-two Thompson)", "leader", &form.leader, "0.8", exact("policy.leader")))
                     (text_field("Weights (fixed split, one per arm)", "weights", &form.weights, "50, 50", exact("policy.weights"))) (exact("policy"))
                 }
                 fieldset {
@@ -494,7 +501,7 @@ impl Page<'_> {
                     } }
                     (text_field("Mixture sd (sequential)", "mixture_sd", &form.mixture_sd, "0.05", exact("winner_rule.mixture_sd")))
                     (text_field("Probability best (Bayesian)", "probability", &form.probability, "0.95", exact("winner_rule.probability")))
-                    (text_field("Expected loss below (Bayesian, in rate: 0.0005 = 0.05 points)", "expected_loss", &form.expected_loss, "0.0005", exact("winner_rule.expected_loss")))
+                    (text_field("Expected loss below (Bayesian, in rate: 0.0001 = one conversion in 10,000 visitors)", "expected_loss", &form.expected_loss, "0.0001", exact("winner_rule.expected_loss")))
                     label { "Interval shown" select name="interval" {
                         @for (value, label) in [("wilson", "Wilson (frequentist)"), ("beta", "Beta posterior (with the flag's prior)")] {
                             option value=(value) selected[selected(&form.interval, value)] { (label) }

@@ -87,8 +87,9 @@ pub(crate) struct Create {
     /// The arms, comma separated; the first is the control [default: off,on].
     #[arg(long, value_delimiter = ',', value_name = "ARM,ARM,...")]
     pub arms: Option<Vec<String>>,
-    /// thompson[:ALPHA,BETA], epsilon_greedy[:EPSILON], epsilon_decay, ucb1[:C] or
-    /// split:WEIGHT,WEIGHT,... [default: epsilon_greedy:0.1].
+    /// thompson[:ALPHA,BETA], top_two_thompson[:ALPHA,BETA,LEADER],
+    /// epsilon_greedy[:EPSILON], epsilon_decay, ucb1[:C] or split:WEIGHT,WEIGHT,...
+    /// [default: epsilon_greedy:0.1].
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
     /// waffle's percentage flag: this percent of visitors (0 to 100) see `on`, no bandit.
@@ -103,7 +104,8 @@ pub(crate) struct Create {
     /// The goal event fired from code.
     #[arg(long, value_name = "EVENT")]
     pub goal_event: Option<String>,
-    /// t_test, sequential[:MIXTURE_SD] or manual [default: t_test].
+    /// t_test, sequential[:MIXTURE_SD], bayesian[:PROBABILITY,EXPECTED_LOSS] or manual
+    /// [default: t_test].
     #[arg(long, value_name = "RULE")]
     pub winner_rule: Option<String>,
     /// Exposures before the winner rule is consulted [default: 100].

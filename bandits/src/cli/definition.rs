@@ -211,5 +211,14 @@ mod tests {
             read("epsilon_decay:3").err().map(|e| e.field),
             Some("policy".to_string())
         );
+        assert_eq!(
+            read("top-two-thompson:1,1,0.75").ok(),
+            Some(json!({ "kind": "top_two_thompson", "alpha": 1.0, "beta": 1.0, "leader": 0.75 }))
+        );
+        let rule = |text| kind_with_parameters("winner_rule", text);
+        assert_eq!(
+            rule("bayesian:0.99,0.001").ok(),
+            Some(json!({ "kind": "bayesian", "probability": 0.99, "expected_loss": 0.001 }))
+        );
     }
 }

@@ -237,8 +237,15 @@ impl Store {
                     .bind(event.epoch)
                     .bind(&event.arm)
                     .bind(&event.path)
-                    .bind(event.partner.as_deref())
-                    .bind(event.propensity);
+                    .bind(event.partner.as_deref());
+                // sqlx 0.8's Any driver sends a NULL `f64` to PostgreSQL as a `real`
+                // (float4) and a NULL `f32` as a `double precision`: binding `None::<f64>`
+                // beside `Some(f64)` in one prepared statement makes PostgreSQL refuse the
+                // whole flush. A NULL `f32` is the NULL `double precision` the column is.
+                query = match event.propensity {
+                    Some(propensity) => query.bind(propensity),
+                    None => query.bind(None::<f32>),
+                };
             }
             query.execute(&mut *tx).await?;
             report.events += chunk.len();
