@@ -24,7 +24,7 @@
 //! experiments at once. In debug builds, when no `bandits.admin_token` is configured, the
 //! site uses [`EXAMPLE_ADMIN_TOKEN`] so the README's `curl` examples work as they are.
 
-use bandits::engine::{Arm, Flag, FlagDefinition, Policy};
+use bandits::engine::{Arm, Flag, FlagDefinition, Policy, WinnerRule};
 use bandits::{flag_variant, Bandits, Flags};
 use bandits_tera::FlagTemplate;
 use rocket::figment::Figment;
@@ -38,13 +38,17 @@ pub mod partner;
 /// a token written in source code on a real site.
 pub const EXAMPLE_ADMIN_TOKEN: &str = "example-site-admin-token";
 
-/// The experiment of the quick start: epsilon-greedy between `off` (the control) and `on`,
-/// shown on `/`, converting on `/contact/`.
+/// The experiment of the quick start, between `off` (the control) and `on`, shown on `/`,
+/// converting on `/contact/`: top-two Thompson sampling with the Bayesian winner rule, the
+/// pair that in our simulations ends an experiment with an answer soonest (a median of
+/// about 4,000 visitors when one headline converts at 5% and the other at 4%) while
+/// losing no more conversions than Thompson sampling alone (`docs/benchmarks.md`).
 pub fn headline_flag() -> Flag {
     FlagDefinition {
         note: "Which headline makes visitors open the contact page?".into(),
         ..FlagDefinition::new("headline-flag")
-            .with_policy(Policy::epsilon_greedy())
+            .with_policy(Policy::top_two_thompson())
+            .with_winner_rule(WinnerRule::bayesian())
             .with_paths("/", "/contact/")
     }
     .validate()

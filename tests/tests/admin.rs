@@ -3,7 +3,7 @@
 
 use bandits::admin::SESSION_COOKIE;
 use bandits::api::AdminCheck;
-use bandits::engine::{ArmTotals, FlagDefinition};
+use bandits::engine::{ArmTotals, FlagDefinition, Policy, WinnerRule};
 use bandits::store::{Batch, Increment, Store};
 use bandits::Bandits;
 use bandits_integration_tests::admin::{self, attempt, location, sign_in_form, ADMIN};
@@ -806,6 +806,84 @@ async fn flags_are_created_and_edited_with_the_form_and_validated_field_by_field
             store.flag("headline-flag").await.expect("kept").flag.note(),
             "Edited"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_form_offers_top_two_thompson_and_the_bayesian_rule_with_their_parameters() {
+    each_database(|store, url| async move {
+        let client = client(&url, false).await;
+        sign_in_ok(&client).await;
+        let page = client.get(format!("{ADMIN}/new")).dispatch().await;
+        let page = page.into_string().await.unwrap_or_default();
+        assert!(page.contains("value=\"top_two_thompson\""), "{page}");
+        assert!(page.contains("value=\"bayesian\""), "{page}");
+        let token = csrf(&page);
+        let fields = |leader: &'static str, probability: &'static str| {
+            vec![
+                ("csrf", token.clone()),
+                ("name", "answer".to_string()),
+                ("arms[0].name", "off".to_string()),
+                ("arms[1].name", "on".to_string()),
+                ("policy", "top_two_thompson".to_string()),
+                ("leader", leader.to_string()),
+                ("winner_rule", "bayesian".to_string()),
+                ("probability", probability.to_string()),
+                ("expected_loss", "0.00002".to_string()),
+            ]
+        };
+        let encode = |fields: Vec<(&str, String)>| {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            body(&pairs)
+        };
+        let wrong = post_form(&client, "/new", encode(fields("1.2", "0.3"))).await;
+        assert_eq!(wrong.status(), Status::UnprocessableEntity);
+        let text = wrong.into_string().await.unwrap_or_default();
+        for message in ["must be in (0, 1), got 1.2", "must be in [0.5, 1), got 0.3"] {
+            assert!(text.contains(message), "{message}: {text}");
+        }
+        assert!(store.flag("answer").await.is_err(), "nothing saved");
+
+        let created = post_form(&client, "/new", encode(fields("0.7", "0.99"))).await;
+        assert_eq!(created.status(), Status::SeeOther);
+        drop(created);
+        let stored = store.flag("answer").await.expect("created");
+        assert_eq!(
+            stored.flag.policy(),
+            &Policy::TopTwoThompson {
+                alpha: 1.0,
+                beta: 1.0,
+                leader: 0.7
+            }
+        );
+        assert_eq!(
+            stored.flag.winner_rule(),
+            &WinnerRule::Bayesian {
+                probability: 0.99,
+                expected_loss: 0.00002
+            }
+        );
+        // The edit form shows them as stored, and the flag page the rule in words.
+        let edit = client
+            .get(format!("{ADMIN}/flags/answer/edit"))
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert!(edit.contains("value=\"0.7\""), "{edit}");
+        assert!(edit.contains("value=\"0.99\""), "{edit}");
+        let shown = client
+            .get(format!("{ADMIN}/flags/answer"))
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert!(shown.contains("probability reaches 99%"), "{shown}");
+        assert!(shown.contains("Expected loss"), "{shown}");
+        client.terminate().await;
     })
     .await;
 }

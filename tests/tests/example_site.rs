@@ -74,7 +74,11 @@ async fn first_start_creates_the_headline_experiment_and_runs_it() {
         .expect("created at first start");
     assert_eq!(stored.flag.source_path(), Some("/"));
     assert_eq!(stored.flag.target_path(), Some("/contact/"));
-    assert_eq!(stored.flag.policy().label(), "epsilon-greedy");
+    assert_eq!(stored.flag.policy().label(), "top-two Thompson sampling");
+    assert_eq!(
+        stored.flag.winner_rule(),
+        &bandits::engine::WinnerRule::bayesian()
+    );
     let arm = stored.flag.arm_index(shown).expect("the arm shown");
     assert_eq!(stored.totals[arm].views, 1, "one visitor, one view");
     assert_eq!(stored.totals[arm].conversions, 1, "and one conversion");

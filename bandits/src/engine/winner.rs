@@ -179,8 +179,8 @@ impl WinnerRule {
                  probability reaches {}% and choosing it is expected to lose less than {} \
                  points of conversion rate; this bounds what a wrong choice costs, not how \
                  often one is made (between equal arms it locks one of them).",
-                100.0 * probability,
-                100.0 * expected_loss,
+                short(100.0 * probability),
+                short(100.0 * expected_loss),
             ),
             WinnerRule::Manual => {
                 "No arm wins automatically: a winner is locked by hand.".to_string()
@@ -312,6 +312,12 @@ impl WinnerRule {
     }
 }
 
+/// `value` with at most six decimals and no trailing zeros: `99`, not `98.99999999999999`.
+fn short(value: f64) -> String {
+    let text = format!("{value:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The arm with the strictly highest observed rate, `None` on a tie for first.
 fn unique_best(arms: &[ArmTotals]) -> Option<usize> {
     let mut best = 0;
@@ -430,6 +436,25 @@ mod tests {
             None,
             "0.5 each is not 0.95"
         );
+    }
+
+    #[test]
+    fn bayesian_rule_in_words() {
+        assert_eq!(
+            WinnerRule::bayesian().describe(0.05, 100, 2),
+            "After 100 visitors, the arm most likely to be the best wins when that probability \
+             reaches 95% and choosing it is expected to lose less than 0.01 points of \
+             conversion rate; this bounds what a wrong choice costs, not how often one is made \
+             (between equal arms it locks one of them)."
+        );
+        let strict = WinnerRule::Bayesian {
+            probability: 0.99,
+            expected_loss: 0.00002,
+        };
+        assert!(strict.describe(0.05, 100, 2).contains("reaches 99% and"));
+        assert!(strict
+            .describe(0.05, 100, 2)
+            .contains("less than 0.002 points"));
     }
 
     #[test]
