@@ -66,6 +66,9 @@ pub enum Policy {
     /// Thompson sampling: draw a conversion rate for every arm from its
     /// `Beta(alpha + conversions, beta + views - conversions)` posterior and take the arm
     /// with the highest draw. `alpha` and `beta` are positive; default 1 and 1 (uniform).
+    /// On a site the arm is drawn from each arm's probability of being best, computed once
+    /// per counter flush: the same odds, at a cost that does not grow with the draws, and
+    /// exactly the odds its log records ([`choose_given`](Policy::choose_given)).
     Thompson {
         /// Prior conversions plus one.
         #[serde(default = "one")]
@@ -285,9 +288,11 @@ impl Policy {
 
     /// Chooses an arm as [`choose`](Self::choose) does, given each arm's probability of
     /// being best (`best`, from [`chances`](super::stats::chances) on the same totals):
-    /// top-two Thompson sampling then draws its leader and challenger from those figures,
-    /// in time that grows with the arms only. Every other policy, and `best` of the wrong
-    /// length, is [`choose`](Self::choose).
+    /// the Thompson policies then draw from those figures (Thompson sampling picks arm `i`
+    /// with probability `best[i]`, exactly the odds of its posterior draws; top-two
+    /// Thompson its leader and challenger), in a pass over the arms, and the propensity a
+    /// site logs is exactly the odds it drew with. Every other policy, and `best` of the
+    /// wrong length, is [`choose`](Self::choose).
     pub fn choose_given<R: Rng + ?Sized>(
         &self,
         arms: &[ArmTotals],
@@ -296,6 +301,9 @@ impl Policy {
     ) -> usize {
         let k = arms.len();
         match (self, best) {
+            (Policy::Thompson { .. }, Some(best)) if k >= 2 && best.len() == k => {
+                draw(best, None, rng).unwrap_or_else(|| self.choose(arms, rng))
+            }
             (Policy::TopTwoThompson { leader, .. }, Some(best)) if k >= 2 && best.len() == k => {
                 let first = draw(best, None, rng).unwrap_or(0);
                 if rng.random::<f64>() < *leader {
@@ -337,17 +345,8 @@ impl Policy {
         }
         let best = best.filter(|best| best.len() == k);
         let greedy_share = |explore: f64| {
-            let top = arms
-                .iter()
-                .map(ArmTotals::rate)
-                .fold(f64::NEG_INFINITY, f64::max);
-            let ties = arms.iter().filter(|a| a.rate() == top).count();
-            let greedy = if arms[arm].rate() == top {
-                1.0 / ties as f64
-            } else {
-                0.0
-            };
-            explore / k as f64 + (1.0 - explore) * greedy
+            explore / k as f64
+                + (1.0 - explore) * share_of_top(arms.iter().map(ArmTotals::rate), arm)
         };
         match self {
             Policy::EpsilonGreedy { epsilon } => Some(greedy_share(epsilon.clamp(0.0, 1.0))),
@@ -356,14 +355,11 @@ impl Policy {
             )),
             Policy::Ucb1 { c } => {
                 let log_n = (total_views(arms).max(1) as f64).ln();
-                let value = |a: &ArmTotals| a.rate() + c * (log_n / a.views.max(1) as f64).sqrt();
-                let top = arms.iter().map(value).fold(f64::NEG_INFINITY, f64::max);
-                let ties = arms.iter().filter(|a| value(a) == top).count();
-                Some(if value(&arms[arm]) == top {
-                    1.0 / ties as f64
-                } else {
-                    0.0
-                })
+                Some(share_of_top(
+                    arms.iter()
+                        .map(|a| a.rate() + c * (log_n / a.views.max(1) as f64).sqrt()),
+                    arm,
+                ))
             }
             Policy::Thompson { .. } => best.map(|best| best[arm]),
             Policy::TopTwoThompson { leader, .. } => {
@@ -501,6 +497,28 @@ fn thompson_draw<R: Rng + ?Sized>(
         }
     }
     best
+}
+
+/// The share of choices `arm` gets when the largest of `values` is chosen and ties are
+/// broken evenly: `1 / ties` if it is among the largest, else 0. One pass.
+fn share_of_top(values: impl Iterator<Item = f64>, arm: usize) -> f64 {
+    let (mut top, mut ties, mut mine) = (f64::NEG_INFINITY, 0u32, f64::NEG_INFINITY);
+    for (i, value) in values.enumerate() {
+        if i == arm {
+            mine = value;
+        }
+        if value > top {
+            top = value;
+            ties = 1;
+        } else if value == top {
+            ties += 1;
+        }
+    }
+    if mine == top && ties > 0 {
+        1.0 / f64::from(ties)
+    } else {
+        0.0
+    }
 }
 
 /// An index drawn with probability `weights[i] / sum` (leaving out `except`); `None`
