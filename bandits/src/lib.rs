@@ -10,8 +10,10 @@
 //!
 //! 1. `clock` and `secret` (private): the time, and comparing secrets.
 //! 2. [`engine`]: flag definitions, the policies (epsilon-greedy, epsilon-decay, UCB1,
-//!    Thompson sampling, fixed split), the statistics (t-tests, z-test, chi-square,
-//!    Wilson/Wald/Beta intervals, probability best), the winner rules, an offline
+//!    Thompson sampling, top-two Thompson sampling, fixed split) and the odds each
+//!    choice was made with, the statistics (t-tests, z-test, chi-square,
+//!    Wilson/Wald/Beta intervals, probability best and expected loss), the winner rules
+//!    (t-test, sequential, Bayesian, manual), an offline
 //!    simulator, the visit decision ([`engine::decision`]): what a visitor sees of a
 //!    flag and what is counted, and the rules of referral partners
 //!    ([`engine::partners`]): who captures a visitor, when a trigger completes. Pure: no
@@ -35,8 +37,9 @@
 //! 9. `auth` and `input` (private): who may use the API and the admin
 //!    ([`api::AdminCheck`], the admin token), and what a change brings (a flag's
 //!    definition read field by field, the status of a change the store refused).
-//! 10. [`api`] (the JSON API under `/bandits/api`) and [`admin`] (the pages under
-//!     `/bandits/admin`).
+//! 10. [`export`] (a flag's activity log streamed as CSV or NDJSON), then [`api`] (the
+//!     JSON API under `/bandits/api`) and [`admin`] (the pages under `/bandits/admin`),
+//!     which both serve it.
 //! 11. [`fairing`] ([`Bandits`]): what a site attaches; it mounts the API and the admin.
 //! 12. `cli` (feature `cli`): the `bandits` command line for deploy scripts, on the
 //!     site's database through the store, reading input as the API does.
