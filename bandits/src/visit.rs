@@ -481,7 +481,7 @@ impl VisitInner {
             flag,
             stored.epoch,
             &stored.totals,
-            live.chances(flag.name()),
+            || live.chances(flag.name()),
             self.now_for(flag),
             expose,
             &mut rand::rng(),

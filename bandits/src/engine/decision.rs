@@ -27,7 +27,7 @@
 //! // A request on a counted page, with the database up.
 //! let facts = Facts { counts_here: true, online: true, ..Facts::default() };
 //! let totals = [ArmTotals::default(); 2];
-//! let seen = decide(&facts, &visitor, &flag, 0, &totals, None, 0, true, &mut rand::rng());
+//! let seen = decide(&facts, &visitor, &flag, 0, &totals, || None, 0, true, &mut rand::rng());
 //! assert_eq!(seen.by, Precedence::Entered);
 //! assert_eq!(seen.count, Some(EventKind::Exposure));
 //! // Epsilon-greedy, no data yet: every arm is as likely.
@@ -216,7 +216,8 @@ pub fn kept_out(
 }
 
 /// What `visitor` sees of `flag` (at `epoch`, with the arms' `totals` and, when the flag
-/// reads them, their [`Chances`] on those totals), and what changes.
+/// reads them, their [`Chances`] on those totals, asked for only when a new arm is
+/// chosen), and what changes.
 /// `expose`: this read counts the visitor as a view of the flag if they enter and were not
 /// counted yet. `now` (milliseconds since the Unix epoch) is read by rollouts and, for a
 /// view, by the referral's window (the view's partner, [`Assigned::partner`]); `rng`
@@ -227,13 +228,13 @@ pub fn kept_out(
 /// would credit the wrong arm). Without the database (`facts.online` false) a visitor
 /// without an arm sees the control and is given nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn decide<R: Rng + ?Sized>(
+pub fn decide<'c, R: Rng + ?Sized>(
     facts: &Facts,
     visitor: &VisitorState,
     flag: &Flag,
     epoch: i64,
     totals: &[ArmTotals],
-    chances: Option<&Chances>,
+    chances: impl FnOnce() -> Option<&'c Chances>,
     now: i64,
     expose: bool,
     rng: &mut R,
@@ -256,7 +257,7 @@ pub fn decide<R: Rng + ?Sized>(
         (Some((index, _)), _) => (index, None, false),
         (None, _) if !facts.online => return Decision::seen(flag, 0, Precedence::Offline),
         (None, _) => {
-            let choice = flag.choose(totals, chances, rng);
+            let choice = flag.choose(totals, chances(), rng);
             let Some(chosen) = flag.arms().get(choice.arm) else {
                 // A policy answers with one of the flag's arms; were it not to, the control.
                 return Decision::seen(flag, 0, Precedence::Entered);

@@ -62,7 +62,17 @@ fn run(situation: Situation) -> Decision {
     };
     let totals = [ArmTotals::default(); 2];
     let mut rng = SmallRng::seed_from_u64(2);
-    decide(&facts, &visitor, &flag, 0, &totals, None, 0, true, &mut rng)
+    decide(
+        &facts,
+        &visitor,
+        &flag,
+        0,
+        &totals,
+        || None,
+        0,
+        true,
+        &mut rng,
+    )
 }
 
 fn check(name: &str, situation: Situation, (by, arm, counted): Expected) {
@@ -289,10 +299,30 @@ fn a_held_arm_is_kept_counted_once_and_moved_to_a_locked_winner() {
     visitor.insert("flag", held.clone());
     let totals = [ArmTotals::default(); 2];
     let rng = &mut SmallRng::seed_from_u64(2);
-    let kept = decide(&entered(), &visitor, &flag, 3, &totals, None, 0, true, rng);
+    let kept = decide(
+        &entered(),
+        &visitor,
+        &flag,
+        3,
+        &totals,
+        || None,
+        0,
+        true,
+        rng,
+    );
     assert_eq!((kept.arm, kept.count, kept.remember), (0, None, None));
     // Another epoch: the held arm is void, the visitor is assigned and counted anew.
-    let anew = decide(&entered(), &visitor, &flag, 4, &totals, None, 0, true, rng);
+    let anew = decide(
+        &entered(),
+        &visitor,
+        &flag,
+        4,
+        &totals,
+        || None,
+        0,
+        true,
+        rng,
+    );
     assert_eq!((anew.arm, anew.count), (1, Some(EventKind::Exposure)));
     assert!(anew.new_arm);
     // A winner locked on the other arm: moved, and no longer counted.
@@ -303,7 +333,7 @@ fn a_held_arm_is_kept_counted_once_and_moved_to_a_locked_winner() {
         &locked,
         3,
         &totals,
-        None,
+        || None,
         0,
         true,
         rng,
@@ -328,7 +358,7 @@ fn without_the_database_or_where_nothing_counts_nothing_is_counted() {
         online: false,
         ..entered()
     };
-    let seen = decide(&offline, &visitor, &flag, 0, &totals, None, 0, true, rng);
+    let seen = decide(&offline, &visitor, &flag, 0, &totals, || None, 0, true, rng);
     assert_eq!(
         (seen.by, seen.arm, seen.count, seen.remember),
         (Precedence::Offline, 0, None, None)
@@ -343,14 +373,24 @@ fn without_the_database_or_where_nothing_counts_nothing_is_counted() {
         &flag,
         0,
         &totals,
-        None,
+        || None,
         0,
         true,
         rng,
     );
     assert_eq!((seen.arm, seen.count), (1, None));
     assert!(seen.remember.is_some_and(|assigned| !assigned.exposed));
-    let read_only = decide(&entered(), &visitor, &flag, 0, &totals, None, 0, false, rng);
+    let read_only = decide(
+        &entered(),
+        &visitor,
+        &flag,
+        0,
+        &totals,
+        || None,
+        0,
+        false,
+        rng,
+    );
     assert_eq!((read_only.arm, read_only.count), (1, None));
 }
 
@@ -364,7 +404,17 @@ fn a_counted_view_carries_the_odds_its_arm_was_chosen_with_even_when_chosen_earl
     let rng = &mut SmallRng::seed_from_u64(7);
     let mut visitor = VisitorState::new(rng);
     // Read where nothing counts: the arm is chosen and its odds kept, nothing logged.
-    let read = decide(&entered(), &visitor, &flag, 0, &totals, None, 0, false, rng);
+    let read = decide(
+        &entered(),
+        &visitor,
+        &flag,
+        0,
+        &totals,
+        || None,
+        0,
+        false,
+        rng,
+    );
     let chosen = read.remember.expect("a new arm");
     let odds = [0.75, 0.25][read.arm];
     assert_eq!((read.count, read.propensity), (None, None));
@@ -372,14 +422,34 @@ fn a_counted_view_carries_the_odds_its_arm_was_chosen_with_even_when_chosen_earl
     visitor.insert("flag", chosen);
     let visitor = VisitorState::decode(&visitor.encode()).expect("the cookie keeps them");
     // Counted later on the flag's page: the view logs the odds of the earlier choice.
-    let counted = decide(&entered(), &visitor, &flag, 0, &totals, None, 0, true, rng);
+    let counted = decide(
+        &entered(),
+        &visitor,
+        &flag,
+        0,
+        &totals,
+        || None,
+        0,
+        true,
+        rng,
+    );
     assert_eq!(counted.count, Some(EventKind::Exposure));
     assert_eq!(counted.propensity, Some(odds));
     assert_eq!(counted.remember.and_then(|a| a.propensity), None);
     // A locked winner is chosen for certain.
     let locked = flag.clone().lock_winner(1).expect("an arm");
     let fresh = VisitorState::new(rng);
-    let seen = decide(&entered(), &fresh, &locked, 0, &totals, None, 0, true, rng);
+    let seen = decide(
+        &entered(),
+        &fresh,
+        &locked,
+        0,
+        &totals,
+        || None,
+        0,
+        true,
+        rng,
+    );
     assert_eq!((seen.arm, seen.propensity), (1, Some(1.0)));
 }
 
@@ -424,7 +494,7 @@ fn a_pinned_flag_counts_no_conversion_and_a_pinned_arm_it_lacks_is_its_control()
         &flag,
         0,
         &[ArmTotals::default(); 2],
-        None,
+        || None,
         0,
         true,
         &mut SmallRng::seed_from_u64(2),
@@ -447,7 +517,7 @@ fn a_pinned_flag_counts_no_conversion_and_a_pinned_arm_it_lacks_is_its_control()
         &flag,
         0,
         &[ArmTotals::default(); 2],
-        None,
+        || None,
         0,
         true,
         &mut SmallRng::seed_from_u64(2),
@@ -478,7 +548,7 @@ fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_fo
         &flag,
         0,
         &totals,
-        None,
+        || None,
         11 * DAY,
         true,
         rng,
@@ -493,7 +563,17 @@ fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_fo
     // A view after the window, or with no referral, is no partner's.
     let mut late = VisitorState::new(&mut SmallRng::seed_from_u64(6));
     late.set_referral(visitor.referral().cloned());
-    let after = decide(&facts, &late, &flag, 0, &totals, None, 40 * DAY, true, rng);
+    let after = decide(
+        &facts,
+        &late,
+        &flag,
+        0,
+        &totals,
+        || None,
+        40 * DAY,
+        true,
+        rng,
+    );
     assert_eq!(after.count, Some(EventKind::Exposure));
     assert_eq!(after.remember.and_then(|a| a.partner), None);
     let nobody = VisitorState::new(&mut SmallRng::seed_from_u64(7));
@@ -503,7 +583,7 @@ fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_fo
         &flag,
         0,
         &totals,
-        None,
+        || None,
         11 * DAY,
         true,
         rng,
