@@ -200,10 +200,24 @@ fn degenerate_inputs_give_the_control() {
         Policy::EpsilonDecay,
         Policy::ucb1(),
         Policy::thompson(),
+        Policy::top_two_thompson(),
         Policy::even_split(2),
     ] {
         assert_eq!(policy.choose(&[], &mut rng), 0);
         assert_eq!(policy.choose(&one, &mut rng), 0);
+        assert_eq!(policy.choose_given(&[], Some(&[]), &mut rng), 0);
+        assert_eq!(policy.choose_given(&one, Some(&[1.0]), &mut rng), 0);
+        // A lone arm is chosen for certain; no arm at all has no odds.
+        assert_eq!(policy.propensity(0, &one, Some(&[1.0])), Some(1.0));
+        assert_eq!(policy.propensity(0, &[], Some(&[])), None);
+        // Chances of the wrong length (a snapshot from before an edit) are not used.
+        let two = [ArmTotals::default(); 2];
+        assert!(policy.choose_given(&two, Some(&[1.0]), &mut rng) < 2);
+    }
+    // Chances that are all zero (no information) fall back to drawing from the posteriors.
+    let two = [ArmTotals::new(10, 1), ArmTotals::new(10, 2)];
+    for policy in [Policy::thompson(), Policy::top_two_thompson()] {
+        assert!(policy.choose_given(&two, Some(&[0.0, 0.0]), &mut rng) < 2);
     }
     let zero = Policy::Split {
         weights: vec![0.0, 0.0],
