@@ -4,6 +4,30 @@ use crate::engine::{FlagDefinition, Policy};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+/// [`decide`] with two arms and no counts yet, and no chances to read.
+#[allow(clippy::too_many_arguments)]
+fn decide_fresh<R: rand::Rng + ?Sized>(
+    facts: &Facts,
+    visitor: &VisitorState,
+    flag: &crate::engine::Flag,
+    epoch: i64,
+    now: i64,
+    expose: bool,
+    rng: &mut R,
+) -> Decision {
+    decide(
+        facts,
+        visitor,
+        flag,
+        epoch,
+        &[ArmTotals::default(); 2],
+        || None,
+        now,
+        expose,
+        rng,
+    )
+}
+
 /// One request's situation: which rules of the table could apply.
 #[derive(Clone, Copy, Default)]
 struct Situation {
@@ -60,19 +84,8 @@ fn run(situation: Situation) -> Decision {
         }),
         referrals: ReferralRules::default(),
     };
-    let totals = [ArmTotals::default(); 2];
     let mut rng = SmallRng::seed_from_u64(2);
-    decide(
-        &facts,
-        &visitor,
-        &flag,
-        0,
-        &totals,
-        || None,
-        0,
-        true,
-        &mut rng,
-    )
+    decide_fresh(&facts, &visitor, &flag, 0, 0, true, &mut rng)
 }
 
 fn check(name: &str, situation: Situation, (by, arm, counted): Expected) {
@@ -297,47 +310,16 @@ fn a_held_arm_is_kept_counted_once_and_moved_to_a_locked_winner() {
     let mut held = Assigned::new(3, "off");
     held.exposed = true;
     visitor.insert("flag", held.clone());
-    let totals = [ArmTotals::default(); 2];
     let rng = &mut SmallRng::seed_from_u64(2);
-    let kept = decide(
-        &entered(),
-        &visitor,
-        &flag,
-        3,
-        &totals,
-        || None,
-        0,
-        true,
-        rng,
-    );
+    let kept = decide_fresh(&entered(), &visitor, &flag, 3, 0, true, rng);
     assert_eq!((kept.arm, kept.count, kept.remember), (0, None, None));
     // Another epoch: the held arm is void, the visitor is assigned and counted anew.
-    let anew = decide(
-        &entered(),
-        &visitor,
-        &flag,
-        4,
-        &totals,
-        || None,
-        0,
-        true,
-        rng,
-    );
+    let anew = decide_fresh(&entered(), &visitor, &flag, 4, 0, true, rng);
     assert_eq!((anew.arm, anew.count), (1, Some(EventKind::Exposure)));
     assert!(anew.new_arm);
     // A winner locked on the other arm: moved, and no longer counted.
     let locked = flag_with_winner(Some("on"));
-    let moved = decide(
-        &entered(),
-        &visitor,
-        &locked,
-        3,
-        &totals,
-        || None,
-        0,
-        true,
-        rng,
-    );
+    let moved = decide_fresh(&entered(), &visitor, &locked, 3, 0, true, rng);
     let remembered = moved.remember.expect("moved to the winner");
     assert_eq!((moved.arm, moved.count), (1, None));
     assert_eq!(remembered.arm, "on");
@@ -352,13 +334,12 @@ fn a_held_arm_is_kept_counted_once_and_moved_to_a_locked_winner() {
 fn without_the_database_or_where_nothing_counts_nothing_is_counted() {
     let flag = flag_with_winner(None);
     let visitor = VisitorState::new(&mut SmallRng::seed_from_u64(1));
-    let totals = [ArmTotals::default(); 2];
     let rng = &mut SmallRng::seed_from_u64(2);
     let offline = Facts {
         online: false,
         ..entered()
     };
-    let seen = decide(&offline, &visitor, &flag, 0, &totals, || None, 0, true, rng);
+    let seen = decide_fresh(&offline, &visitor, &flag, 0, 0, true, rng);
     assert_eq!(
         (seen.by, seen.arm, seen.count, seen.remember),
         (Precedence::Offline, 0, None, None)
@@ -367,30 +348,10 @@ fn without_the_database_or_where_nothing_counts_nothing_is_counted() {
         counts_here: false,
         ..entered()
     };
-    let seen = decide(
-        &excluded_path,
-        &visitor,
-        &flag,
-        0,
-        &totals,
-        || None,
-        0,
-        true,
-        rng,
-    );
+    let seen = decide_fresh(&excluded_path, &visitor, &flag, 0, 0, true, rng);
     assert_eq!((seen.arm, seen.count), (1, None));
     assert!(seen.remember.is_some_and(|assigned| !assigned.exposed));
-    let read_only = decide(
-        &entered(),
-        &visitor,
-        &flag,
-        0,
-        &totals,
-        || None,
-        0,
-        false,
-        rng,
-    );
+    let read_only = decide_fresh(&entered(), &visitor, &flag, 0, 0, false, rng);
     assert_eq!((read_only.arm, read_only.count), (1, None));
 }
 
@@ -400,21 +361,10 @@ fn a_counted_view_carries_the_odds_its_arm_was_chosen_with_even_when_chosen_earl
         .with_policy(Policy::percent(25.0))
         .validate()
         .expect("valid");
-    let totals = [ArmTotals::default(); 2];
     let rng = &mut SmallRng::seed_from_u64(7);
     let mut visitor = VisitorState::new(rng);
     // Read where nothing counts: the arm is chosen and its odds kept, nothing logged.
-    let read = decide(
-        &entered(),
-        &visitor,
-        &flag,
-        0,
-        &totals,
-        || None,
-        0,
-        false,
-        rng,
-    );
+    let read = decide_fresh(&entered(), &visitor, &flag, 0, 0, false, rng);
     let chosen = read.remember.expect("a new arm");
     let odds = [0.75, 0.25][read.arm];
     assert_eq!((read.count, read.propensity), (None, None));
@@ -422,34 +372,14 @@ fn a_counted_view_carries_the_odds_its_arm_was_chosen_with_even_when_chosen_earl
     visitor.insert("flag", chosen);
     let visitor = VisitorState::decode(&visitor.encode()).expect("the cookie keeps them");
     // Counted later on the flag's page: the view logs the odds of the earlier choice.
-    let counted = decide(
-        &entered(),
-        &visitor,
-        &flag,
-        0,
-        &totals,
-        || None,
-        0,
-        true,
-        rng,
-    );
+    let counted = decide_fresh(&entered(), &visitor, &flag, 0, 0, true, rng);
     assert_eq!(counted.count, Some(EventKind::Exposure));
     assert_eq!(counted.propensity, Some(odds));
     assert_eq!(counted.remember.and_then(|a| a.propensity), None);
     // A locked winner is chosen for certain.
     let locked = flag.clone().lock_winner(1).expect("an arm");
     let fresh = VisitorState::new(rng);
-    let seen = decide(
-        &entered(),
-        &fresh,
-        &locked,
-        0,
-        &totals,
-        || None,
-        0,
-        true,
-        rng,
-    );
+    let seen = decide_fresh(&entered(), &fresh, &locked, 0, 0, true, rng);
     assert_eq!((seen.arm, seen.propensity), (1, Some(1.0)));
 }
 
@@ -488,13 +418,11 @@ fn a_conversion_needs_an_exposed_visitor_in_the_experiment_who_has_not_converted
 fn a_pinned_flag_counts_no_conversion_and_a_pinned_arm_it_lacks_is_its_control() {
     let flag = flag_with_winner(None);
     let mut visitor = VisitorState::new(&mut SmallRng::seed_from_u64(1));
-    let exposed = decide(
+    let exposed = decide_fresh(
         &entered(),
         &visitor,
         &flag,
         0,
-        &[ArmTotals::default(); 2],
-        || None,
         0,
         true,
         &mut SmallRng::seed_from_u64(2),
@@ -511,13 +439,11 @@ fn a_pinned_flag_counts_no_conversion_and_a_pinned_arm_it_lacks_is_its_control()
         convert(&facts, &visitor, &flag, 0, 0).is_none(),
         "pinned: nothing counts"
     );
-    let seen = decide(
+    let seen = decide_fresh(
         &facts,
         &visitor,
         &flag,
         0,
-        &[ArmTotals::default(); 2],
-        || None,
         0,
         true,
         &mut SmallRng::seed_from_u64(2),
@@ -533,7 +459,6 @@ fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_fo
     use crate::engine::partners::Referral;
     const DAY: i64 = 24 * 60 * 60 * 1000;
     let flag = flag_with_winner(None);
-    let totals = [ArmTotals::default(); 2];
     let rng = &mut SmallRng::seed_from_u64(5);
     let mut visitor = VisitorState::new(&mut SmallRng::seed_from_u64(4));
     visitor.set_referral(Some(Referral {
@@ -542,17 +467,7 @@ fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_fo
     }));
     let facts = entered();
     // Within the window (30 days by default): the view is the partner's.
-    let seen = decide(
-        &facts,
-        &visitor,
-        &flag,
-        0,
-        &totals,
-        || None,
-        11 * DAY,
-        true,
-        rng,
-    );
+    let seen = decide_fresh(&facts, &visitor, &flag, 0, 11 * DAY, true, rng);
     assert_eq!(seen.count, Some(EventKind::Exposure));
     let exposed = seen.remember.expect("exposed");
     assert_eq!(exposed.partner.as_deref(), Some("Ab3dE6gH"));
@@ -563,30 +478,10 @@ fn a_view_counts_for_the_partner_whose_referral_is_current_and_the_conversion_fo
     // A view after the window, or with no referral, is no partner's.
     let mut late = VisitorState::new(&mut SmallRng::seed_from_u64(6));
     late.set_referral(visitor.referral().cloned());
-    let after = decide(
-        &facts,
-        &late,
-        &flag,
-        0,
-        &totals,
-        || None,
-        40 * DAY,
-        true,
-        rng,
-    );
+    let after = decide_fresh(&facts, &late, &flag, 0, 40 * DAY, true, rng);
     assert_eq!(after.count, Some(EventKind::Exposure));
     assert_eq!(after.remember.and_then(|a| a.partner), None);
     let nobody = VisitorState::new(&mut SmallRng::seed_from_u64(7));
-    let direct = decide(
-        &facts,
-        &nobody,
-        &flag,
-        0,
-        &totals,
-        || None,
-        11 * DAY,
-        true,
-        rng,
-    );
+    let direct = decide_fresh(&facts, &nobody, &flag, 0, 11 * DAY, true, rng);
     assert_eq!(direct.remember.and_then(|a| a.partner), None);
 }
