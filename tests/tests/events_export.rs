@@ -193,11 +193,9 @@ async fn the_admin_links_the_export_from_the_flag_page() {
                 .header(Header::new("X-Staff", "yes"))
                 .dispatch()
         };
-        let page = staff("/bandits/admin/flags/headline")
-            .await
-            .into_string()
-            .await
-            .unwrap_or_default();
+        let page =
+            bandits_integration_tests::admin::staff_page(&client, "/bandits/admin/flags/headline")
+                .await;
         assert!(
             page.contains("/bandits/admin/flags/headline/events"),
             "{page}"

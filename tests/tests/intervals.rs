@@ -63,14 +63,9 @@ async fn a_flag_chooses_wilson_or_the_beta_posterior() {
         .await;
         assert_eq!(status, Status::UnprocessableEntity);
         assert!(refused.to_string().contains("interval"), "{refused}");
-        let page = client
-            .get("/bandits/admin/flags/posterior")
-            .header(Header::new("X-Staff", "yes"))
-            .dispatch()
-            .await
-            .into_string()
-            .await
-            .unwrap_or_default();
+        let page =
+            bandits_integration_tests::admin::staff_page(&client, "/bandits/admin/flags/posterior")
+                .await;
         assert!(page.contains("95% Beta posterior interval"), "{page}");
         client.terminate().await;
     })

@@ -153,14 +153,9 @@ async fn a_flags_numbers_split_by_the_partner_who_sent_each_visitor() {
         assert_eq!(refused["errors"][0]["field"], "by", "{refused}");
 
         // The admin's flag page shows the split, partners' names escaped.
-        let page = client
-            .get("/bandits/admin/flags/headline")
-            .header(Header::new("X-Staff", "yes"))
-            .dispatch()
-            .await
-            .into_string()
-            .await
-            .unwrap_or_default();
+        let page =
+            bandits_integration_tests::admin::staff_page(&client, "/bandits/admin/flags/headline")
+                .await;
         assert!(page.contains("By referral partner"), "{page}");
         assert!(page.contains("Other &amp; Sons"));
         assert!(page.contains(&format!("/bandits/admin/partners/{acme}")));
